@@ -1,0 +1,63 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "SensorFleet",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sensorfleet", targets: ["sensorfleet"]),
+        .library(name: "SensorFleetCore", targets: ["SensorFleetCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.8.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
+    ],
+    targets: [
+        // The C library and nothing else: libmosquitto plus the OpenSSL calls we need for our own SSL_CTX.
+        .systemLibrary(
+            name: "CMosquitto",
+            pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev", "libssl-dev"])]
+        ),
+        // The only Swift code that imports the C module.
+        .target(
+            name: "MosquittoKit",
+            dependencies: [
+                "CMosquitto",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Specs, validation, sensors, devices, supervisor, fleet, reports. No C here.
+        .target(
+            name: "SensorFleetCore",
+            dependencies: [
+                "MosquittoKit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        .executableTarget(
+            name: "sensorfleet",
+            dependencies: [
+                "SensorFleetCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SensorFleetCoreTests",
+            dependencies: ["SensorFleetCore"]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["SensorFleetCore", "MosquittoKit"]
+        ),
+    ]
+)

@@ -1,0 +1,63 @@
+#ifndef SENSORFLEET_CMOSQUITTO_SHIM_H
+#define SENSORFLEET_CMOSQUITTO_SHIM_H
+
+// libmosquitto (libmosquitto-dev) and the parts of OpenSSL (libssl-dev) we call to build our own
+// SSL_CTX per identity (see ../shared/LIBMOSQUITTO.md). Macros are wrapped in static inline
+// functions, prefixed CMosquitto_, because Swift cannot call C macros.
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <openssl/pem.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/resource.h>
+#include <netdb.h>
+#include <errno.h>
+
+static inline int CMosquitto_SSL_CTX_set_min_tls12(SSL_CTX *ctx) {
+    return (int)SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+}
+static inline int CMosquitto_SSL_CTX_set_min_tls13(SSL_CTX *ctx) {
+    return (int)SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+}
+static inline void CMosquitto_SSL_CTX_release_buffers(SSL_CTX *ctx) {
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+}
+static inline void CMosquitto_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int on) {
+    SSL_CTX_set_read_ahead(ctx, on);
+}
+static inline int CMosquitto_SSL_want_write(const SSL *ssl) {
+    return SSL_want_write(ssl);
+}
+static inline int CMosquitto_SSL_want_read(const SSL *ssl) {
+    return SSL_want_read(ssl);
+}
+static inline unsigned long CMosquitto_ERR_pop_error_string(char *buf, size_t len) {
+    unsigned long code = ERR_get_error();
+    if (code != 0) { ERR_error_string_n(code, buf, len); }
+    return code;
+}
+static inline int CMosquitto_errno(void) { return errno; }
+
+// epoll's event flags as plain integers (glibc declares them in an enum Swift imports awkwardly).
+static const uint32_t CMosquitto_EPOLLIN = EPOLLIN;
+static const uint32_t CMosquitto_EPOLLOUT = EPOLLOUT;
+static const uint32_t CMosquitto_EPOLLERR = EPOLLERR;
+static const uint32_t CMosquitto_EPOLLHUP = EPOLLHUP;
+static const uint32_t CMosquitto_EPOLLRDHUP = EPOLLRDHUP;
+
+static inline uint64_t CMosquitto_epoll_event_u64(const struct epoll_event *ev) { return ev->data.u64; }
+static inline uint32_t CMosquitto_epoll_event_events(const struct epoll_event *ev) { return ev->events; }
+static inline int CMosquitto_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.u64 = data;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+static inline size_t CMosquitto_epoll_event_size(void) { return sizeof(struct epoll_event); }
+
+#endif

@@ -1,0 +1,131 @@
+import Foundation
+
+/// MQTT protocol version a fleet speaks.
+public enum MQTTVersion: String, Sendable, Codable, CaseIterable {
+    case v311 = "3.1.1"
+    case v5 = "5"
+}
+
+/// Where and how the fleet connects. Loaded from `fleet.yaml` (`broker:`).
+public struct BrokerSpec: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    /// Absolute path of the CA file that signed the broker's certificate.
+    public var caFile: String
+    public var protocolVersion: MQTTVersion
+    /// MQTT keep-alive in seconds.
+    public var keepAlive: Int
+    /// Lowest TLS version: "1.2" (default) or "1.3".
+    public var tlsMinVersion: String
+    /// ALPN protocol, e.g. "x-amzn-mqtt-ca"; nil for none.
+    public var alpn: String?
+    /// Source address(es) to bind; nil for the kernel's choice.
+    public var bindAddress: String?
+    /// Only when the user asks for it by this name: skip the broker hostname check (warned loudly).
+    public var insecureSkipHostnameVerification: Bool
+
+    public init(
+        host: String = "localhost", port: Int = 8883, caFile: String,
+        protocolVersion: MQTTVersion = .v311, keepAlive: Int = 30, tlsMinVersion: String = "1.2",
+        alpn: String? = nil, bindAddress: String? = nil, insecureSkipHostnameVerification: Bool = false
+    ) {
+        self.host = host
+        self.port = port
+        self.caFile = caFile
+        self.protocolVersion = protocolVersion
+        self.keepAlive = keepAlive
+        self.tlsMinVersion = tlsMinVersion
+        self.alpn = alpn
+        self.bindAddress = bindAddress
+        self.insecureSkipHostnameVerification = insecureSkipHostnameVerification
+    }
+}
+
+/// One simulated sensor's behaviour. Every random kind draws from a generator seeded by
+/// (fleet seed, device id, sensor name), so the same fleet file gives the same readings.
+public enum SensorKind: Sendable, Equatable {
+    case constant(value: Double)
+    case uniform(min: Double, max: Double)
+    /// Normal distribution around `mean`; clamped to `min`/`max` when given.
+    case gaussian(mean: Double, stddev: Double, min: Double?, max: Double?)
+    /// Each reading moves by a uniform step in [-step, step], reflected at the bounds.
+    case randomWalk(start: Double, step: Double, min: Double, max: Double)
+    /// offset + amplitude·sin(2π·t/period) + gaussian noise (stddev `noise`); t in seconds since start.
+    case sine(period: Double, amplitude: Double, offset: Double, noise: Double)
+    /// start, start+step, start+2·step, …
+    case counter(start: Double, step: Double)
+}
+
+public struct SensorSpec: Sendable, Equatable {
+    public var name: String
+    public var unit: String?
+    public var kind: SensorKind
+    /// Digits after the decimal point in the payload (nil: as computed).
+    public var precision: Int?
+
+    public init(name: String, unit: String? = nil, kind: SensorKind, precision: Int? = nil) {
+        self.name = name
+        self.unit = unit
+        self.kind = kind
+        self.precision = precision
+    }
+}
+
+/// One device: loaded from `<fleet>/<id>/device.yaml` with fleet defaults applied.
+public struct DeviceSpec: Sendable, Equatable {
+    public var id: String
+    /// Absolute path of the device's folder.
+    public var directory: String
+    public var certFile: String
+    public var keyFile: String
+    /// Seconds between two readings.
+    public var interval: Double
+    public var qos: Int
+    /// Telemetry topic with `{id}` already replaced.
+    public var topic: String
+    public var cleanSession: Bool
+    public var sensors: [SensorSpec]
+
+    public init(
+        id: String, directory: String, certFile: String, keyFile: String, interval: Double,
+        qos: Int = 1, topic: String? = nil, cleanSession: Bool = true, sensors: [SensorSpec]
+    ) {
+        self.id = id
+        self.directory = directory
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.interval = interval
+        self.qos = qos
+        self.topic = topic ?? "devices/\(id)/telemetry"
+        self.cleanSession = cleanSession
+        self.sensors = sensors
+    }
+
+    /// Retained `online` on connect, `offline` as the will.
+    public var statusTopic: String { "devices/\(id)/status" }
+}
+
+/// A whole fleet, as `FleetLoader` reads it from a folder.
+public struct FleetSpec: Sendable, Equatable {
+    /// Absolute path of the fleet folder.
+    public var directory: String
+    public var broker: BrokerSpec
+    public var seed: UInt64
+    /// Fleet-wide limit on connection attempts per second (token bucket).
+    public var connectRate: Double
+    /// Bound on each device's outbox (messages waiting to be handed to the broker).
+    public var outboxLimit: Int
+    public var devices: [DeviceSpec]
+
+    public init(
+        directory: String, broker: BrokerSpec, seed: UInt64 = 1, connectRate: Double = 50,
+        outboxLimit: Int = 1000, devices: [DeviceSpec]
+    ) {
+        self.directory = directory
+        self.broker = broker
+        self.seed = seed
+        self.connectRate = connectRate
+        self.outboxLimit = outboxLimit
+        self.devices = devices
+    }
+}
