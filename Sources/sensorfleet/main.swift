@@ -1,0 +1,2 @@
+import SensorFleetCore
+print("sensorfleet")
