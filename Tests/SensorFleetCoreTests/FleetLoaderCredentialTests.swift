@@ -31,6 +31,20 @@ import X509
         }
     }
 
+    @Test func unprovisionedFleetGetsOneIssueNotOnePerFile() throws {
+        try withTempFleet { fleet in
+            try fleet.write("fleet.yaml", "seed: 1\n")
+            for id in ["a", "b", "c"] {
+                try fleet.write("\(id)/device.yaml", TempFleet.deviceYAML())
+            }
+            let issues = loadIssues(fleet)
+            #expect(issues.count == 1)
+            let found = try issue(in: issues, file: fleet.path("fleet.yaml"), field: "broker.ca")
+            #expect(found.problem.contains("all 3 devices"))
+            #expect(found.fix == "run `sensorfleet provision \(fleet.root)` to create the CA and the devices' certificates and keys")
+        }
+    }
+
     @Test func missingCertificateAndKeyAreReportedAtTheirKeys() throws {
         let ca = try TestCA.make()
         try withTempFleet { fleet in

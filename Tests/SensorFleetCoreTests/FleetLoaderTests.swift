@@ -172,6 +172,27 @@ import Testing
         }
     }
 
+    @Test func duplicateIDIsReportedOnTheFileThatDeclaresIt() throws {
+        try withTempFleet { fleet in
+            try fleet.write("fleet.yaml", "seed: 1\n")
+            try fleet.write("aaa/device.yaml", TempFleet.deviceYAML("id: zzz"))
+            try fleet.write("zzz/device.yaml", TempFleet.deviceYAML())
+            let issues = parseIssues(fleet)
+            #expect(issues.count == 1)
+            let found = try issue(in: issues, file: fleet.path("aaa/device.yaml"), field: "id")
+            #expect(found.problem.contains(fleet.path("zzz/device.yaml") + " (from its folder name)"))
+        }
+    }
+
+    @Test func issuesOfAFileAreOrderedByLine() throws {
+        try withTempFleet { fleet in
+            try fleet.write("fleet.yaml", "broker:\n  port: abc\n  protocl: 5\nseed: x\n")
+            try fleet.write("d/device.yaml", TempFleet.deviceYAML())
+            let lines = parseIssues(fleet).map(\.line)
+            #expect(lines == [2, 3, 4])
+        }
+    }
+
     @Test func everyProblemInEveryFileIsCollected() throws {
         try withTempFleet { fleet in
             try fleet.write("fleet.yaml", "broker:\n  port: abc\nseed: -1\n")

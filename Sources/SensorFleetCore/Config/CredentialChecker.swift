@@ -15,6 +15,18 @@ struct CredentialChecker {
         let settings = fleet.settings
         let provision = "run `sensorfleet provision \(settings.location.displayRoot)` to create the CA and "
             + "the devices' certificates and keys"
+        let fileManager = FileManager.default
+        if !fileManager.fileExists(atPath: settings.broker.caFile), !fleet.devices.isEmpty,
+           !fleet.devices.contains(where: {
+               fileManager.fileExists(atPath: $0.spec.certFile) || fileManager.fileExists(atPath: $0.spec.keyFile)
+           }) {
+            // Nothing provisioned yet: one issue instead of one per file.
+            log.error(settings.file, line: settings.caLine, field: "broker.ca",
+                      "the fleet has no credentials yet: the CA file \(settings.caDisplay) and the certificate and "
+                          + "key of all \(fleet.devices.count) devices do not exist",
+                      fix: provision)
+            return
+        }
         let caCertificates = loadCA(settings, provision: provision)
         for device in fleet.devices {
             check(device, ca: caCertificates, caDisplay: settings.caDisplay, provision: provision)

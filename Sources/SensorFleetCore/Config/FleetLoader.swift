@@ -23,9 +23,9 @@ public enum FleetLoader {
             CredentialChecker(log: log, now: now).check(parsed)
         }
         guard let parsed, log.errors.isEmpty else {
-            throw FleetValidationError(issues: log.errors)
+            throw FleetValidationError(issues: IssueLog.ordered(log.errors))
         }
-        return LoadedFleet(spec: parsed.spec, warnings: log.warnings)
+        return LoadedFleet(spec: parsed.spec, warnings: IssueLog.ordered(log.warnings))
     }
 
     /// Same YAML parsing and checks as ``load(directory:now:)``, without touching certificate or
@@ -37,7 +37,7 @@ public enum FleetLoader {
         let log = IssueLog()
         let parsed = parse(directory: directory, log: log)
         guard let parsed, log.errors.isEmpty else {
-            throw FleetValidationError(issues: log.errors)
+            throw FleetValidationError(issues: IssueLog.ordered(log.errors))
         }
         return parsed.spec
     }
@@ -66,7 +66,8 @@ public enum FleetLoader {
         var settings = FleetSettings(location: location)
         if FileManager.default.fileExists(atPath: location.absolute("fleet.yaml")) {
             if let root = YAMLFile.readMapping(path: location.absolute("fleet.yaml"), displayPath: fleetFile,
-                                               log: log, whatItHolds: "`broker:`, `seed:`, `defaults:` …") {
+                                               log: log, whatItHolds: "`broker:`, `seed:`, `defaults:` …",
+                                               allowEmpty: true) {
                 settings.read(root)
             }
         } else {
@@ -113,18 +114,21 @@ public enum FleetLoader {
         }
     }
 
+    /// One issue for each device whose id another device already has. A device that takes its id
+    /// from its folder name is the one kept; the others are told to change their `id:`.
     static func reportDuplicateIDs(_ devices: [ParsedDevice], log: IssueLog) {
-        var firstByID: [String: ParsedDevice] = [:]
-        for device in devices {
-            guard let first = firstByID[device.spec.id] else {
-                firstByID[device.spec.id] = device
-                continue
-            }
+        let groups = Dictionary(grouping: devices, by: \.spec.id).filter { $0.value.count > 1 }
+        for id in groups.keys.sorted() {
+            guard let group = groups[id]?.sorted(by: { ($0.idLine != nil ? 1 : 0, $0.file) < ($1.idLine != nil ? 1 : 0, $1.file) }),
+                  let first = group.first
+            else { continue }
             let how = { (d: ParsedDevice) in d.idLine == nil ? " (from its folder name)" : "" }
-            log.error(device.file, line: device.idLine, field: "id",
-                      "device id `\(device.spec.id)`\(how(device)) is also the id of \(first.file)\(how(first)); "
-                          + "the broker would see two clients with one identity",
-                      fix: "give every device its own id: change `id:` in \(device.file) or in \(first.file)")
+            for device in group.dropFirst() {
+                log.error(device.file, line: device.idLine, field: "id",
+                          "device id `\(id)`\(how(device)) is also the id of \(first.file)\(how(first)); "
+                              + "the broker would see two clients with one identity",
+                          fix: "give every device its own id: change `id:` in \(device.file) or in \(first.file)")
+            }
         }
     }
 }

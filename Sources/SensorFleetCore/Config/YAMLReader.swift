@@ -10,6 +10,22 @@ final class IssueLog {
         errors.append(FleetIssue(file: file, line: line, field: field, problem: problem, fix: fix))
     }
 
+    /// `issues` grouped by file (files in the order first met), each file's issues by line;
+    /// issues without a line keep their order after those with one.
+    static func ordered(_ issues: [FleetIssue]) -> [FleetIssue] {
+        var fileRank: [String: Int] = [:]
+        for issue in issues where fileRank[issue.file] == nil {
+            fileRank[issue.file] = fileRank.count
+        }
+        return issues.enumerated().sorted { a, b in
+            let (fa, fb) = (fileRank[a.element.file] ?? 0, fileRank[b.element.file] ?? 0)
+            if fa != fb { return fa < fb }
+            let (la, lb) = (a.element.line ?? Int.max, b.element.line ?? Int.max)
+            if la != lb { return la < lb }
+            return a.offset < b.offset
+        }.map(\.element)
+    }
+
     func warning(_ file: String, line: Int? = nil, field: String? = nil, _ problem: String, fix: String) {
         warnings.append(FleetIssue(file: file, line: line, field: field, problem: problem, fix: fix))
     }
@@ -19,7 +35,9 @@ final class IssueLog {
 enum YAMLFile {
     /// The top-level mapping of the file at `path`, or nil (with an issue logged) when the file
     /// cannot be read, is not YAML, or is not a mapping.
-    static func readMapping(path: String, displayPath: String, log: IssueLog, whatItHolds: String) -> MappingReader? {
+    /// - Parameter allowEmpty: whether a file with no content (or only comments) reads as an empty mapping.
+    static func readMapping(path: String, displayPath: String, log: IssueLog, whatItHolds: String,
+                            allowEmpty: Bool = false) -> MappingReader? {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -44,6 +62,9 @@ enum YAMLFile {
             return nil
         }
         guard let root, !(root.isNull) else {
+            if allowEmpty {
+                return MappingReader(Node.Mapping([]), path: "", file: displayPath, log: log)
+            }
             log.error(displayPath, line: 1, "the file is empty; expected a mapping of keys (\(whatItHolds))",
                       fix: "write \(whatItHolds) as `key: value` lines; see Devices/README.md")
             return nil
