@@ -182,6 +182,16 @@ import X509
         }
     }
 
+    @Test func symlinkedKeyIsJudgedByItsTarget() throws {
+        let ca = try TestCA.make()
+        try withTempFleet { fleet in
+            try fleet.writeValidFleet(ca: ca, ids: ["dev-1"])
+            try FileManager.default.moveItem(atPath: fleet.path("dev-1/key.pem"), toPath: fleet.path("dev-1/real-key.pem"))
+            try FileManager.default.createSymbolicLink(atPath: fleet.path("dev-1/key.pem"), withDestinationPath: "real-key.pem")
+            #expect(throws: Never.self) { try FleetLoader.load(directory: fleet.root) }
+        }
+    }
+
     @Test(arguments: ["cert.pem", "key.pem", "ca.pem"])
     func pemThatDoesNotParseNamesTheFile(file: String) throws {
         let ca = try TestCA.make()

@@ -134,7 +134,9 @@ struct CredentialChecker {
     }
 
     private func checkPermissions(_ device: ParsedDevice) {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: device.spec.keyFile),
+        // attributesOfItem does not follow symbolic links; the mode that matters is the target's.
+        let target = URL(fileURLWithPath: device.spec.keyFile).resolvingSymlinksInPath().path
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: target),
               let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue
         else { return }
         if mode & 0o077 != 0 {
