@@ -57,7 +57,7 @@ struct PayloadTests {
     }
 
     @Test(arguments: [
-        0.1, 1e-05, -1234.5678, 5e-324, 1.7976931348623157e308, 1e15, 123_456_789_012_345.6, -0.0, 0.30000000000000004,
+        0.1, 1e-05, -1234.5678, Double.leastNonzeroMagnitude, 1.7976931348623157e308, 1e15, 123_456_789_012_345.6, -0.0, 0.30000000000000004,
         2.5e-8, 1e21,
     ])
     func doublesRoundTripThroughTheirText(_ value: Double) throws {
