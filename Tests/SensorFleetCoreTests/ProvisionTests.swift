@@ -255,7 +255,9 @@ struct ProvisionTests {
         #expect(crl.authorityKeyID.map { $0[...] } == (try ca.extensions.subjectKeyIdentifier?.keyIdentifier))
         #expect(try fleet.read("broker/mosquitto.conf").contains("crlfile \(fleet.path)/broker/crl.pem\n"))
 
-        _ = try Provisioner.revoke(directory: fleet.path, deviceID: "sensor-0002", now: now + 60)
+        #expect(message.contains("Restart the broker"))  // a new crlfile line needs a restart
+        let second = try Provisioner.revoke(directory: fleet.path, deviceID: "sensor-0002", now: now + 60)
+        #expect(second.contains("SIGHUP"))  // an existing CRL is re-read on SIGHUP
         crl = try RevocationList(pemEncoded: fleet.read("broker/crl.pem"))
         #expect(crl.isSignatureValid(for: caKey))
         #expect(crl.entries.map(\.serial) == [serial1, serial2])

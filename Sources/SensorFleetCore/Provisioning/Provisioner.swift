@@ -175,13 +175,19 @@ public enum Provisioner {
         try AtomicFile.makeDirectory("\(dir)/broker")
         try AtomicFile.write(try crl.signAsPEM(with: authority.key), to: crlPath, mode: publicMode)
 
+        // mosquitto 2.0 re-reads a CRL it already uses on SIGHUP, but picks up a new `crlfile`
+        // line only at start (checked by hand with 2.0.11).
+        let confHadCRL = (try? AtomicFile.read("\(dir)/broker/mosquitto.conf"))?.contains("\ncrlfile ") ?? false
         var ignored = ProvisionResult()
         try writeBrokerFiles(dir: dir, port: brokerPort(dir: dir), result: &ignored)
         let serialText = FleetPKI.hex(serial)
         return (already
             ? "Device \(deviceID) (serial \(serialText)) was already revoked; "
             : "Revoked device \(deviceID) (serial \(serialText)); ")
-            + "\(crlPath) lists \(crl.entries.count) certificate(s). Restart the broker to apply it."
+            + "\(crlPath) lists \(crl.entries.count) certificate(s). "
+            + (confHadCRL
+                ? "Send the broker SIGHUP (mosquitto re-reads the CRL) or restart it."
+                : "Restart the broker: \(dir)/broker/mosquitto.conf now has a crlfile line, which mosquitto reads only at start.")
     }
 
     // MARK: - Steps
