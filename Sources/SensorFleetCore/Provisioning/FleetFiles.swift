@@ -1,0 +1,83 @@
+/// The text files provisioning writes: broker configuration, ACL, and YAML templates.
+enum FleetFiles {
+    /// `broker/mosquitto.conf` for a local mosquitto 2.0 with mutual TLS.
+    ///
+    /// Started as root, mosquitto switches to the `mosquitto` user before it reads the key and
+    /// the ACL, and the server key is mode 0600: run it as the folder's owner, or add `user root`
+    /// to a copy of this file for a local test.
+    static func mosquittoConf(directory: String, port: Int, withCRL: Bool) -> String {
+        var lines = [
+            "# Written by sensorfleet provision; rewritten on every run (it holds no secrets).",
+            "# Devices authenticate with their certificates; the certificate's CN is the username.",
+            "# mosquitto started as root drops to user 'mosquitto', which cannot read the 0600",
+            "# server key: run it as the owner of this folder, or add 'user root' to a copy.",
+            "per_listener_settings false",
+            "listener \(port) 127.0.0.1",
+            "cafile \(directory)/ca.pem",
+            "certfile \(directory)/broker/server.pem",
+            "keyfile \(directory)/broker/server.key",
+            "require_certificate true",
+            "use_identity_as_username true",
+            "tls_version tlsv1.2",
+            "allow_anonymous false",
+            "acl_file \(directory)/broker/acl",
+        ]
+        if withCRL { lines.append("crlfile \(directory)/broker/crl.pem") }
+        lines += [
+            "persistence false",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_dest stdout",
+        ]
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static let acl = """
+        # Written by sensorfleet provision. %u is the username, which is the client
+        # certificate's CN (use_identity_as_username), that is, the device id: each device may
+        # publish only under devices/<its id>/ and read only its own commands topic.
+        pattern write devices/%u/#
+        pattern read devices/%u/commands
+
+        """
+
+    static func fleetYAML(port: Int) -> String {
+        """
+        # Written by sensorfleet provision when missing; edit freely.
+        broker:
+          host: localhost
+          port: \(port)
+          ca: ca.pem
+        seed: 1
+
+        """
+    }
+
+    static func deviceYAML(id: String) -> String {
+        """
+        # Written by sensorfleet provision; edit freely.
+        id: \(id)
+        interval: 5
+        qos: 1
+        sensors:
+          - name: temperature
+            unit: "°C"
+            kind: random_walk
+            start: 21.0
+            step: 0.2
+            min: -10
+            max: 45
+            precision: 2
+          - name: humidity
+            unit: "%"
+            kind: gaussian
+            mean: 45
+            stddev: 5
+            min: 0
+            max: 100
+            precision: 1
+
+        """
+    }
+}
