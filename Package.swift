@@ -53,11 +53,21 @@ let package = Package(
         ),
         .testTarget(
             name: "SensorFleetCoreTests",
-            dependencies: ["SensorFleetCore"]
+            dependencies: [
+                "SensorFleetCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["SensorFleetCore", "MosquittoKit"]
+            dependencies: [
+                "SensorFleetCore",
+                "MosquittoKit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]
         ),
     ]
 )

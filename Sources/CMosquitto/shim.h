@@ -42,6 +42,15 @@ static inline unsigned long CMosquitto_ERR_pop_error_string(char *buf, size_t le
     return code;
 }
 static inline int CMosquitto_errno(void) { return errno; }
+static inline int CMosquitto_SSL_set_sni(const SSL *ssl, const char *name) {
+    return (int)SSL_set_tlsext_host_name((SSL *)ssl, name);
+}
+static inline int CMosquitto_SSL_is_init_finished(void *ssl) {
+    return ssl == NULL ? 1 : SSL_is_init_finished((const SSL *)ssl);
+}
+static inline int CMosquitto_SSL_want_write_ptr(void *ssl) {
+    return ssl == NULL ? 0 : SSL_want_write((const SSL *)ssl);
+}
 
 // epoll's event flags as plain integers (glibc declares them in an enum Swift imports awkwardly).
 static const uint32_t CMosquitto_EPOLLIN = EPOLLIN;

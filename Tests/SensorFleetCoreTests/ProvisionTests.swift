@@ -7,7 +7,7 @@ import X509
 @testable import SensorFleetCore
 
 /// A fresh folder under the system temp directory, removed when the test ends.
-private final class TempFleet {
+private final class ProvisionTempFleet {
     let path: String
     init() throws {
         path = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-\(UUID().uuidString)").path
@@ -64,7 +64,7 @@ private func run(_ executable: String, _ arguments: [String]) throws -> (status:
 @Suite("Provisioning: CA, broker and device identities, CRL")
 struct ProvisionTests {
     @Test func provisionsThreeDevicesWithPrivateKeys() throws {
-        let fleet = try TempFleet()
+        let fleet = try ProvisionTempFleet()
         let result = try Provisioner.provision(ProvisionOptions(directory: fleet.path, newDevices: 3))
         #expect(result.skipped.isEmpty)
         for file in ["ca.pem", "ca.key", "fleet.yaml", "broker/server.pem", "broker/server.key",
@@ -88,7 +88,7 @@ struct ProvisionTests {
     }
 
     @Test func caIsAConstrainedSelfSignedAuthority() throws {
-        let fleet = try TempFleet()
+        let fleet = try ProvisionTempFleet()
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path), now: now)
         let ca = try fleet.certificate("ca.pem")
@@ -106,7 +106,7 @@ struct ProvisionTests {
     }
 
     @Test func deviceAndBrokerCertificatesAreCorrectAndSignedByTheCA() throws {
-        let fleet = try TempFleet()
+        let fleet = try ProvisionTempFleet()
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         _ = try Provisioner.provision(
             ProvisionOptions(directory: fleet.path, newDevices: 2, validityDays: 30), now: now)
@@ -142,7 +142,7 @@ struct ProvisionTests {
     }
 
     @Test func rerunKeepsKeysAndCertificatesAndForceReplacesThem() throws {
-        let fleet = try TempFleet()
+        let fleet = try ProvisionTempFleet()
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, newDevices: 2))
         let files = ["ca.key", "ca.pem", "broker/server.key", "broker/server.pem", "sensor-0001/key.pem",
             "sensor-0001/cert.pem", "sensor-0002/key.pem"]
@@ -162,7 +162,7 @@ struct ProvisionTests {
     }
 
     @Test func existingDeviceFolderGetsItsCertificateUnderItsOwnID() throws {
-        let fleet = try TempFleet()
+        let fleet = try ProvisionTempFleet()
         try fleet.write("id: lab-probe\ninterval: 2\nsensors: []\n", to: "probe/device.yaml")
         try fleet.write("interval: 2\n", to: "thermostat-001/device.yaml")
         try fleet.write("not a device\n", to: "notes/readme.txt")
@@ -174,7 +174,7 @@ struct ProvisionTests {
     }
 
     @Test func newDeviceNumbersContinueAfterTheHighest() throws {
-        let fleet = try TempFleet()
+        let fleet = try ProvisionTempFleet()
         try fleet.write("id: sensor-0041\n", to: "a/device.yaml")
         try fleet.write("id: other-9999\n", to: "b/device.yaml")
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, newDevices: 2))
@@ -185,7 +185,7 @@ struct ProvisionTests {
     }
 
     @Test func missingHalfOfAPairIsRepairedWithoutLosingAKey() throws {
-        let fleet = try TempFleet()
+        let fleet = try ProvisionTempFleet()
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, newDevices: 2))
         let key2 = try fleet.read("sensor-0002/key.pem")
         try FileManager.default.removeItem(atPath: "\(fleet.path)/sensor-0001/key.pem")
@@ -202,7 +202,7 @@ struct ProvisionTests {
     }
 
     @Test func rejectsBadIDsAndOptions() throws {
-        let fleet = try TempFleet()
+        let fleet = try ProvisionTempFleet()
         try fleet.write("id: \"bad/id\"\n", to: "x/device.yaml")
         #expect(throws: ProvisionError.self) { try Provisioner.provision(ProvisionOptions(directory: fleet.path)) }
         try fleet.write("id: same\n", to: "x/device.yaml")
@@ -221,7 +221,7 @@ struct ProvisionTests {
     }
 
     @Test func brokerConfigurationPointsAtTheFleetFiles() throws {
-        let fleet = try TempFleet()
+        let fleet = try ProvisionTempFleet()
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, brokerPort: 18_884))
         let conf = try fleet.read("broker/mosquitto.conf")
         for line in ["listener 18884 127.0.0.1", "cafile \(fleet.path)/ca.pem", "keyfile \(fleet.path)/broker/server.key",
@@ -236,7 +236,7 @@ struct ProvisionTests {
     }
 
     @Test func revokeWritesASignedCRLThatKeepsEarlierSerials() throws {
-        let fleet = try TempFleet()
+        let fleet = try ProvisionTempFleet()
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, newDevices: 3), now: now)
         let ca = try fleet.certificate("ca.pem")
@@ -279,7 +279,7 @@ struct ProvisionTests {
     }
 
     @Test func revokeRejectsUnknownDevices() throws {
-        let fleet = try TempFleet()
+        let fleet = try ProvisionTempFleet()
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, newDevices: 1))
         let error = #expect(throws: ProvisionError.self) {
             try Provisioner.revoke(directory: fleet.path, deviceID: "nope")
@@ -289,7 +289,7 @@ struct ProvisionTests {
     }
 
     @Test func forcedNewCADropsTheOldCRL() throws {
-        let fleet = try TempFleet()
+        let fleet = try ProvisionTempFleet()
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, newDevices: 1))
         _ = try Provisioner.revoke(directory: fleet.path, deviceID: "sensor-0001")
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, force: true))
@@ -299,7 +299,7 @@ struct ProvisionTests {
 
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: openSSL)))
     func openSSLAcceptsTheFilesAndSeesTheRevocation() throws {
-        let fleet = try TempFleet()
+        let fleet = try ProvisionTempFleet()
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, newDevices: 2))
         _ = try Provisioner.revoke(directory: fleet.path, deviceID: "sensor-0002")
         let dir = fleet.path

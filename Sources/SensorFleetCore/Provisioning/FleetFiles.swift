@@ -40,6 +40,13 @@ enum FleetFiles {
         pattern write devices/%u/#
         pattern read devices/%u/commands
 
+        # The observer (broker/observer/): reads every device's topics (the demo's subscriber,
+        # the load-test verifier) and may send commands.
+        user sensorfleet-observer
+        topic read devices/#
+        topic write devices/+/commands
+        topic read $SYS/#
+
         """
 
     static func fleetYAML(port: Int) -> String {
@@ -63,7 +70,7 @@ enum FleetFiles {
         sensors:
           - name: temperature
             unit: "°C"
-            kind: random_walk
+            type: random_walk
             start: 21.0
             step: 0.2
             min: -10
@@ -71,7 +78,7 @@ enum FleetFiles {
             precision: 2
           - name: humidity
             unit: "%"
-            kind: gaussian
+            type: gaussian
             mean: 45
             stddev: 5
             min: 0

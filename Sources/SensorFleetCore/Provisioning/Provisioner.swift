@@ -11,6 +11,7 @@ import Yams
 /// DIR/ca.pem  ca.key                     the fleet CA (key 0600)
 /// DIR/fleet.yaml                         written only when missing
 /// DIR/broker/server.pem  server.key      broker identity for localhost, 127.0.0.1, ::1
+/// DIR/broker/observer/cert.pem  key.pem  read-only observer (reads devices/#, sends commands)
 /// DIR/broker/mosquitto.conf  acl         rewritten on every run
 /// DIR/broker/crl.pem                     after the first `revoke`
 /// DIR/<device>/device.yaml  cert.pem  key.pem
@@ -19,6 +20,8 @@ public enum Provisioner {
     static let keyMode: mode_t = 0o600
     static let publicMode: mode_t = 0o644
     static let crlValidity: TimeInterval = 30 * 86_400
+    /// CN of the observer identity in `DIR/broker/observer/`; no device may take this id.
+    public static let observerID = "sensorfleet-observer"
 
     /// Creates what is missing and repairs what is inconsistent; existing private keys are kept
     /// unless `options.force` is set.
@@ -47,6 +50,19 @@ public enum Provisioner {
             },
             issue: { key in
                 try FleetPKI.makeServer(key: key, authority: authority, now: now, validityDays: options.validityDays)
+            })
+
+        // 2b. The observer: a read-only identity for subscribers that watch the whole fleet (the
+        //     demo's subscriber, the load-test verifier, tests); it may also send commands.
+        try AtomicFile.makeDirectory("\(dir)/broker/observer")
+        _ = try ensurePair(
+            certPath: "\(dir)/broker/observer/cert.pem", keyPath: "\(dir)/broker/observer/key.pem",
+            label: "observer \(observerID)", force: options.force, result: &result,
+            problem: { cert, key in
+                FleetPKI.problem(with: cert, key: key, authority: authority, commonName: observerID, now: now)
+            },
+            issue: { key in
+                try FleetPKI.makeDevice(id: observerID, key: key, authority: authority, now: now, validityDays: options.validityDays)
             })
 
         // 3. fleet.yaml, only when missing.

@@ -1,0 +1,384 @@
+internal import CMosquitto
+import Foundation
+
+/// A message the broker publishes if the client vanishes.
+public struct MQTTWill: Sendable, Equatable {
+    public var topic: String
+    public var payload: [UInt8]
+    public var qos: Int
+    public var retain: Bool
+
+    public init(topic: String, payload: [UInt8], qos: Int = 1, retain: Bool = true) {
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+    }
+}
+
+/// Everything a client needs to connect.
+public struct MQTTClientOptions: Sendable {
+    public var clientID: String
+    /// Address or name to connect to. Give a resolved address to keep DNS off the reactor
+    /// thread; `tls.serverName` still carries the name for the certificate check and SNI.
+    public var host: String
+    public var port: Int
+    public var keepAlive: Int
+    public var useMQTT5: Bool
+    public var cleanSession: Bool
+    public var bindAddress: String?
+    public var will: MQTTWill?
+    public var tls: TLSContext
+    /// Seconds from the start of a connect to CONNACK before we give up on the attempt.
+    public var connectTimeout: Double
+    /// QoS 1 messages libmosquitto may have in flight (MQTT 5 Receive Maximum may lower it).
+    public var maxInflight: Int
+
+    public init(
+        clientID: String, host: String, port: Int, keepAlive: Int = 30, useMQTT5: Bool = false,
+        cleanSession: Bool = true, bindAddress: String? = nil, will: MQTTWill? = nil, tls: TLSContext,
+        connectTimeout: Double = 10, maxInflight: Int = 20
+    ) {
+        self.clientID = clientID
+        self.host = host
+        self.port = port
+        self.keepAlive = keepAlive
+        self.useMQTT5 = useMQTT5
+        self.cleanSession = cleanSession
+        self.bindAddress = bindAddress
+        self.will = will
+        self.tls = tls
+        self.connectTimeout = connectTimeout
+        self.maxInflight = maxInflight
+    }
+}
+
+/// Receives a client's events, on its reactor thread.
+public protocol MQTTClientDelegate: AnyObject {
+    /// CONNACK with success.
+    func clientDidConnect(_ client: MQTTClient, sessionPresent: Bool)
+    /// The connection (or the attempt at one) is over. `error` is nil after our own clean
+    /// disconnect. Called exactly once for every `connect()`.
+    func clientDidClose(_ client: MQTTClient, error: MosquittoError?)
+    /// PUBACK for QoS 1 (reason code ≥ 0x80 is a refusal at MQTT 5), or written out for QoS 0.
+    func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int)
+    /// A message on a subscribed topic.
+    func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer)
+}
+
+/// One libmosquitto client (`struct mosquitto *`), owned by one reactor. Create it, use it and
+/// close it on that reactor's thread only.
+public final class MQTTClient {
+    public enum State: Sendable, Equatable { case idle, connecting, connected, disconnecting }
+
+    public let options: MQTTClientOptions
+    public unowned let reactor: Reactor
+    public weak var delegate: MQTTClientDelegate?
+    public private(set) var state: State = .idle
+    /// When the current connection attempt started (monotonic ns).
+    public private(set) var connectStartedAt: UInt64 = 0
+
+    private let handle: OpaquePointer
+    private var slot = -1
+    private var registered = false
+    private var registeredEvents: UInt32 = 0
+    private var inLoop = false
+    private var closeRC: Int32?
+    private var refusal: Int?
+    private var lastLog: String?
+    private var timedOut = false
+    private var forcedDetail: String?
+    private var destroyed = false
+
+    /// - Throws: when libmosquitto cannot create the client or takes none of the options.
+    public init(reactor: Reactor, options: MQTTClientOptions) throws(MosquittoError) {
+        precondition(reactor.isCurrent, "MQTTClient must be created on its reactor's thread")
+        self.reactor = reactor
+        self.options = options
+        guard let handle = mosquitto_new(options.clientID, options.cleanSession, nil) else {
+            throw MosquittoError(code: Int32(MOSQ_ERR_NOMEM.rawValue), detail: "mosquitto_new failed for \(options.clientID)")
+        }
+        self.handle = handle
+        func check(_ rc: Int32, _ what: String) throws(MosquittoError) {
+            if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) {
+                mosquitto_destroy(handle)
+                throw MosquittoError(code: rc, detail: what)
+            }
+        }
+        try check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, options.useMQTT5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311), "protocol version")
+        try check(mosquitto_void_option(handle, MOSQ_OPT_SSL_CTX, UnsafeMutableRawPointer(options.tls.ctx)), "TLS context")
+        try check(mosquitto_int_option(handle, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0), "TLS context defaults")
+        try check(mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1), "TCP_NODELAY")
+        try check(mosquitto_int_option(handle, MOSQ_OPT_SEND_MAXIMUM, Int32(max(1, min(65535, options.maxInflight)))), "send maximum")
+        if let will = options.will {
+            let rc = will.payload.withUnsafeBytes { raw in
+                mosquitto_will_set(handle, will.topic, Int32(raw.count), raw.baseAddress, Int32(will.qos), will.retain)
+            }
+            try check(rc, "will on \(will.topic)")
+        }
+        mosquitto_connect_v5_callback_set(handle, onConnect)
+        mosquitto_disconnect_v5_callback_set(handle, onDisconnect)
+        mosquitto_publish_v5_callback_set(handle, onPublish)
+        mosquitto_message_v5_callback_set(handle, onMessage)
+        mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
+        slot = reactor.attach(self)
+    }
+
+    deinit {
+        if !destroyed { mosquitto_destroy(handle) }
+    }
+
+    public var isConnected: Bool { state == .connected }
+
+    /// Starts connecting (TCP, TLS, CONNECT) without blocking. The outcome arrives as
+    /// `clientDidConnect` or `clientDidClose`.
+    public func connect() {
+        precondition(state == .idle && !destroyed, "connect() while \(state)")
+        state = .connecting
+        connectStartedAt = MonotonicClock.now()
+        closeRC = nil
+        refusal = nil
+        lastLog = nil
+        timedOut = false
+        forcedDetail = nil
+        _ = options.tls.takeVerifyError()
+        // The log callback formats every libmosquitto log line; we want its TLS reasons only
+        // while connecting, so it is on until CONNACK.
+        mosquitto_log_callback_set(handle, onLog)
+        let rc: Int32
+        inLoop = true
+        // connect_bind_async = set host, then libmosquitto's reconnect on the same handle, which
+        // keeps (and re-sends) the QoS 1 messages it holds.
+        rc = mosquitto_connect_bind_async(handle, options.host, Int32(options.port), Int32(options.keepAlive), options.bindAddress)
+        inLoop = false
+        afterOperation(rc)
+    }
+
+    /// Publishes; returns libmosquitto's message id. Reactor thread only.
+    public func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool = false) -> Result<Int32, MosquittoError> {
+        var mid: Int32 = 0
+        let rc = mosquitto_publish(handle, &mid, topic, Int32(payload.count), payload.baseAddress, Int32(qos), retain)
+        if !inLoop { updateInterest() }
+        if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) { return .success(mid) }
+        return .failure(MosquittoError(code: rc))
+    }
+
+    /// Subscribes; the SUBACK is not reported separately.
+    @discardableResult
+    public func subscribe(_ pattern: String, qos: Int) -> MosquittoError? {
+        let rc = mosquitto_subscribe(handle, nil, pattern, Int32(qos))
+        if !inLoop { updateInterest() }
+        return rc == Int32(MOSQ_ERR_SUCCESS.rawValue) ? nil : MosquittoError(code: rc)
+    }
+
+    /// Sends DISCONNECT (the broker then drops the will). `clientDidClose(nil)` follows when the
+    /// broker closes the connection.
+    public func disconnect() {
+        guard state == .connected || state == .connecting else { return }
+        state = .disconnecting
+        let rc = mosquitto_disconnect(handle)
+        if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) {
+            forceClose(rc: rc)
+        } else if !inLoop {
+            updateInterest()
+        }
+    }
+
+    /// Closes the socket now, without DISCONNECT (the broker publishes the will).
+    public func abort() {
+        guard state != .idle else { return }
+        forceClose(rc: Int32(MOSQ_ERR_CONN_LOST.rawValue))
+    }
+
+    /// Frees the libmosquitto handle; drops whatever it still queues. The client is unusable after.
+    public func destroy() {
+        guard !destroyed else { return }
+        destroyed = true
+        mosquitto_destroy(handle)
+        reactor.detach(slot: slot)
+        registered = false
+        state = .idle
+    }
+
+    // MARK: Reactor side
+
+    func handle(events: UInt32) {
+        guard registered, !destroyed else { return }
+        let ssl = mosquitto_ssl_get(handle)
+        var rc = Int32(MOSQ_ERR_SUCCESS.rawValue)
+        inLoop = true
+        if CMosquitto_SSL_is_init_finished(ssl) == 0 {
+            // libmosquitto 2.0.11 treats SSL_ERROR_SYSCALL during the handshake as "try again",
+            // so a refused or reset connect would spin here for ever: ask the socket itself.
+            if events & (CMosquitto_EPOLLERR | CMosquitto_EPOLLHUP) != 0 {
+                inLoop = false
+                let fd = mosquitto_socket(handle)
+                var soError: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &length)
+                if soError != 0 {
+                    forceClose(rc: Int32(MOSQ_ERR_ERRNO.rawValue), detail: "\(String(cString: strerror(soError))) (\(options.host):\(options.port))")
+                } else {
+                    forceClose(rc: Int32(MOSQ_ERR_CONN_LOST.rawValue), detail: "refused or closed before the TLS handshake finished: is a TLS broker listening on \(options.host):\(options.port)?")
+                }
+                return
+            }
+            // During the handshake OpenSSL may want to read while libmosquitto says it wants to
+            // write; loop_write would do nothing and we would spin. Always read.
+            rc = mosquitto_loop_read(handle, 1)
+        } else {
+            if events & (CMosquitto_EPOLLIN | CMosquitto_EPOLLERR | CMosquitto_EPOLLHUP) != 0 {
+                rc = mosquitto_loop_read(handle, 1)
+            }
+            if rc == Int32(MOSQ_ERR_SUCCESS.rawValue), mosquitto_socket(handle) >= 0,
+               events & CMosquitto_EPOLLOUT != 0 || mosquitto_want_write(handle) {
+                rc = mosquitto_loop_write(handle, 1)
+            }
+        }
+        inLoop = false
+        afterOperation(rc)
+    }
+
+    func misc(now: UInt64) {
+        guard registered, !destroyed else { return }
+        if state == .connecting, now &- connectStartedAt > UInt64(options.connectTimeout * 1e9) {
+            timedOut = true
+            forceClose(rc: MosquittoError.connectTimeoutCode, detail: "nothing within \(options.connectTimeout) s from \(options.host):\(options.port)")
+            return
+        }
+        inLoop = true
+        let rc = mosquitto_loop_misc(handle)
+        inLoop = false
+        afterOperation(rc)
+    }
+
+    private func forceClose(rc: Int32, detail: String? = nil) {
+        if let detail, forcedDetail == nil { forcedDetail = detail }
+        if mosquitto_socket(handle) >= 0 {
+            // libmosquitto has no call that just closes a socket, and during the TLS handshake it
+            // never gives up on one by itself. Its connect path closes the old socket first, and
+            // an empty host then fails at once in getaddrinfo (no DNS query, checked with
+            // strace): the socket is gone and the QoS 1 messages it holds stay queued. The next
+            // connect() sets the real host again.
+            inLoop = true
+            _ = mosquitto_connect_bind_async(handle, "", Int32(options.port), Int32(options.keepAlive), nil)
+            inLoop = false
+        }
+        if closeRC == nil || closeRC == 0 { closeRC = rc }
+        afterOperation(rc)
+    }
+
+    /// Decides, after any libmosquitto call, whether the connection is gone, and keeps the
+    /// epoll registration in step with what libmosquitto wants.
+    private func afterOperation(_ rc: Int32) {
+        guard !destroyed else { return }
+        if state != .idle && mosquitto_socket(handle) < 0 {
+            closed(rc: rc)
+            return
+        }
+        updateInterest()
+    }
+
+    private func closed(rc: Int32) {
+        let wasState = state
+        state = .idle
+        registered = false
+        registeredEvents = 0
+        mosquitto_log_callback_set(handle, nil)
+        let success = Int32(MOSQ_ERR_SUCCESS.rawValue)
+        var error: MosquittoError?
+        let code = timedOut ? MosquittoError.connectTimeoutCode : (closeRC.flatMap { $0 == success ? nil : $0 } ?? (rc == success ? nil : rc))
+        if let refusal {
+            error = MosquittoError(code: MosquittoError.connectRefusedCode, detail: nil, reasonCode: refusal)
+        } else if let code {
+            var detail = forcedDetail ?? options.tls.takeVerifyError() ?? lastLog
+            if code == Int32(MOSQ_ERR_ERRNO.rawValue), detail == nil { detail = String(cString: strerror(CMosquitto_errno())) }
+            error = MosquittoError(code: code, detail: detail)
+        } else if wasState != .disconnecting {
+            // The socket went away without a reason from libmosquitto.
+            error = MosquittoError(code: Int32(MOSQ_ERR_CONN_LOST.rawValue), detail: lastLog)
+        }
+        reactor.deferToNextTurn { [weak self] in
+            guard let self, !self.destroyed else { return }
+            self.delegate?.clientDidClose(self, error: error)
+        }
+    }
+
+    private func updateInterest() {
+        let fd = mosquitto_socket(handle)
+        guard fd >= 0 else { return }
+        var wanted = CMosquitto_EPOLLIN
+        let ssl = mosquitto_ssl_get(handle)
+        if CMosquitto_SSL_is_init_finished(ssl) == 0 {
+            if CMosquitto_SSL_want_write_ptr(ssl) != 0 { wanted |= CMosquitto_EPOLLOUT }
+        } else if mosquitto_want_write(handle) {
+            wanted |= CMosquitto_EPOLLOUT
+        }
+        if !registered {
+            if CMosquitto_epoll_ctl(reactor.epfd, EPOLL_CTL_ADD, fd, wanted, UInt64(slot)) != 0 {
+                _ = CMosquitto_epoll_ctl(reactor.epfd, EPOLL_CTL_MOD, fd, wanted, UInt64(slot))
+            }
+            registered = true
+            registeredEvents = wanted
+        } else if wanted != registeredEvents {
+            _ = CMosquitto_epoll_ctl(reactor.epfd, EPOLL_CTL_MOD, fd, wanted, UInt64(slot))
+            registeredEvents = wanted
+        }
+    }
+
+    // MARK: Callbacks from libmosquitto (on this reactor's thread, inside a loop call)
+
+    fileprivate func didConnect(rc: Int32, flags: Int32) {
+        if rc == 0 {
+            state = .connected
+            mosquitto_log_callback_set(handle, nil)
+            delegate?.clientDidConnect(self, sessionPresent: flags & 1 != 0)
+        } else {
+            refusal = options.useMQTT5 ? Int(rc) : MQTTReasonCode.fromV311(Int(rc))
+        }
+    }
+
+    fileprivate func didDisconnect(rc: Int32) {
+        if closeRC == nil { closeRC = rc }
+    }
+
+    fileprivate func didPublish(mid: Int32, reason: Int32) {
+        delegate?.client(self, didCompletePublish: mid, reasonCode: Int(reason))
+    }
+
+    fileprivate func didReceive(_ message: UnsafePointer<mosquitto_message>) {
+        let topic = String(cString: message.pointee.topic)
+        let raw = UnsafeRawBufferPointer(start: message.pointee.payload, count: Int(message.pointee.payloadlen))
+        delegate?.client(self, didReceive: topic, payload: raw)
+    }
+
+    fileprivate func didLog(level: Int32, text: UnsafePointer<CChar>) {
+        if level & (Int32(MOSQ_LOG_ERR) | Int32(MOSQ_LOG_WARNING)) != 0 {
+            lastLog = String(cString: text)
+        }
+    }
+}
+
+@inline(__always)
+private func client(_ userdata: UnsafeMutableRawPointer?) -> MQTTClient? {
+    guard let userdata else { return nil }
+    return Unmanaged<MQTTClient>.fromOpaque(userdata).takeUnretainedValue()
+}
+
+private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void = { _, userdata, rc, flags, _ in
+    client(userdata)?.didConnect(rc: rc, flags: flags)
+}
+private let onDisconnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, OpaquePointer?) -> Void = { _, userdata, rc, _ in
+    client(userdata)?.didDisconnect(rc: rc)
+}
+private let onPublish: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void = { _, userdata, mid, reason, _ in
+    client(userdata)?.didPublish(mid: mid, reason: reason)
+}
+private let onMessage: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafePointer<mosquitto_message>?, OpaquePointer?) -> Void = { _, userdata, message, _ in
+    guard let message else { return }
+    client(userdata)?.didReceive(message)
+}
+private let onLog: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?) -> Void = { _, userdata, level, text in
+    guard let text else { return }
+    client(userdata)?.didLog(level: level, text: text)
+}

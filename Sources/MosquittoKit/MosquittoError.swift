@@ -1,0 +1,142 @@
+internal import CMosquitto
+
+/// An error from libmosquitto, OpenSSL or the connection itself, with our own message for every
+/// libmosquitto code (its `mosquitto_strerror` is wrong or vague for several of them) and, where
+/// there is one, OpenSSL's reason or the MQTT reason code the broker sent.
+public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// libmosquitto's `MOSQ_ERR_*` value, or one of the codes below that have no libmosquitto twin.
+    public let code: Int32
+    /// Our sentence for `code`.
+    public let message: String
+    /// What OpenSSL, the certificate check, errno or the broker added; nil when nothing did.
+    public let detail: String?
+    /// MQTT CONNACK / PUBACK reason code when the broker refused something (MQTT 5 numbering;
+    /// 3.1.1 return codes are mapped onto it).
+    public let reasonCode: Int?
+
+    /// The connection was lost (libmosquitto's MOSQ_ERR_CONN_LOST).
+    public static let connectionLostCode: Int32 = 7
+    /// No CONNACK arrived within the connect time-out (TCP + TLS + CONNECT).
+    public static let connectTimeoutCode: Int32 = 1000
+    /// The broker answered CONNACK with a refusal.
+    public static let connectRefusedCode: Int32 = 1001
+
+    public init(code: Int32, detail: String? = nil, reasonCode: Int? = nil) {
+        self.code = code
+        self.message = MosquittoError.describe(code: code)
+        self.detail = detail
+        self.reasonCode = reasonCode
+    }
+
+    public var description: String {
+        var text = message
+        if let reasonCode { text += " (reason \(reasonCode): \(MQTTReasonCode.describe(reasonCode)))" }
+        if let detail, !detail.isEmpty { text += ": \(detail)" }
+        return text
+    }
+
+    /// True for failures that will not fix themselves by retrying soon: the server is not trusted,
+    /// our certificate was rejected, revoked or expired, or the broker refused our identity.
+    /// The supervisor backs these off to the cap and reports them once.
+    public var isPermanent: Bool {
+        if code == MosquittoError.connectRefusedCode, let reasonCode {
+            return MQTTReasonCode.isPermanentRefusal(reasonCode)
+        }
+        guard let detail = detail?.lowercased() else { return false }
+        let markers = [
+            "certificate verify failed", "alert unknown ca", "alert bad certificate",
+            "alert certificate revoked", "alert certificate expired", "alert certificate unknown",
+            "alert unsupported certificate", "alert access denied", "certificate has expired",
+            "certificate is not yet valid", "hostname mismatch", "ip address mismatch",
+            "self-signed certificate", "unable to get local issuer certificate",
+            "key values mismatch", "alert handshake failure", "alert protocol version",
+            "wrong version number",
+        ]
+        return markers.contains { detail.contains($0) }
+    }
+
+    static func describe(code: Int32) -> String {
+        switch code {
+        case Int32(MOSQ_ERR_SUCCESS.rawValue): return "success"
+        case Int32(MOSQ_ERR_CONN_PENDING.rawValue): return "connection still being set up"
+        case Int32(MOSQ_ERR_NOMEM.rawValue): return "out of memory"
+        case Int32(MOSQ_ERR_PROTOCOL.rawValue): return "MQTT protocol error: the broker sent something out of order or invalid"
+        case Int32(MOSQ_ERR_INVAL.rawValue): return "invalid argument given to libmosquitto"
+        case Int32(MOSQ_ERR_NO_CONN.rawValue): return "not connected to the broker"
+        case Int32(MOSQ_ERR_CONN_REFUSED.rawValue): return "the broker refused the connection"
+        case Int32(MOSQ_ERR_NOT_FOUND.rawValue): return "not found"
+        case Int32(MOSQ_ERR_CONN_LOST.rawValue): return "connection to the broker lost"
+        case Int32(MOSQ_ERR_TLS.rawValue): return "TLS error"
+        case Int32(MOSQ_ERR_PAYLOAD_SIZE.rawValue): return "payload too large"
+        case Int32(MOSQ_ERR_NOT_SUPPORTED.rawValue): return "not supported by this libmosquitto or protocol version"
+        case Int32(MOSQ_ERR_AUTH.rawValue): return "authentication failed"
+        case Int32(MOSQ_ERR_ACL_DENIED.rawValue): return "not authorised by the broker's access control list"
+        case Int32(MOSQ_ERR_UNKNOWN.rawValue): return "unknown libmosquitto error"
+        case Int32(MOSQ_ERR_ERRNO.rawValue): return "system call failed"
+        case Int32(MOSQ_ERR_EAI.rawValue): return "could not resolve the broker's host name"
+        case Int32(MOSQ_ERR_PROXY.rawValue): return "proxy error"
+        case Int32(MOSQ_ERR_MALFORMED_UTF8.rawValue): return "topic or string is not valid UTF-8"
+        case Int32(MOSQ_ERR_KEEPALIVE.rawValue): return "keep-alive time-out: the broker stopped answering"
+        case Int32(MOSQ_ERR_LOOKUP.rawValue): return "DNS lookup failed"
+        case Int32(MOSQ_ERR_MALFORMED_PACKET.rawValue): return "malformed MQTT packet"
+        case Int32(MOSQ_ERR_DUPLICATE_PROPERTY.rawValue): return "duplicate MQTT 5 property"
+        case Int32(MOSQ_ERR_TLS_HANDSHAKE.rawValue): return "TLS handshake failed"
+        case Int32(MOSQ_ERR_QOS_NOT_SUPPORTED.rawValue): return "QoS not supported by the broker"
+        case Int32(MOSQ_ERR_OVERSIZE_PACKET.rawValue): return "packet larger than the broker accepts"
+        case Int32(MOSQ_ERR_OCSP.rawValue): return "OCSP check of the broker's certificate failed"
+        case Int32(MOSQ_ERR_TIMEOUT.rawValue): return "timed out"
+        case Int32(MOSQ_ERR_RETAIN_NOT_SUPPORTED.rawValue): return "retained messages not supported by the broker"
+        case Int32(MOSQ_ERR_TOPIC_ALIAS_INVALID.rawValue): return "invalid topic alias"
+        case Int32(MOSQ_ERR_ADMINISTRATIVE_ACTION.rawValue): return "disconnected by the broker's administrator"
+        case Int32(MOSQ_ERR_ALREADY_EXISTS.rawValue): return "already exists"
+        case connectTimeoutCode: return "connect timed out: no CONNACK from the broker in time"
+        case connectRefusedCode: return "the broker refused the connection"
+        default: return "libmosquitto error \(code)"
+        }
+    }
+}
+
+/// MQTT 5 reason codes (3.1.1 CONNACK return codes are mapped onto them by `fromV311`).
+public enum MQTTReasonCode {
+    public static func describe(_ code: Int) -> String {
+        switch code {
+        case 0x00: return "success"
+        case 0x10: return "no matching subscribers"
+        case 0x80: return "unspecified error"
+        case 0x81: return "malformed packet"
+        case 0x82: return "protocol error"
+        case 0x83: return "implementation specific error"
+        case 0x84: return "unsupported protocol version"
+        case 0x85: return "client identifier not valid"
+        case 0x86: return "bad user name or password"
+        case 0x87: return "not authorised"
+        case 0x88: return "server unavailable"
+        case 0x89: return "server busy"
+        case 0x8A: return "banned"
+        case 0x8C: return "bad authentication method"
+        case 0x90: return "topic name invalid"
+        case 0x95: return "packet too large"
+        case 0x97: return "quota exceeded"
+        case 0x99: return "payload format invalid"
+        case 0x9F: return "connection rate exceeded"
+        default: return "reason code 0x\(String(code, radix: 16))"
+        }
+    }
+
+    /// 3.1.1 CONNACK return codes 1–5 as MQTT 5 reason codes.
+    public static func fromV311(_ rc: Int) -> Int {
+        switch rc {
+        case 0: return 0
+        case 1: return 0x84
+        case 2: return 0x85
+        case 3: return 0x88
+        case 4: return 0x86
+        case 5: return 0x87
+        default: return 0x80
+        }
+    }
+
+    static func isPermanentRefusal(_ code: Int) -> Bool {
+        [0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C].contains(code)
+    }
+}

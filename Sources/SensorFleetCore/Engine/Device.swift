@@ -1,0 +1,390 @@
+import Foundation
+import Logging
+import MosquittoKit
+
+/// What every device of a fleet shares: where to connect, the trust store, limits and counters.
+final class FleetContext: Sendable {
+    let broker: BrokerSpec
+    /// The broker's address as resolved once at start (DNS never runs on a reactor thread).
+    let connectHost: String
+    let trust: TrustStore
+    let tlsSettings: TLSSettings
+    let limiter: ConnectRateLimiter
+    let backoff: BackoffPolicy
+    let counters: FleetCounters
+    let logger: Logger
+    let seed: UInt64
+    let outboxLimit: Int
+    let maxInflight: Int
+    let connectTimeout: Double
+
+    init(
+        broker: BrokerSpec, connectHost: String, trust: TrustStore, tlsSettings: TLSSettings,
+        limiter: ConnectRateLimiter, backoff: BackoffPolicy, counters: FleetCounters, logger: Logger,
+        seed: UInt64, outboxLimit: Int, maxInflight: Int, connectTimeout: Double
+    ) {
+        self.broker = broker
+        self.connectHost = connectHost
+        self.trust = trust
+        self.tlsSettings = tlsSettings
+        self.limiter = limiter
+        self.backoff = backoff
+        self.counters = counters
+        self.logger = logger
+        self.seed = seed
+        self.outboxLimit = outboxLimit
+        self.maxInflight = maxInflight
+        self.connectTimeout = connectTimeout
+    }
+}
+
+/// A device's figures at one moment.
+public struct DeviceSnapshot: Sendable, Equatable, Codable {
+    public var id: String
+    public var connected: Bool
+    public var published: Int
+    public var acknowledged: Int
+    public var dropped: Int
+    public var lastSeq: UInt64
+    public var queued: Int
+    public var inflight: Int
+    /// Connection attempts started.
+    public var attempts: Int
+    /// Connections that reached CONNACK.
+    public var connects: Int
+    public var errors: Int
+    public var lastError: String?
+    /// The last error will not fix itself by retrying (certificate, trust, authorisation).
+    public var failing: Bool
+}
+
+/// Messages waiting for the broker, oldest first, bounded; the oldest is dropped when full.
+struct Outbox {
+    struct Entry {
+        var seq: UInt64
+        var payload: [UInt8]
+    }
+
+    private var storage: [Entry] = []
+    private var head = 0
+    let limit: Int
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    var count: Int { storage.count - head }
+    var isEmpty: Bool { count == 0 }
+    var first: Entry? { isEmpty ? nil : storage[head] }
+
+    /// Appends; returns the entry pushed out when the outbox was full.
+    mutating func append(_ entry: Entry) -> Entry? {
+        var evicted: Entry?
+        if count >= limit { evicted = removeFirst() }
+        storage.append(entry)
+        return evicted
+    }
+
+    @discardableResult
+    mutating func removeFirst() -> Entry? {
+        guard !isEmpty else { return nil }
+        let entry = storage[head]
+        head += 1
+        if head > 64 && head * 2 > storage.count {
+            storage.removeFirst(head)
+            head = 0
+        }
+        return entry
+    }
+}
+
+/// One simulated device. Its state is confined to the reactor thread that owns its MQTT client,
+/// the same way an actor's state is confined to its executor: timers, sensor reads, the outbox
+/// and every libmosquitto call run there, with no hop between threads per message.
+final class Device: MQTTClientDelegate {
+    let spec: DeviceSpec
+    private let context: FleetContext
+    private let reactor: Reactor
+    private var logger: Logger
+    private var client: MQTTClient?
+    private var tls: TLSContext?
+    private var sensors: [SimulatedSensor]
+    private var outbox: Outbox
+    /// libmosquitto message id → telemetry seq, for what was handed over and not acknowledged.
+    private var inflight: [Int32: UInt64] = [:]
+    private var backoff: Backoff
+    private var rng = SystemRandomNumberGenerator()
+    private var tickTimer: ReactorTimer?
+    private var connectTimer: ReactorTimer?
+    private var nextTick: UInt64 = 0
+    private var startedAt: UInt64 = 0
+    private var connectedAt: UInt64 = 0
+    private var running = false
+    private var reportedErrors: Set<String> = []
+    private var payloadBuffer: [UInt8] = []
+    private var readings: [(name: String, value: Double)] = []
+
+    private(set) var seq: UInt64 = 0
+    private(set) var published = 0
+    private(set) var acknowledged = 0
+    private(set) var dropped = 0
+    private(set) var connects = 0
+    private(set) var attempts = 0
+    private(set) var errors = 0
+    private(set) var lastError: MosquittoError?
+    private var lastErrorText: String?
+
+    init(spec: DeviceSpec, context: FleetContext, reactor: Reactor) {
+        self.spec = spec
+        self.context = context
+        self.reactor = reactor
+        var logger = context.logger
+        logger[metadataKey: "device"] = "\(spec.id)"
+        self.logger = logger
+        sensors = spec.sensors.map {
+            SimulatedSensor(spec: $0, seed: SensorSeed.derive(fleetSeed: context.seed, deviceID: spec.id, sensorName: $0.name))
+        }
+        outbox = Outbox(limit: context.outboxLimit)
+        backoff = Backoff(policy: context.backoff)
+        readings.reserveCapacity(spec.sensors.count)
+    }
+
+    var isConnected: Bool { client?.isConnected ?? false }
+    var pending: Int { outbox.count + inflight.count }
+    var isClosed: Bool { client == nil || client?.state == .idle }
+
+    // MARK: Life cycle (reactor thread)
+
+    /// Starts readings (the first one at a random point of the first interval, so a fleet does
+    /// not publish in lock-step) and the first connection attempt.
+    func start() {
+        running = true
+        startedAt = MonotonicClock.now()
+        let offset = UInt64(Double.random(in: 0..<spec.interval, using: &rng) * 1e9)
+        nextTick = startedAt &+ offset
+        tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
+        requestConnect(after: 0)
+    }
+
+    /// Stops readings and reconnects; what is queued keeps going out while connected.
+    func stopProducing() {
+        running = false
+        tickTimer?.cancel()
+        connectTimer?.cancel()
+    }
+
+    /// Publishes the retained `offline` status (a clean DISCONNECT suppresses the will) and
+    /// disconnects.
+    func disconnect() {
+        guard let client else { return }
+        if client.isConnected {
+            publishStatus("offline")
+            client.disconnect()
+        } else {
+            client.abort()
+        }
+    }
+
+    /// Counts what never reached the broker as dropped and frees the client.
+    func finish() {
+        let left = outbox.count + inflight.count
+        if left > 0 {
+            dropped += left
+            context.counters.dropped.add(left, ordering: .relaxed)
+        }
+        outbox = Outbox(limit: context.outboxLimit)
+        inflight.removeAll()
+        if client?.isConnected == true { context.counters.connected.subtract(1, ordering: .relaxed) }
+        client?.destroy()
+        client = nil
+    }
+
+    func snapshot() -> DeviceSnapshot {
+        DeviceSnapshot(
+            id: spec.id, connected: isConnected, published: published, acknowledged: acknowledged,
+            dropped: dropped, lastSeq: seq, queued: outbox.count, inflight: inflight.count,
+            attempts: attempts, connects: connects, errors: errors, lastError: lastErrorText,
+            failing: lastError?.isPermanent ?? false
+        )
+    }
+
+    // MARK: Readings
+
+    private func tick() {
+        guard running else { return }
+        let now = MonotonicClock.now()
+        let elapsed = Double(now &- startedAt) / 1e9
+        readings.removeAll(keepingCapacity: true)
+        for i in sensors.indices {
+            readings.append((sensors[i].spec.name, sensors[i].read(elapsed: elapsed)))
+        }
+        seq += 1
+        TelemetryPayload.encode(
+            device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer
+        )
+        enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer))
+        // Next deadline from the previous one, not from now, so the rate does not drift; when
+        // we are more than a whole interval late, skip ahead and count the overrun.
+        let step = UInt64(spec.interval * 1e9)
+        nextTick &+= step
+        if nextTick < now {
+            let missed = (now - nextTick) / step + 1
+            nextTick &+= missed * step
+            context.counters.overruns.add(Int(missed), ordering: .relaxed)
+        }
+        tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
+        pump()
+    }
+
+    private func enqueue(_ entry: Outbox.Entry) {
+        published += 1
+        context.counters.published.add(1, ordering: .relaxed)
+        if outbox.append(entry) != nil {
+            dropped += 1
+            context.counters.dropped.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Hands queued messages to libmosquitto while connected, keeping at most the in-flight
+    /// window there: its own queue has no bound, and what it already holds it re-sends itself
+    /// after a reconnect, so we never publish a message twice.
+    private func pump() {
+        guard let client, client.isConnected else { return }
+        let window = spec.qos == 0 ? 64 : context.maxInflight
+        while inflight.count < window, let entry = outbox.first {
+            let result = entry.payload.withUnsafeBytes { raw in
+                client.publish(topic: spec.topic, payload: raw, qos: spec.qos)
+            }
+            switch result {
+            case .success(let mid):
+                outbox.removeFirst()
+                inflight[mid] = entry.seq
+            case .failure(let error):
+                // Not connected after all (the close is on its way) or refused locally: keep the
+                // message for the next connection.
+                logger.debug("publish deferred", metadata: ["error": "\(error)"])
+                return
+            }
+        }
+    }
+
+    private func publishStatus(_ status: String) {
+        guard let client else { return }
+        _ = Array(status.utf8).withUnsafeBytes { raw in
+            client.publish(topic: spec.statusTopic, payload: raw, qos: 1, retain: true)
+        }
+    }
+
+    // MARK: Connection (the supervisor's policy, applied per device)
+
+    private func requestConnect(after delay: Double) {
+        guard running else { return }
+        connectTimer?.cancel()
+        connectTimer = reactor.schedule(after: delay) { [unowned self] in
+            // Backoff first, then a slot from the fleet-wide limiter.
+            let slot = self.context.limiter.reserve(now: MonotonicClock.now())
+            self.connectTimer = self.reactor.schedule(at: slot) { [unowned self] in self.attemptConnect() }
+        }
+    }
+
+    private func attemptConnect() {
+        guard running, client?.state ?? .idle == .idle else { return }
+        do throws(MosquittoError) {
+            let client: MQTTClient
+            if let existing = self.client { client = existing } else { client = try makeClient() }
+            self.client = client
+            attempts += 1
+            context.counters.connectAttempts.add(1, ordering: .relaxed)
+            client.connect()
+        } catch {
+            failed(error)
+        }
+    }
+
+    private func makeClient() throws(MosquittoError) -> MQTTClient {
+        let tls: TLSContext
+        if let existing = self.tls {
+            tls = existing
+        } else {
+            tls = try TLSContext(trust: context.trust, certFile: spec.certFile, keyFile: spec.keyFile, settings: context.tlsSettings)
+            self.tls = tls
+        }
+        let options = MQTTClientOptions(
+            clientID: spec.id, host: context.connectHost, port: context.broker.port,
+            keepAlive: context.broker.keepAlive, useMQTT5: context.broker.protocolVersion == .v5,
+            cleanSession: spec.cleanSession, bindAddress: context.broker.bindAddress,
+            will: MQTTWill(topic: spec.statusTopic, payload: Array("offline".utf8), qos: 1, retain: true),
+            tls: tls, connectTimeout: context.connectTimeout, maxInflight: context.maxInflight
+        )
+        let client = try MQTTClient(reactor: reactor, options: options)
+        client.delegate = self
+        return client
+    }
+
+    private func failed(_ error: MosquittoError) {
+        errors += 1
+        context.counters.errors.add(1, ordering: .relaxed)
+        lastError = error
+        let text = error.description
+        lastErrorText = text
+        // Each distinct failure is reported once per device, then only counted.
+        if reportedErrors.insert(text).inserted {
+            logger.warning("connection failed: \(text)\(error.isPermanent ? " (will not fix itself: retrying at most every \(Int(context.backoff.cap)) s)" : "")")
+        } else {
+            logger.debug("connection failed again: \(text)")
+        }
+        requestConnect(after: backoff.nextDelay(permanent: error.isPermanent, using: &rng))
+    }
+
+    func clientDidConnect(_ client: MQTTClient, sessionPresent: Bool) {
+        connects += 1
+        connectedAt = MonotonicClock.now()
+        lastError = nil
+        context.counters.connected.add(1, ordering: .relaxed)
+        logger.debug("connected", metadata: ["session_present": "\(sessionPresent)"])
+        publishStatus("online")
+        pump()
+    }
+
+    func clientDidClose(_ client: MQTTClient, error: MosquittoError?) {
+        if connectedAt != 0 {
+            context.counters.connected.subtract(1, ordering: .relaxed)
+            backoff.connectionEnded(after: Double(MonotonicClock.now() &- connectedAt) / 1e9)
+            connectedAt = 0
+        }
+        if spec.qos == 0 && !inflight.isEmpty {
+            // QoS 0 handed over but not yet written is gone with the socket.
+            dropped += inflight.count
+            context.counters.dropped.add(inflight.count, ordering: .relaxed)
+            inflight.removeAll()
+        }
+        guard running else { return }
+        failed(error ?? MosquittoError(code: MosquittoError.connectionLostCode))
+    }
+
+    func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int) {
+        guard inflight.removeValue(forKey: messageID) != nil else { return }
+        if reasonCode >= 0x80 {
+            dropped += 1
+            errors += 1
+            context.counters.dropped.add(1, ordering: .relaxed)
+            context.counters.errors.add(1, ordering: .relaxed)
+            let text = "broker refused a publish on \(spec.topic): \(MQTTReasonCode.describe(reasonCode))"
+            lastErrorText = text
+            if reportedErrors.insert(text).inserted { logger.warning("\(text)") }
+        } else {
+            acknowledged += 1
+            context.counters.acknowledged.add(1, ordering: .relaxed)
+        }
+        pump()
+    }
+
+    func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer) {}
+}
+
+enum WallClock {
+    /// Milliseconds since 1970 (CLOCK_REALTIME), for payload timestamps.
+    static func millis() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}

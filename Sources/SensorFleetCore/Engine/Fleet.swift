@@ -1,0 +1,220 @@
+import Foundation
+import Logging
+import MosquittoKit
+import Synchronization
+
+/// How a fleet runs, beyond what its files say.
+public struct RunOptions: Sendable {
+    /// Overrides `broker.host` / `broker.port` of fleet.yaml.
+    public var brokerHost: String?
+    public var brokerPort: Int?
+    /// Reactor threads; default: one per core, at most one per 500 devices (at least one).
+    public var reactorThreads: Int?
+    public var backoff: BackoffPolicy
+    /// Overrides fleet.yaml's `connect_rate`.
+    public var connectRate: Double?
+    public var connectTimeout: Double
+    /// QoS 1 messages in flight per device.
+    public var maxInflight: Int
+
+    public init(
+        brokerHost: String? = nil, brokerPort: Int? = nil, reactorThreads: Int? = nil,
+        backoff: BackoffPolicy = BackoffPolicy(), connectRate: Double? = nil, connectTimeout: Double = 10,
+        maxInflight: Int = 20
+    ) {
+        self.brokerHost = brokerHost
+        self.brokerPort = brokerPort
+        self.reactorThreads = reactorThreads
+        self.backoff = backoff
+        self.connectRate = connectRate
+        self.connectTimeout = connectTimeout
+        self.maxInflight = maxInflight
+    }
+}
+
+/// A failure to start a fleet, said so a person can act on it.
+public struct FleetStartError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+/// What a fleet did, at the end of a run.
+public struct FleetSummary: Sendable {
+    public var totals: FleetTotals
+    public var devices: [DeviceSnapshot]
+    public var durationSeconds: Double
+    /// Devices that never connected, or whose last error will not fix itself.
+    public var failedDevices: [String] {
+        devices.filter { $0.connects == 0 || $0.failing }.map(\.id)
+    }
+}
+
+/// Runs a fleet: devices spread over a few reactor threads, each device on one reactor.
+public final class Fleet: Sendable {
+    public let spec: FleetSpec
+    public let counters = FleetCounters()
+    private let context: FleetContext
+    private let reactors: [Reactor]
+    private let devicesByReactor: [[DeviceSpec]]
+    private let devices = Mutex<[UncheckedBox<[Device]>]>([])
+    private let startedAt = Mutex<Date?>(nil)
+
+    /// Prepares the fleet: resolves the broker's address, loads the CA once and creates the
+    /// reactors. Nothing connects until `start()`.
+    public init(spec: FleetSpec, options: RunOptions = RunOptions(), logger: Logger) throws {
+        self.spec = spec
+        var broker = spec.broker
+        if let host = options.brokerHost { broker.host = host }
+        if let port = options.brokerPort { broker.port = port }
+        let connectHost = try Fleet.resolve(broker.host)
+        let trust: TrustStore
+        do {
+            trust = try TrustStore(caFile: broker.caFile)
+        } catch {
+            throw FleetStartError(description: "\(broker.caFile): \(error)")
+        }
+        if broker.insecureSkipHostnameVerification {
+            logger.warning("INSECURE: broker hostname verification is OFF (insecure_skip_hostname_verification in fleet.yaml); any certificate signed by the CA will be accepted for \(broker.host)")
+        }
+        let tlsSettings = TLSSettings(
+            serverName: broker.host, requireTLS13: broker.tlsMinVersion == "1.3", alpn: broker.alpn,
+            verifyHostname: !broker.insecureSkipHostnameVerification
+        )
+        context = FleetContext(
+            broker: broker, connectHost: connectHost, trust: trust, tlsSettings: tlsSettings,
+            limiter: ConnectRateLimiter(rate: options.connectRate ?? spec.connectRate),
+            backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
+            outboxLimit: spec.outboxLimit, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout
+        )
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let threads = max(1, options.reactorThreads ?? min(cores, (spec.devices.count + 499) / 500))
+        reactors = try (0..<threads).map { try Reactor(name: "reactor-\($0)") }
+        var split = Array(repeating: [DeviceSpec](), count: threads)
+        for (i, device) in spec.devices.enumerated() { split[i % threads].append(device) }
+        devicesByReactor = split
+        counters.devices.store(spec.devices.count, ordering: .relaxed)
+    }
+
+    /// The broker's address: IPv4 first, as libmosquitto would try it. Runs before any reactor.
+    static func resolve(_ host: String) throws -> String {
+        if IPAddress.isLiteral(host) { return host }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, nil, &hints, &result)
+        guard rc == 0, let first = result else {
+            throw FleetStartError(description: "cannot resolve broker host \"\(host)\": \(String(cString: gai_strerror(rc))); check broker.host in fleet.yaml or --broker")
+        }
+        defer { freeaddrinfo(result) }
+        var chosen: UnsafeMutablePointer<addrinfo>? = nil
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let entry = cursor {
+            if entry.pointee.ai_family == AF_INET { chosen = entry; break }
+            if chosen == nil { chosen = entry }
+            cursor = entry.pointee.ai_next
+        }
+        guard let entry = chosen else { throw FleetStartError(description: "no address for broker host \"\(host)\"") }
+        var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        guard getnameinfo(entry.pointee.ai_addr, entry.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 else {
+            throw FleetStartError(description: "cannot format the address of \"\(host)\"")
+        }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Starts the reactors, then every device (connections paced by the connect-rate limiter).
+    public func start() async {
+        startedAt.withLock { $0 = Date() }
+        for reactor in reactors { reactor.start() }
+        var all: [UncheckedBox<[Device]>] = []
+        for (index, reactor) in reactors.enumerated() {
+            let specs = devicesByReactor[index]
+            let context = self.context
+            let made = await reactor.submit { () -> UncheckedBox<[Device]> in
+                let devices = specs.map { Device(spec: $0, context: context, reactor: reactor) }
+                for device in devices { device.start() }
+                return UncheckedBox(devices)
+            }
+            all.append(made)
+        }
+        devices.withLock { $0 = all }
+    }
+
+    /// Per-device figures, gathered on each reactor.
+    public func snapshot() async -> [DeviceSnapshot] {
+        var result: [DeviceSnapshot] = []
+        let groups = devices.withLock { $0 }
+        for (index, group) in groups.enumerated() {
+            result += await reactors[index].submit { group.value.map { $0.snapshot() } }
+        }
+        return result.sorted { $0.id < $1.id }
+    }
+
+    /// Waits until `condition` holds on every device, or the deadline passes. True when it held.
+    public func waitUntilAllDevices(timeout: Double, _ condition: @escaping @Sendable (DeviceSnapshot) -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let snapshots = await snapshot()
+            if snapshots.allSatisfy(condition) { return true }
+            if Date() >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Graceful stop: no new readings; waits up to `drainTimeout` for what is queued to be
+    /// acknowledged; publishes `offline` and sends DISCONNECT; waits up to `disconnectTimeout`
+    /// for the broker to close; counts whatever was not delivered as dropped; ends the reactors.
+    public func stop(drainTimeout: Double = 10, disconnectTimeout: Double = 3) async -> FleetSummary {
+        let groups = devices.withLock { $0 }
+        for (index, group) in groups.enumerated() {
+            await reactors[index].submit { for device in group.value { device.stopProducing() } }
+        }
+        _ = await waitUntil(timeout: drainTimeout, groups) { $0.pending == 0 || !$0.isConnected }
+        for (index, group) in groups.enumerated() {
+            await reactors[index].submit { for device in group.value { device.disconnect() } }
+        }
+        _ = await waitUntil(timeout: disconnectTimeout, groups) { $0.isClosed }
+        var snapshots: [DeviceSnapshot] = []
+        for (index, group) in groups.enumerated() {
+            snapshots += await reactors[index].submit { () -> [DeviceSnapshot] in
+                let result = group.value.map { device -> DeviceSnapshot in
+                    let connectedAtEnd = device.isConnected
+                    device.finish()
+                    var snapshot = device.snapshot()
+                    snapshot.connected = connectedAtEnd
+                    return snapshot
+                }
+                return result
+            }
+        }
+        for reactor in reactors { reactor.stop() }
+        for reactor in reactors { await Task.detached { reactor.join() }.value }
+        let began = startedAt.withLock { $0 } ?? Date()
+        var totals = counters.snapshot()
+        totals.connected = snapshots.filter(\.connected).count
+        return FleetSummary(
+            totals: totals, devices: snapshots.sorted { $0.id < $1.id },
+            durationSeconds: Date().timeIntervalSince(began)
+        )
+    }
+
+    private func waitUntil(timeout: Double, _ groups: [UncheckedBox<[Device]>], _ condition: @escaping (Device) -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        let check = UncheckedBox(condition)
+        while true {
+            var all = true
+            for (index, group) in groups.enumerated() {
+                let ok = await reactors[index].submit { group.value.allSatisfy(check.value) }
+                all = all && ok
+            }
+            if all { return true }
+            if Date() >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
+/// Carries reactor-confined objects across a hop whose other side only hands them back to the
+/// same reactor.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,40 @@
+import Synchronization
+
+/// Fleet-wide totals, updated by the reactor threads and read by the live status line.
+public final class FleetCounters: Sendable {
+    public let devices = Atomic<Int>(0)
+    public let connected = Atomic<Int>(0)
+    /// Telemetry messages accepted into an outbox.
+    public let published = Atomic<Int>(0)
+    /// PUBACK received (QoS 1) or written to the socket (QoS 0).
+    public let acknowledged = Atomic<Int>(0)
+    /// Accepted but never delivered: outbox overflow, refused by the broker, left at exit.
+    public let dropped = Atomic<Int>(0)
+    /// Connection failures and refused publishes.
+    public let errors = Atomic<Int>(0)
+    public let connectAttempts = Atomic<Int>(0)
+    /// Readings due while the previous one was still being produced late (timer overrun).
+    public let overruns = Atomic<Int>(0)
+
+    public init() {}
+
+    public func snapshot() -> FleetTotals {
+        FleetTotals(
+            devices: devices.load(ordering: .relaxed), connected: connected.load(ordering: .relaxed),
+            published: published.load(ordering: .relaxed), acknowledged: acknowledged.load(ordering: .relaxed),
+            dropped: dropped.load(ordering: .relaxed), errors: errors.load(ordering: .relaxed),
+            connectAttempts: connectAttempts.load(ordering: .relaxed), overruns: overruns.load(ordering: .relaxed)
+        )
+    }
+}
+
+public struct FleetTotals: Sendable, Equatable, Codable {
+    public var devices: Int
+    public var connected: Int
+    public var published: Int
+    public var acknowledged: Int
+    public var dropped: Int
+    public var errors: Int
+    public var connectAttempts: Int
+    public var overruns: Int
+}

@@ -1,0 +1,186 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SensorFleetCore
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a fleet until the duration ends or SIGINT/SIGTERM, then stop gracefully."
+    )
+
+    @Argument(help: "The fleet folder.")
+    var directory: String = "Devices"
+
+    @Option(help: "Broker as HOST:PORT (overrides fleet.yaml).")
+    var broker: String?
+
+    @Option(help: "Seconds to run (default: until SIGINT/SIGTERM).")
+    var duration: Double?
+
+    @Option(help: "Write a JSON report to this file at the end.")
+    var report: String?
+
+    @Option(help: "Connection attempts per second for the whole fleet (overrides fleet.yaml).")
+    var connectRate: Double?
+
+    @Option(help: "Seconds between status lines when the output is not a terminal.")
+    var statusInterval: Double = 5
+
+    @Option(help: "Seconds to wait at the end for queued messages to be acknowledged.")
+    var drainTimeout: Double = 10
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if let duration, duration <= 0 { throw ValidationError("--duration \(duration): expected a number of seconds > 0") }
+        if let connectRate, connectRate <= 0 { throw ValidationError("--connect-rate \(connectRate): expected attempts per second > 0") }
+        if let broker { _ = try parseBroker(broker) }
+    }
+
+    func run() async throws {
+        let logger = try logging.bootstrap()
+        let loaded = try loadFleet(directory)
+        for warning in loaded.warnings { logger.warning("\(warning)") }
+        var options = RunOptions(connectRate: connectRate)
+        if let broker {
+            let (host, port) = try parseBroker(broker)
+            options.brokerHost = host
+            options.brokerPort = port
+        }
+        let fleet: Fleet
+        do {
+            fleet = try Fleet(spec: loaded.spec, options: options, logger: logger)
+        } catch {
+            printError("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        let brokerText = "\(options.brokerHost ?? loaded.spec.broker.host):\(options.brokerPort ?? loaded.spec.broker.port)"
+        print("sensorfleet: \(loaded.spec.devices.count) device\(loaded.spec.devices.count == 1 ? "" : "s") → \(brokerText) (TLS, MQTT \(loaded.spec.broker.protocolVersion.rawValue))")
+        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
+        await fleet.start()
+        let status = StatusLine(counters: fleet.counters, interval: statusInterval)
+        let stopReason = await withTaskGroup(of: String.self) { group -> String in
+            group.addTask { await signals.wait() }
+            if let duration {
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(duration))
+                    return "duration reached"
+                }
+            }
+            group.addTask {
+                await status.run()
+                return "status ended"
+            }
+            let first = await group.next() ?? "stopped"
+            group.cancelAll()
+            return first
+        }
+        status.finish()
+        print("stopping (\(stopReason)): waiting up to \(Int(drainTimeout)) s for acknowledgements…")
+        let summary = await fleet.stop(drainTimeout: drainTimeout)
+        printSummary(summary)
+        if let report {
+            do {
+                try RunReport(summary: summary, broker: brokerText).jsonData().write(to: URL(fileURLWithPath: report))
+                print("report written to \(report)")
+            } catch {
+                printError("cannot write the report to \(report): \(error.localizedDescription)")
+                throw ExitCode(1)
+            }
+        }
+        if !summary.failedDevices.isEmpty {
+            printError("\(summary.failedDevices.count) device(s) failed: \(summary.failedDevices.prefix(10).joined(separator: ", "))\(summary.failedDevices.count > 10 ? ", …" : "")")
+            throw ExitCode(2)
+        }
+    }
+
+    private func printSummary(_ summary: FleetSummary) {
+        let t = summary.totals
+        print("""
+        summary after \(String(format: "%.1f", summary.durationSeconds)) s:
+          devices       \(t.devices) (\(t.connected) connected at the end)
+          published     \(t.published)
+          acknowledged  \(t.acknowledged)
+          dropped       \(t.dropped)
+          errors        \(t.errors) (\(t.connectAttempts) connection attempts)
+        """)
+        if summary.devices.count <= 20 {
+            for d in summary.devices {
+                let error = d.lastError.map { "  last error: \($0)" } ?? ""
+                print("  \(d.id.padding(toLength: 24, withPad: " ", startingAt: 0)) seq \(d.lastSeq)  acked \(d.acknowledged)  dropped \(d.dropped)\(error)")
+            }
+        }
+    }
+}
+
+/// "HOST:PORT" or "[IPv6]:PORT".
+func parseBroker(_ text: String) throws -> (String, Int) {
+    let fail = ValidationError("--broker \(text): expected HOST:PORT, e.g. localhost:8883")
+    guard let colon = text.lastIndex(of: ":") else { throw fail }
+    var host = String(text[..<colon])
+    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { throw fail }
+    return (host, port)
+}
+
+/// Turns SIGINT/SIGTERM into an awaitable event instead of killing the process. The dispatch
+/// sources are only kept alive here, never touched again (hence @unchecked).
+final class SignalWaiter: @unchecked Sendable {
+    private let stream: AsyncStream<String>
+    private let sources: [any DispatchSourceSignal]
+
+    init(signals: [Int32]) {
+        let (stream, continuation) = AsyncStream<String>.makeStream()
+        self.stream = stream
+        sources = signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield(number == SIGINT ? "SIGINT" : "SIGTERM") }
+            source.resume()
+            return source
+        }
+    }
+
+    func wait() async -> String {
+        for await name in stream { return name }
+        return "signal"
+    }
+}
+
+/// The live status: one rewritten line on a terminal, plain periodic lines otherwise.
+final class StatusLine: Sendable {
+    let counters: FleetCounters
+    let interval: Double
+    let isTerminal = isatty(STDOUT_FILENO) == 1
+
+    init(counters: FleetCounters, interval: Double) {
+        self.counters = counters
+        self.interval = interval
+    }
+
+    func run() async {
+        var last = counters.snapshot()
+        var lastTime = ContinuousClock.now
+        let period = isTerminal ? 1.0 : max(0.5, interval)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(period))
+            if Task.isCancelled { break }
+            let now = ContinuousClock.now
+            let current = counters.snapshot()
+            let seconds = Double((now - lastTime).components.attoseconds) / 1e18 + Double((now - lastTime).components.seconds)
+            let rate = Double(current.published - last.published) / max(seconds, 0.001)
+            let line = "connected \(current.connected)/\(current.devices)  sent \(current.published)  acked \(current.acknowledged)  \(String(format: "%.1f", rate)) msg/s  dropped \(current.dropped)  errors \(current.errors)"
+            if isTerminal {
+                FileHandle.standardOutput.write(Data("\r\u{1B}[2K\(line)".utf8))
+            } else {
+                FileHandle.standardOutput.write(Data((line + "\n").utf8))
+            }
+            last = current
+            lastTime = now
+        }
+    }
+
+    func finish() {
+        if isTerminal { FileHandle.standardOutput.write(Data("\n".utf8)) }
+    }
+}

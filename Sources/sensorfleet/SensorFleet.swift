@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SensorFleetCore
+
+@main
+struct SensorFleet: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sensorfleet",
+        abstract: "Simulated IoT device fleets publishing telemetry over MQTT with mutual TLS.",
+        subcommands: [Run.self, Validate.self, Provision.self, Revoke.self]
+    )
+}
+
+/// Options every command that logs shares.
+struct LoggingOptions: ParsableArguments {
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func bootstrap() throws -> Logger {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("--log-level \(logLevel): expected one of trace, debug, info, notice, warning, error, critical")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "sensorfleet")
+        logger.logLevel = level
+        return logger
+    }
+}
+
+/// Prints to standard error.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Loads and validates a fleet, printing every problem; exits 1 when there is any.
+func loadFleet(_ directory: String) throws -> LoadedFleet {
+    do {
+        return try FleetLoader.load(directory: directory)
+    } catch {
+        printError("\(directory): the fleet is not valid (\(error.issues.count) problem\(error.issues.count == 1 ? "" : "s")):")
+        for issue in error.issues { printError("  ✗ \(issue)") }
+        throw ExitCode(1)
+    }
+}
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a fleet folder without connecting: YAML, keys, certificates, permissions."
+    )
+
+    @Argument(help: "The fleet folder.")
+    var directory: String = "Devices"
+
+    func run() throws {
+        let loaded = try loadFleet(directory)
+        for warning in loaded.warnings { printError("  ! \(warning)") }
+        print("\(directory): valid: \(loaded.spec.devices.count) device\(loaded.spec.devices.count == 1 ? "" : "s"), broker \(loaded.spec.broker.host):\(loaded.spec.broker.port)")
+    }
+}
+
+struct Provision: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a CA, a broker certificate and per-device certificates and keys for a fleet.",
+        discussion: "Existing keys are kept unless --force is given."
+    )
+
+    @Argument(help: "The fleet folder (created when missing).")
+    var directory: String = "Devices"
+
+    @Option(help: "How many new devices to create.")
+    var devices: Int = 0
+
+    @Option(help: "Id prefix for new devices.")
+    var prefix: String = "sensor"
+
+    @Option(help: "Broker port written to fleet.yaml (when created) and broker/mosquitto.conf.")
+    var port: Int = 8883
+
+    @Flag(help: "Regenerate keys and certificates that already exist.")
+    var force = false
+
+    func validate() throws {
+        guard devices >= 0 else { throw ValidationError("--devices \(devices): expected 0 or more") }
+        guard (1...65535).contains(port) else { throw ValidationError("--port \(port): expected 1…65535") }
+    }
+
+    func run() throws {
+        var options = ProvisionOptions(directory: directory)
+        options.newDevices = devices
+        options.prefix = prefix
+        options.force = force
+        options.brokerPort = port
+        do {
+            let result = try Provisioner.provision(options)
+            for line in result.created { print("  + \(line)") }
+            for line in result.skipped { print("  = \(line)") }
+        } catch {
+            printError("provision \(directory): \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Revoke: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Revoke a device's certificate in the fleet's CRL (DIR/broker/crl.pem); reload the broker after."
+    )
+
+    @Argument(help: "The fleet folder.")
+    var directory: String = "Devices"
+
+    @Argument(help: "The device id.")
+    var device: String
+
+    func run() throws {
+        do {
+            print(try Provisioner.revoke(directory: directory, deviceID: device))
+        } catch {
+            printError("revoke \(device): \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

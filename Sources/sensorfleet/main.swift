@@ -1,2 +1,0 @@
-import SensorFleetCore
-print("sensorfleet")

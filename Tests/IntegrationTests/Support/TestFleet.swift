@@ -1,0 +1,89 @@
+import Foundation
+import Logging
+@testable import SensorFleetCore
+
+/// A fleet provisioned for one test by the real `Provisioner` (CA, broker and device
+/// certificates), with a real mosquitto that requires client certificates and applies the
+/// per-device ACL.
+final class TestFleet: @unchecked Sendable {
+    let dir: TempDir
+    let ids: [String]
+    var broker: TestBroker!
+
+    var path: String { dir.path }
+    var caFile: String { "\(path)/ca.pem" }
+    var observerCert: String { "\(path)/broker/observer/cert.pem" }
+    var observerKey: String { "\(path)/broker/observer/key.pem" }
+
+    /// - Parameters:
+    ///   - devices: ids of the devices; each gets a `device.yaml` with `deviceYAML(id)`.
+    ///   - fleetYAML: extra lines for fleet.yaml (the broker port is filled in).
+    init(
+        devices: [String], interval: Double = 0.1, qos: Int = 1, protocolVersion: String = "3.1.1",
+        fleetExtra: String = "", deviceExtra: (String) -> String = { _ in "" },
+        startBroker: Bool = true, persistence: Bool = false, revoke: [String] = []
+    ) throws {
+        dir = try TempDir("fleet")
+        ids = devices
+        for id in devices {
+            let folder = "\(dir.path)/\(id)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try """
+            interval: \(interval)
+            qos: \(qos)
+            sensors:
+              - name: temperature
+                type: random_walk
+                start: 20
+                step: 0.5
+                min: 10
+                max: 30
+            \(deviceExtra(id))
+            """.write(toFile: "\(folder)/device.yaml", atomically: true, encoding: .utf8)
+        }
+        _ = try Provisioner.provision(ProvisionOptions(directory: dir.path))
+        for id in revoke { _ = try Provisioner.revoke(directory: dir.path, deviceID: id) }
+        let port = freePort()
+        try """
+        broker:
+          host: localhost
+          port: \(port)
+          ca: ca.pem
+          protocol: "\(protocolVersion)"
+          keepalive: 10
+        seed: 7
+        connect_rate: 200
+        \(fleetExtra)
+        """.write(toFile: "\(dir.path)/fleet.yaml", atomically: true, encoding: .utf8)
+        if startBroker {
+            broker = try TestBroker(
+                settings: .init(
+                    caFile: caFile, certFile: "\(path)/broker/server.pem", keyFile: "\(path)/broker/server.key",
+                    aclFile: "\(path)/broker/acl", crlFile: revoke.isEmpty ? nil : "\(path)/broker/crl.pem",
+                    persistence: persistence
+                ),
+                directory: path, port: port
+            )
+        }
+    }
+
+    func load() throws -> FleetSpec { try FleetLoader.load(directory: path).spec }
+
+    func subscriber(_ topics: [String] = ["devices/#"], clientID: String? = nil, cleanSession: Bool = true) throws -> Subscriber {
+        try Subscriber(
+            broker: broker, caFile: caFile, certFile: observerCert, keyFile: observerKey, topics: topics,
+            clientID: clientID ?? "observer-\(UUID().uuidString.prefix(6))", cleanSession: cleanSession
+        )
+    }
+
+    func makeFleet(_ options: RunOptions = RunOptions(), logLevel: Logger.Level = .warning) throws -> Fleet {
+        var logger = Logger(label: "test-fleet")
+        logger.logLevel = logLevel
+        return try Fleet(spec: load(), options: options, logger: logger)
+    }
+
+    func tearDown() {
+        broker?.stop()
+        dir.remove()
+    }
+}
