@@ -54,6 +54,9 @@ public enum SensorKind: Sendable, Equatable {
     case sine(period: Double, amplitude: Double, offset: Double, noise: Double)
     /// start, start+step, start+2·step, …
     case counter(start: Double, step: Double)
+    /// A real sensor of this machine (see ``SystemSource``); a reading outside `min`…`max` is
+    /// skipped and counted like a failed read.
+    case system(SystemSource, min: Double? = nil, max: Double? = nil)
 }
 
 public struct SensorSpec: Sendable, Equatable {
@@ -85,10 +88,13 @@ public struct DeviceSpec: Sendable, Equatable {
     public var topic: String
     public var cleanSession: Bool
     public var sensors: [SensorSpec]
+    /// Root under which real sensors find `sys/…` and `proc/…` (`/` on a real machine).
+    public var sysfsRoot: String
 
     public init(
         id: String, directory: String, certFile: String, keyFile: String, interval: Double,
-        qos: Int = 1, topic: String? = nil, cleanSession: Bool = true, sensors: [SensorSpec]
+        qos: Int = 1, topic: String? = nil, cleanSession: Bool = true, sensors: [SensorSpec],
+        sysfsRoot: String = "/"
     ) {
         self.id = id
         self.directory = directory
@@ -99,6 +105,7 @@ public struct DeviceSpec: Sendable, Equatable {
         self.topic = topic ?? "devices/\(id)/telemetry"
         self.cleanSession = cleanSession
         self.sensors = sensors
+        self.sysfsRoot = sysfsRoot
     }
 
     /// Retained `online` on connect, `offline` as the will.

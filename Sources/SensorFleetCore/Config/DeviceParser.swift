@@ -17,7 +17,7 @@ struct ParsedDevice {
 
 /// Reads `<fleet>/<folder>/device.yaml`.
 struct DeviceParser {
-    static let deviceKeys = ["id", "interval", "qos", "topic", "clean_session", "cert", "key", "sensors"]
+    static let deviceKeys = ["id", "interval", "qos", "topic", "clean_session", "cert", "key", "sensors", "sysfs_root"]
 
     let location: FleetLocation
     let folder: String
@@ -56,11 +56,21 @@ struct DeviceParser {
         let key = path(map, key: "key", defaultName: "key.pem", what: "private key")
 
         let sensors = readSensors(map)
+        var sysfsRoot = "/"
+        if let root = map.string("sysfs_root", expected: "a folder path",
+                                 fix: "set sysfs_root to the folder that holds sys/ and proc/ (default /), or remove it") {
+            if root.isEmpty {
+                map.problem("sysfs_root", "expected a folder path, got an empty text",
+                            fix: "set sysfs_root to the folder that holds sys/ and proc/ (default /), or remove it")
+            } else {
+                sysfsRoot = location.resolve(root, in: folder).absolute
+            }
+        }
         let spec = DeviceSpec(
             id: id, directory: location.resolve(folder, in: nil).absolute,
             certFile: cert.absolute, keyFile: key.absolute,
             interval: fields.interval ?? defaults.interval, qos: fields.qos ?? defaults.qos, topic: topic,
-            cleanSession: fields.cleanSession ?? defaults.cleanSession, sensors: sensors)
+            cleanSession: fields.cleanSession ?? defaults.cleanSession, sensors: sensors, sysfsRoot: sysfsRoot)
         return ParsedDevice(spec: spec, file: file, idLine: idLine, certDisplay: cert.display,
                             keyDisplay: key.display, certLine: cert.line, keyLine: key.line)
     }
@@ -100,7 +110,8 @@ struct DeviceParser {
                 continue
             }
             let sensorMap = MappingReader(mapping, path: path, file: file, log: log)
-            guard let sensor = SensorParser.parse(sensorMap) else { continue }
+            guard let sensor = SensorParser.parse(sensorMap, resolvePath: { location.resolve($0, in: folder).absolute })
+            else { continue }
             if let first = firstIndexByName[sensor.name] {
                 sensorMap.problem("name", "the sensor name `\(sensor.name)` is already used by sensors[\(first)]",
                                   fix: "give every sensor of a device its own name")
@@ -132,7 +143,7 @@ enum DeviceID {
 /// Reads one entry of `sensors:`.
 enum SensorParser {
     static let commonKeys = ["name", "type", "unit", "precision"]
-    static let types = ["constant", "uniform", "gaussian", "random_walk", "sine", "counter"]
+    static let types = ["constant", "uniform", "gaussian", "random_walk", "sine", "counter"] + SystemSensorParser.types
     static let parameters: [String: [String]] = [
         "constant": ["value"],
         "uniform": ["min", "max"],
@@ -140,9 +151,9 @@ enum SensorParser {
         "random_walk": ["start", "step", "min", "max"],
         "sine": ["period", "amplitude", "offset", "noise"],
         "counter": ["start", "step"],
-    ]
+    ].merging(SystemSensorParser.parameters) { a, _ in a }
 
-    static func parse(_ map: MappingReader) -> SensorSpec? {
+    static func parse(_ map: MappingReader, resolvePath: (String) -> String = { $0 }) -> SensorSpec? {
         let nameFix = "set \(map.field("name")) to a name made of letters, digits, `_`, `.` or `-`, e.g. temperature"
         var name = map.string("name", expected: "a sensor name such as temperature", fix: nameFix, required: true)
         if let given = name, given.isEmpty || given.contains(where: { !isNameCharacter($0) }) {
@@ -177,7 +188,9 @@ enum SensorParser {
         map.rejectUnknownKeys(allowed: commonKeys + parameterKeys) { key in
             "`\(key)` is not a parameter of a `\(type)` sensor; it takes \(parameterKeys.joined(separator: ", "))"
         }
-        guard let kind = kind(type, map), let name else { return nil }
+        let parsedKind = SystemSensorParser.types.contains(type)
+            ? SystemSensorParser.kind(type, map, resolvePath: resolvePath) : kind(type, map)
+        guard let kind = parsedKind, let name else { return nil }
         return SensorSpec(name: name, unit: unit, kind: kind, precision: precision)
     }
 

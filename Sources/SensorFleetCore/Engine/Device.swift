@@ -56,6 +56,8 @@ public struct DeviceSnapshot: Sendable, Equatable, Codable {
     public var lastError: String?
     /// The last error will not fix itself by retrying (certificate, trust, authorisation).
     public var failing: Bool
+    /// Real-sensor reads skipped (failed or out of range).
+    public var sensorErrors: Int = 0
 }
 
 /// Messages waiting for the broker, oldest first, bounded; the oldest is dropped when full.
@@ -106,7 +108,7 @@ final class Device: MQTTClientDelegate {
     private var logger: Logger
     private var client: MQTTClient?
     private var tls: TLSContext?
-    private var sensors: [SimulatedSensor]
+    private var sensors: [DeviceSensor]
     private var outbox: Outbox
     /// libmosquitto message id → telemetry seq, for what was handed over and not acknowledged.
     private var inflight: [Int32: UInt64] = [:]
@@ -129,6 +131,9 @@ final class Device: MQTTClientDelegate {
     private(set) var connects = 0
     private(set) var attempts = 0
     private(set) var errors = 0
+    /// Real-sensor reads that failed or were out of range (skipped, not sent).
+    private(set) var sensorErrors = 0
+    private var reportedSensorErrors: Set<String> = []
     private(set) var lastError: MosquittoError?
     private var lastErrorText: String?
 
@@ -140,7 +145,7 @@ final class Device: MQTTClientDelegate {
         logger[metadataKey: "device"] = "\(spec.id)"
         self.logger = logger
         sensors = spec.sensors.map {
-            SimulatedSensor(spec: $0, seed: SensorSeed.derive(fleetSeed: context.seed, deviceID: spec.id, sensorName: $0.name))
+            DeviceSensor(spec: $0, fleetSeed: context.seed, deviceID: spec.id, sysfsRoot: spec.sysfsRoot)
         }
         outbox = Outbox(limit: context.outboxLimit)
         backoff = Backoff(policy: context.backoff)
@@ -202,7 +207,7 @@ final class Device: MQTTClientDelegate {
             id: spec.id, connected: isConnected, published: published, acknowledged: acknowledged,
             dropped: dropped, lastSeq: seq, queued: outbox.count, inflight: inflight.count,
             attempts: attempts, connects: connects, errors: errors, lastError: lastErrorText,
-            failing: lastError?.isPermanent ?? false
+            failing: lastError?.isPermanent ?? false, sensorErrors: sensorErrors
         )
     }
 
@@ -214,7 +219,10 @@ final class Device: MQTTClientDelegate {
         let elapsed = Double(now &- startedAt) / 1e9
         readings.removeAll(keepingCapacity: true)
         for i in sensors.indices {
-            readings.append((sensors[i].spec.name, sensors[i].read(elapsed: elapsed)))
+            switch sensors[i].read(elapsed: elapsed) {
+            case .success(let value): readings.append((sensors[i].name, value))
+            case .failure(let error): sensorFailed(sensors[i].name, error)
+            }
         }
         seq += 1
         TelemetryPayload.encode(
@@ -232,6 +240,15 @@ final class Device: MQTTClientDelegate {
         }
         tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
         pump()
+    }
+
+    /// A failed read is skipped: the message goes out without that reading. Each distinct
+    /// failure is logged once, then only counted.
+    private func sensorFailed(_ name: String, _ error: SensorReadError) {
+        sensorErrors += 1
+        if reportedSensorErrors.count < 100, reportedSensorErrors.insert("\(name): \(error)").inserted {
+            logger.warning("sensor \(name): reading skipped: \(error)")
+        }
     }
 
     private func enqueue(_ entry: Outbox.Entry) {

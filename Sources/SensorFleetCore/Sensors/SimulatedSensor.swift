@@ -78,6 +78,9 @@ public struct SimulatedSensor: Sendable {
         case .counter(let start, let step):
             fallback = start
             value = start + Double(count) * step
+        case .system:
+            // Not simulated: read through SystemSensor.
+            value = .nan
         }
         count &+= 1
         if let scale = roundingScale {
