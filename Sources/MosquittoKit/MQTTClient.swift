@@ -64,6 +64,17 @@ public protocol MQTTClientDelegate: AnyObject {
     func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int)
     /// A message on a subscribed topic.
     func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer)
+    /// A message on a subscribed topic with its MQTT 5 request/response properties (nil at
+    /// 3.1.1 or when absent). By default forwards to `client(_:didReceive:payload:)`.
+    func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer,
+                responseTopic: String?, correlationData: [UInt8]?)
+}
+
+extension MQTTClientDelegate {
+    public func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer,
+                       responseTopic: String?, correlationData: [UInt8]?) {
+        self.client(client, didReceive: topic, payload: payload)
+    }
 }
 
 /// One libmosquitto client (`struct mosquitto *`), owned by one reactor. Create it, use it and
@@ -158,6 +169,26 @@ public final class MQTTClient {
     public func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool = false) -> Result<Int32, MosquittoError> {
         var mid: Int32 = 0
         let rc = mosquitto_publish(handle, &mid, topic, Int32(payload.count), payload.baseAddress, Int32(qos), retain)
+        if !inLoop { updateInterest() }
+        if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) { return .success(mid) }
+        return .failure(MosquittoError(code: rc))
+    }
+
+    /// Publishes with MQTT 5 correlation data (a reply to a request); at 3.1.1 the data is
+    /// left out. Reactor thread only.
+    public func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool = false,
+                        correlationData: [UInt8]?) -> Result<Int32, MosquittoError> {
+        guard options.useMQTT5, let correlationData, !correlationData.isEmpty else {
+            return publish(topic: topic, payload: payload, qos: qos, retain: retain)
+        }
+        var properties: OpaquePointer?
+        defer { mosquitto_property_free_all(&properties) }
+        let added = correlationData.withUnsafeBytes { raw in
+            mosquitto_property_add_binary(&properties, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), raw.baseAddress, UInt16(min(raw.count, 65535)))
+        }
+        if added != Int32(MOSQ_ERR_SUCCESS.rawValue) { return .failure(MosquittoError(code: added, detail: "correlation data")) }
+        var mid: Int32 = 0
+        let rc = mosquitto_publish_v5(handle, &mid, topic, Int32(payload.count), payload.baseAddress, Int32(qos), retain, properties)
         if !inLoop { updateInterest() }
         if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) { return .success(mid) }
         return .failure(MosquittoError(code: rc))
@@ -346,10 +377,25 @@ public final class MQTTClient {
         delegate?.client(self, didCompletePublish: mid, reasonCode: Int(reason))
     }
 
-    fileprivate func didReceive(_ message: UnsafePointer<mosquitto_message>) {
+    fileprivate func didReceive(_ message: UnsafePointer<mosquitto_message>, properties: OpaquePointer?) {
         let topic = String(cString: message.pointee.topic)
         let raw = UnsafeRawBufferPointer(start: message.pointee.payload, count: Int(message.pointee.payloadlen))
-        delegate?.client(self, didReceive: topic, payload: raw)
+        var responseTopic: String?
+        var correlationData: [UInt8]?
+        if let properties {
+            var text: UnsafeMutablePointer<CChar>?
+            if mosquitto_property_read_string(properties, Int32(MQTT_PROP_RESPONSE_TOPIC.rawValue), &text, false) != nil, let text {
+                responseTopic = String(cString: text)
+                free(text)
+            }
+            var data: UnsafeMutableRawPointer?
+            var length: UInt16 = 0
+            if mosquitto_property_read_binary(properties, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), &data, &length, false) != nil {
+                correlationData = data.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(length))) } ?? []
+                free(data)
+            }
+        }
+        delegate?.client(self, didReceive: topic, payload: raw, responseTopic: responseTopic, correlationData: correlationData)
     }
 
     fileprivate func didLog(level: Int32, text: UnsafePointer<CChar>) {
@@ -374,9 +420,9 @@ private let onDisconnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointe
 private let onPublish: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void = { _, userdata, mid, reason, _ in
     client(userdata)?.didPublish(mid: mid, reason: reason)
 }
-private let onMessage: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafePointer<mosquitto_message>?, OpaquePointer?) -> Void = { _, userdata, message, _ in
+private let onMessage: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafePointer<mosquitto_message>?, OpaquePointer?) -> Void = { _, userdata, message, properties in
     guard let message else { return }
-    client(userdata)?.didReceive(message)
+    client(userdata)?.didReceive(message, properties: properties)
 }
 private let onLog: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?) -> Void = { _, userdata, level, text in
     guard let text else { return }

@@ -117,6 +117,8 @@ final class Device: MQTTClientDelegate {
     private var tickTimer: ReactorTimer?
     private var connectTimer: ReactorTimer?
     private var nextTick: UInt64 = 0
+    /// Seconds between readings: `spec.interval` until a `set-interval` command changes it.
+    private var interval: Double
     private var startedAt: UInt64 = 0
     private var connectedAt: UInt64 = 0
     private var running = false
@@ -133,6 +135,7 @@ final class Device: MQTTClientDelegate {
     private(set) var errors = 0
     /// Real-sensor reads that failed or were out of range (skipped, not sent).
     private(set) var sensorErrors = 0
+    private(set) var commandsReceived = 0
     private var reportedSensorErrors: Set<String> = []
     private(set) var lastError: MosquittoError?
     private var lastErrorText: String?
@@ -148,6 +151,7 @@ final class Device: MQTTClientDelegate {
             DeviceSensor(spec: $0, fleetSeed: context.seed, deviceID: spec.id, sysfsRoot: spec.sysfsRoot)
         }
         outbox = Outbox(limit: context.outboxLimit)
+        interval = spec.interval
         backoff = Backoff(policy: context.backoff)
         readings.reserveCapacity(spec.sensors.count)
     }
@@ -163,7 +167,7 @@ final class Device: MQTTClientDelegate {
     func start() {
         running = true
         startedAt = MonotonicClock.now()
-        let offset = UInt64(Double.random(in: 0..<spec.interval, using: &rng) * 1e9)
+        let offset = UInt64(Double.random(in: 0..<interval, using: &rng) * 1e9)
         nextTick = startedAt &+ offset
         tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
         requestConnect(after: 0)
@@ -216,6 +220,22 @@ final class Device: MQTTClientDelegate {
     private func tick() {
         guard running else { return }
         let now = MonotonicClock.now()
+        takeReading(now: now)
+        // Next deadline from the previous one, not from now, so the rate does not drift; when
+        // we are more than a whole interval late, skip ahead and count the overrun.
+        let step = UInt64(interval * 1e9)
+        nextTick &+= step
+        if nextTick < now {
+            let missed = (now - nextTick) / step + 1
+            nextTick &+= missed * step
+            context.counters.overruns.add(Int(missed), ordering: .relaxed)
+        }
+        tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
+        pump()
+    }
+
+    /// Reads every sensor and queues one telemetry message with the next seq.
+    private func takeReading(now: UInt64) {
         let elapsed = Double(now &- startedAt) / 1e9
         readings.removeAll(keepingCapacity: true)
         for i in sensors.indices {
@@ -229,17 +249,6 @@ final class Device: MQTTClientDelegate {
             device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer
         )
         enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer))
-        // Next deadline from the previous one, not from now, so the rate does not drift; when
-        // we are more than a whole interval late, skip ahead and count the overrun.
-        let step = UInt64(spec.interval * 1e9)
-        nextTick &+= step
-        if nextTick < now {
-            let missed = (now - nextTick) / step + 1
-            nextTick &+= missed * step
-            context.counters.overruns.add(Int(missed), ordering: .relaxed)
-        }
-        tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
-        pump()
     }
 
     /// A failed read is skipped: the message goes out without that reading. Each distinct
@@ -358,6 +367,7 @@ final class Device: MQTTClientDelegate {
         context.counters.connected.add(1, ordering: .relaxed)
         logger.debug("connected", metadata: ["session_present": "\(sessionPresent)"])
         publishStatus("online")
+        client.subscribe(commandsTopic, qos: 1)
         pump()
     }
 
@@ -394,7 +404,74 @@ final class Device: MQTTClientDelegate {
         pump()
     }
 
-    func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer) {}
+    func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer) {
+        self.client(client, didReceive: topic, payload: payload, responseTopic: nil, correlationData: nil)
+    }
+
+    // MARK: Commands (see DeviceCommands)
+
+    var commandsTopic: String { "devices/\(spec.id)/commands" }
+    var repliesTopic: String { "devices/\(spec.id)/replies" }
+
+    func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer,
+                responseTopic: String?, correlationData: [UInt8]?) {
+        guard topic == commandsTopic else { return }
+        commandsReceived += 1
+        let reply = DeviceCommands.handle(payload, deviceID: spec.id, target: self)
+        // A response topic outside this device's own topics would be refused by the ACL.
+        let replyTopic = responseTopic.flatMap { $0.hasPrefix("devices/\(spec.id)/") && !$0.contains("+") && !$0.contains("#") ? $0 : nil } ?? repliesTopic
+        let result = reply.withUnsafeBytes { raw in
+            client.publish(topic: replyTopic, payload: raw, qos: 1, correlationData: correlationData)
+        }
+        if case .failure(let error) = result { logger.warning("cannot send the reply on \(replyTopic): \(error)") }
+        pump()
+    }
+}
+
+extension Device: CommandTarget {
+    func commandReadNow() -> (seq: UInt64, readings: [(name: String, value: Double)]) {
+        takeReading(now: MonotonicClock.now())
+        return (seq, readings)
+    }
+
+    var commandInterval: Double { interval }
+
+    func commandSetInterval(_ seconds: Double) {
+        interval = seconds
+        guard running else { return }
+        tickTimer?.cancel()
+        nextTick = MonotonicClock.now() &+ UInt64(seconds * 1e9)
+        tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
+    }
+
+    func commandConfig() -> [String: Any] {
+        [
+            "id": spec.id, "interval": interval, "qos": spec.qos, "topic": spec.topic,
+            "broker": "\(context.broker.host):\(context.broker.port)",
+            "protocol": context.broker.protocolVersion.rawValue,
+            "sensors": spec.sensors.map { sensor -> [String: Any] in
+                var entry: [String: Any] = ["name": sensor.name, "type": Self.typeName(sensor.kind)]
+                if let unit = sensor.unit { entry["unit"] = unit }
+                return entry
+            },
+        ]
+    }
+
+    func commandStats() -> DeviceSnapshot { snapshot() }
+
+    var commandUptime: Double { Double(MonotonicClock.now() &- startedAt) / 1e9 }
+
+    static func typeName(_ kind: SensorKind) -> String {
+        switch kind {
+        case .constant: "constant"
+        case .uniform: "uniform"
+        case .gaussian: "gaussian"
+        case .randomWalk: "random_walk"
+        case .sine: "sine"
+        case .counter: "counter"
+        case .system(let source, _, _): source.typeName
+        }
+    }
 }
 
 enum WallClock {

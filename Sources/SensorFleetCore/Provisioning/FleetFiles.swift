@@ -36,7 +36,8 @@ enum FleetFiles {
     static let acl = """
         # Written by sensorfleet provision. %u is the username, which is the client
         # certificate's CN (use_identity_as_username), that is, the device id: each device may
-        # publish only under devices/<its id>/ and read only its own commands topic.
+        # publish only under devices/<its id>/ (telemetry, status, replies) and read only its own
+        # commands topic, devices/<its id>/commands.
         pattern write devices/%u/#
         pattern read devices/%u/commands
 
