@@ -82,7 +82,7 @@ extension MQTTClientDelegate {
 public final class MQTTClient {
     public enum State: Sendable, Equatable { case idle, connecting, connected, disconnecting }
 
-    public let options: MQTTClientOptions
+    public private(set) var options: MQTTClientOptions
     public unowned let reactor: Reactor
     public weak var delegate: MQTTClientDelegate?
     public private(set) var state: State = .idle
@@ -192,6 +192,15 @@ public final class MQTTClient {
         if !inLoop { updateInterest() }
         if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) { return .success(mid) }
         return .failure(MosquittoError(code: rc))
+    }
+
+    /// Uses `tls` (a reloaded certificate and key) from the next connect on; the current
+    /// connection, if any, keeps its session. libmosquitto keeps its QoS 1 queue.
+    public func replaceTLS(_ tls: TLSContext) -> MosquittoError? {
+        let rc = mosquitto_void_option(handle, MOSQ_OPT_SSL_CTX, UnsafeMutableRawPointer(tls.ctx))
+        guard rc == Int32(MOSQ_ERR_SUCCESS.rawValue) else { return MosquittoError(code: rc, detail: "TLS context") }
+        options.tls = tls
+        return nil
     }
 
     /// Subscribes; the SUBACK is not reported separately.

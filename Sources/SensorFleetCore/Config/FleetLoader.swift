@@ -51,7 +51,8 @@ public enum FleetLoader {
         var devices: [ParsedDevice]
     }
 
-    static func parse(directory: String, log: IssueLog) -> ParsedFleet? {
+    /// - Parameter onlyFolder: read only this device folder (the agent runs one device).
+    static func parse(directory: String, log: IssueLog, onlyFolder: String? = nil) -> ParsedFleet? {
         let location = FleetLocation(argument: directory)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: location.absolute, isDirectory: &isDirectory),
@@ -76,7 +77,7 @@ public enum FleetLoader {
                           + "(see Devices/README.md)")
         }
 
-        let folders = deviceFolders(location, log: log)
+        let folders = deviceFolders(location, log: log).filter { onlyFolder == nil || $0 == onlyFolder }
         let devices = folders.compactMap { folder in
             DeviceParser(location: location, folder: folder, defaults: settings.defaults, log: log).parse()
         }

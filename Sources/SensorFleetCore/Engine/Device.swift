@@ -136,6 +136,9 @@ final class Device: MQTTClientDelegate {
     /// Real-sensor reads that failed or were out of range (skipped, not sent).
     private(set) var sensorErrors = 0
     private(set) var commandsReceived = 0
+    /// A reloaded certificate waits for what is in flight, then the connection is renewed.
+    private var reloadPending = false
+    private(set) var credentialReloads = 0
     private var reportedSensorErrors: Set<String> = []
     private(set) var lastError: MosquittoError?
     private var lastErrorText: String?
@@ -274,6 +277,11 @@ final class Device: MQTTClientDelegate {
     /// after a reconnect, so we never publish a message twice.
     private func pump() {
         guard let client, client.isConnected else { return }
+        if reloadPending {
+            // New certificate: hand nothing more over; reconnect once the broker has it all.
+            if inflight.isEmpty { client.disconnect() }
+            return
+        }
         let window = spec.qos == 0 ? 64 : context.maxInflight
         while inflight.count < window, let entry = outbox.first {
             let result = entry.payload.withUnsafeBytes { raw in
@@ -371,7 +379,40 @@ final class Device: MQTTClientDelegate {
         pump()
     }
 
+    /// Reads the certificate and key again (rotated files); on success the next connection
+    /// uses them, and a live connection is renewed once nothing is in flight. Returns the
+    /// error when the new files are unusable (the old identity stays in use).
+    func reloadCredentials() -> String? {
+        let fresh: TLSContext
+        do throws(MosquittoError) {
+            fresh = try TLSContext(trust: context.trust, certFile: spec.certFile, keyFile: spec.keyFile, settings: context.tlsSettings)
+        } catch {
+            return "\(error)"
+        }
+        tls = fresh
+        credentialReloads += 1
+        guard let client else { return nil }
+        if let error = client.replaceTLS(fresh) { return "\(error)" }
+        if client.isConnected {
+            reloadPending = true
+            pump()
+        }
+        return nil
+    }
+
     func clientDidClose(_ client: MQTTClient, error: MosquittoError?) {
+        if reloadPending && error == nil && running {
+            // Our own disconnect after a certificate reload: reconnect at once, no backoff.
+            reloadPending = false
+            if connectedAt != 0 {
+                context.counters.connected.subtract(1, ordering: .relaxed)
+                connectedAt = 0
+            }
+            logger.info("reconnecting with the reloaded certificate")
+            requestConnect(after: 0)
+            return
+        }
+        reloadPending = false
         if connectedAt != 0 {
             context.counters.connected.subtract(1, ordering: .relaxed)
             backoff.connectionEnded(after: Double(MonotonicClock.now() &- connectedAt) / 1e9)

@@ -196,6 +196,42 @@ public final class Fleet: Sendable {
         )
     }
 
+    /// Re-reads every device's certificate and key (rotation); live connections are renewed
+    /// once nothing is in flight. Returns the devices whose new files are unusable, with why.
+    public func reloadCredentials() async -> [String: String] {
+        var failures: [String: String] = [:]
+        let groups = devices.withLock { $0 }
+        for (index, group) in groups.enumerated() {
+            let result = await reactors[index].submit { () -> [String: String] in
+                var failed: [String: String] = [:]
+                for device in group.value { if let error = device.reloadCredentials() { failed[device.spec.id] = error } }
+                return failed
+            }
+            failures.merge(result) { a, _ in a }
+        }
+        return failures
+    }
+
+    /// Runs `body` every `seconds` on each reactor thread, for as long as it runs: a heartbeat
+    /// that stops when a reactor is stuck (the agent's systemd watchdog).
+    public func onEveryReactor(every seconds: Double, _ body: @escaping @Sendable () -> Void) {
+        for reactor in reactors {
+            reactor.execute {
+                final class Repeater {
+                    let reactor: Reactor, seconds: Double, body: () -> Void
+                    init(_ reactor: Reactor, _ seconds: Double, _ body: @escaping () -> Void) {
+                        self.reactor = reactor; self.seconds = seconds; self.body = body
+                    }
+                    func fire() {
+                        body()
+                        _ = reactor.schedule(after: seconds) { self.fire() }
+                    }
+                }
+                Repeater(reactor, seconds, body).fire()
+            }
+        }
+    }
+
     private func waitUntil(timeout: Double, _ groups: [UncheckedBox<[Device]>], _ condition: @escaping (Device) -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         let check = UncheckedBox(condition)

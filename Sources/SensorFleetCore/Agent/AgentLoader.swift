@@ -1,0 +1,44 @@
+import Foundation
+
+/// Loads the one device an agent runs.
+///
+/// Layout: the device folder (`device.yaml`, `cert.pem`, `key.pem`) sits inside a fleet folder
+/// whose `fleet.yaml` names the broker and CA (as `provision` and `Scripts/install-agent` make
+/// it: `/etc/sensorfleet/fleet.yaml`, `/etc/sensorfleet/ca.pem`, `/etc/sensorfleet/<id>/`).
+/// Only that device is read and checked; other device folders beside it are ignored.
+public enum AgentLoader {
+    /// - Parameters:
+    ///   - deviceDirectory: the device folder.
+    ///   - fleetDirectory: the folder with fleet.yaml; nil for the device folder's parent.
+    ///   - keyFile: the private key to use instead of device.yaml's `key:` (systemd's
+    ///     `LoadCredential` puts it in `$CREDENTIALS_DIRECTORY/key.pem`).
+    ///   - now: the moment certificates are checked against.
+    public static func load(deviceDirectory: String, fleetDirectory: String? = nil, keyFile: String? = nil,
+                            now: Date = Date()) throws(FleetValidationError) -> LoadedFleet {
+        let device = FleetLocation(argument: deviceDirectory)
+        let fleetArgument = fleetDirectory ?? (device.absolute as NSString).deletingLastPathComponent
+        let log = IssueLog()
+        let folderName = (device.absolute as NSString).lastPathComponent
+        guard FileManager.default.fileExists(atPath: device.absolute + "/device.yaml") else {
+            throw FleetValidationError(issues: [FleetIssue(
+                file: device.display("device.yaml"),
+                problem: "the device folder has no device.yaml (looked in \(device.absolute))",
+                fix: "pass the device's folder (the one holding device.yaml, cert.pem and key.pem), e.g. /etc/sensorfleet/\(folderName)")])
+        }
+        guard var parsed = FleetLoader.parse(directory: fleetArgument, log: log, onlyFolder: folderName) else {
+            throw FleetValidationError(issues: IssueLog.ordered(log.errors))
+        }
+        if let keyFile {
+            let absolute = FleetLocation(argument: keyFile).absolute
+            for index in parsed.devices.indices {
+                parsed.devices[index].spec.keyFile = absolute
+                parsed.devices[index].keyDisplay = keyFile
+                parsed.devices[index].keyLine = nil
+            }
+            parsed.spec.devices = parsed.devices.map(\.spec)
+        }
+        if log.errors.isEmpty { CredentialChecker(log: log, now: now).check(parsed) }
+        guard log.errors.isEmpty else { throw FleetValidationError(issues: IssueLog.ordered(log.errors)) }
+        return LoadedFleet(spec: parsed.spec, warnings: IssueLog.ordered(log.warnings))
+    }
+}

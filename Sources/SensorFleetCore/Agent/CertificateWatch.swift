@@ -1,0 +1,66 @@
+import Foundation
+import X509
+import SwiftASN1
+
+/// Certificates over time on a device: expiry warnings, noticing rotated files, and a clock
+/// that may not be set yet (a Raspberry Pi has no real-time clock: until NTP syncs it believes
+/// it is 1970, or the time of the last shutdown saved by fake-hwclock).
+public enum CertificateClock {
+    /// Before this year the clock is taken as not yet synchronised.
+    public static let saneYear = 2024
+
+    public static func isSane(_ now: Date = Date()) -> Bool {
+        Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: now).year ?? 0 >= saneYear
+    }
+
+    /// The certificate's end of validity, from a PEM file.
+    public static func notAfter(certFile: String) throws -> Date {
+        let text = try String(contentsOfFile: certFile, encoding: .utf8)
+        let certificate = try Certificate(pemEncoded: text)
+        return certificate.notValidAfter
+    }
+
+    /// A warning when `certFile` expires within `window` (default 30 days) of `now`, or has.
+    public static func expiryWarning(certFile: String, now: Date = Date(), window: TimeInterval = 30 * 24 * 3600) -> String? {
+        guard let end = try? notAfter(certFile: certFile) else { return nil }
+        let left = end.timeIntervalSince(now)
+        if left <= 0 { return "the certificate \(certFile) expired on \(end) : issue a new one (sensorfleet provision) and install it; the agent reloads it on SIGHUP or when the file changes" }
+        if left < window {
+            return "the certificate \(certFile) expires in \(Int(left / 86400)) day(s), on \(end): issue a new one (sensorfleet provision) and install it; the agent reloads it on SIGHUP or when the file changes"
+        }
+        return nil
+    }
+}
+
+/// Notices when certificate or key files change (rename-over, rewrite, touch): compares
+/// (device, inode, size, mtime) at each `changed()` call.
+/// Used from one task at a time.
+public final class FileChangeWatch: @unchecked Sendable {
+    private var stamps: [String: [Int]]
+    public let paths: [String]
+
+    public init(paths: [String]) {
+        self.paths = paths
+        stamps = [:]
+        for path in paths { stamps[path] = Self.stamp(path) }
+    }
+
+    /// True when any file differs from the last call (or from creation).
+    public func changed() -> Bool {
+        var any = false
+        for path in paths {
+            let now = Self.stamp(path)
+            if now != stamps[path] {
+                stamps[path] = now
+                any = true
+            }
+        }
+        return any
+    }
+
+    static func stamp(_ path: String) -> [Int] {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return [] }
+        return [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec)]
+    }
+}

@@ -1,0 +1,176 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SensorFleetCore
+
+struct Agent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one device for real (e.g. on a Raspberry Pi) until SIGINT/SIGTERM; made for systemd.",
+        discussion: """
+            DEVICE_DIR holds device.yaml, cert.pem and key.pem; the broker and CA come from the \
+            fleet.yaml of its parent folder (or --fleet). Under systemd (Type=notify) it sends \
+            READY=1 once started and WATCHDOG=1 from its event loop; the key may come from \
+            LoadCredential ($CREDENTIALS_DIRECTORY/key.pem). SIGHUP, or a change of the \
+            certificate or key files, reloads them and reconnects. Until the clock is set \
+            (year < \(CertificateClock.saneYear), a Pi without RTC before NTP) it waits instead \
+            of refusing certificates.
+            """
+    )
+
+    @Argument(help: "The device folder.")
+    var deviceDirectory: String = "."
+
+    @Option(help: "The folder with fleet.yaml (default: the device folder's parent).")
+    var fleet: String?
+
+    @Option(help: "Private key file (default: $CREDENTIALS_DIRECTORY/key.pem when set, else device.yaml's key).")
+    var key: String?
+
+    @Option(help: "Seconds between checks of the certificate and key files for changes.")
+    var watchInterval: Double = 10
+
+    @Option(help: "Seconds to wait at the end for queued messages to be acknowledged.")
+    var drainTimeout: Double = 5
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard watchInterval > 0 else { throw ValidationError("--watch-interval \(watchInterval): expected seconds > 0") }
+        guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout \(drainTimeout): expected seconds ≥ 0") }
+    }
+
+    func run() async throws {
+        let logger = try logging.bootstrap()
+        let notifier = SystemdNotifier()
+        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
+        let hangups = SignalStream(SIGHUP)
+
+        // A Pi boots at 1970 (or at its last shutdown) until NTP answers: certificate checks
+        // would fail for the wrong reason. Wait for a sane clock, telling systemd we are alive.
+        if !CertificateClock.isSane() {
+            logger.warning("the clock says \(Date()), before \(CertificateClock.saneYear): waiting for time synchronisation before checking certificates")
+            notifier.notify("READY=1\nSTATUS=waiting for a synchronised clock")
+            let stop = await waitForSaneClock(notifier: notifier, signals: signals)
+            if let stop {
+                print("stopping (\(stop)) before the clock was set")
+                return
+            }
+            logger.notice("clock synchronised: \(Date())")
+        }
+
+        var keyFile = key
+        if keyFile == nil, let credentials = ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"],
+           FileManager.default.fileExists(atPath: "\(credentials)/key.pem") {
+            keyFile = "\(credentials)/key.pem"
+        }
+        let loaded: LoadedFleet
+        do {
+            loaded = try AgentLoader.load(deviceDirectory: deviceDirectory, fleetDirectory: fleet, keyFile: keyFile)
+        } catch {
+            printError("\(deviceDirectory): the device cannot run (\(error.issues.count) problem\(error.issues.count == 1 ? "" : "s")):")
+            for issue in error.issues { printError("  ✗ \(issue)") }
+            throw ExitCode(1)
+        }
+        for warning in loaded.warnings { logger.warning("\(warning)") }
+        guard let device = loaded.spec.devices.first else { throw ExitCode(1) }
+
+        let runner: Fleet
+        do {
+            runner = try Fleet(spec: loaded.spec, options: RunOptions(reactorThreads: 1), logger: logger)
+        } catch {
+            printError("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        await runner.start()
+        print("sensorfleet agent: device \(device.id) (\(device.sensors.count) sensor\(device.sensors.count == 1 ? "" : "s"), every \(device.interval) s) → \(loaded.spec.broker.host):\(loaded.spec.broker.port) (TLS, MQTT \(loaded.spec.broker.protocolVersion.rawValue))")
+        if let interval = notifier.watchdogInterval {
+            // From the reactor's own timer: a stuck event loop stops the pings and systemd restarts us.
+            runner.onEveryReactor(every: interval) { notifier.notify("WATCHDOG=1") }
+        }
+        notifier.notify("READY=1\nSTATUS=running device \(device.id)")
+
+        let watch = FileChangeWatch(paths: [device.certFile, device.keyFile])
+        let stopReason = await withTaskGroup(of: String.self) { group -> String in
+            group.addTask { await signals.wait() }
+            group.addTask {
+                for await _ in hangups.stream {
+                    logger.notice("SIGHUP: reloading the certificate and key")
+                    await reload(runner, logger: logger, notifier: notifier, device: device)
+                }
+                return "signal stream ended"
+            }
+            group.addTask {
+                var lastExpiryCheck = Date.distantPast
+                while !Task.isCancelled {
+                    if Date().timeIntervalSince(lastExpiryCheck) >= 86_400 {
+                        lastExpiryCheck = Date()
+                        if let warning = CertificateClock.expiryWarning(certFile: device.certFile) { logger.warning("\(warning)") }
+                    }
+                    try? await Task.sleep(for: .seconds(watchInterval))
+                    if Task.isCancelled { break }
+                    if watch.changed() {
+                        logger.notice("the certificate or key file changed: reloading")
+                        await reload(runner, logger: logger, notifier: notifier, device: device)
+                    }
+                }
+                return "watch ended"
+            }
+            let first = await group.next() ?? "stopped"
+            group.cancelAll()
+            hangups.finish()
+            return first
+        }
+        notifier.notify("STOPPING=1\nSTATUS=stopping (\(stopReason))")
+        print("stopping (\(stopReason)): waiting up to \(Int(drainTimeout)) s for acknowledgements…")
+        let summary = await runner.stop(drainTimeout: drainTimeout)
+        let t = summary.totals
+        print("summary after \(String(format: "%.1f", summary.durationSeconds)) s: published \(t.published), acknowledged \(t.acknowledged), dropped \(t.dropped), errors \(t.errors)")
+    }
+
+    private func reload(_ runner: Fleet, logger: Logger, notifier: SystemdNotifier, device: DeviceSpec) async {
+        notifier.notify("RELOADING=1")
+        let failures = await runner.reloadCredentials()
+        if let failure = failures[device.id] {
+            logger.error("the new certificate or key is unusable, keeping the previous one: \(failure)")
+        } else {
+            logger.notice("certificate and key reloaded; reconnecting")
+            if let warning = CertificateClock.expiryWarning(certFile: device.certFile) { logger.warning("\(warning)") }
+        }
+        notifier.notify("READY=1")
+    }
+
+    /// Polls the clock every 5 s; returns the signal's name when asked to stop meanwhile.
+    private func waitForSaneClock(notifier: SystemdNotifier, signals: SignalWaiter) async -> String? {
+        await withTaskGroup(of: String?.self) { group -> String? in
+            group.addTask { await signals.wait() }
+            group.addTask {
+                while !CertificateClock.isSane() && !Task.isCancelled {
+                    if notifier.watchdogInterval != nil { notifier.notify("WATCHDOG=1") }
+                    try? await Task.sleep(for: .seconds(min(5, notifier.watchdogInterval ?? 5)))
+                }
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+}
+
+/// Every delivery of one signal, as a stream (SIGHUP may come many times).
+final class SignalStream: @unchecked Sendable {
+    let stream: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+    private let source: any DispatchSourceSignal
+
+    init(_ number: Int32) {
+        (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        signal(number, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        let continuation = self.continuation
+        source.setEventHandler { continuation.yield() }
+        source.resume()
+    }
+
+    func finish() { continuation.finish() }
+}
