@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SensorFleetCore
+import Synchronization
 
 struct Agent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,7 +43,7 @@ struct Agent: AsyncParsableCommand {
     func run() async throws {
         let logger = try logging.bootstrap()
         let notifier = SystemdNotifier()
-        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
+        let earlyStop = StopRequest(signals: [SIGINT, SIGTERM])
         let hangups = SignalStream(SIGHUP)
 
         // A Pi boots at 1970 (or at its last shutdown) until NTP answers: certificate checks
@@ -50,8 +51,7 @@ struct Agent: AsyncParsableCommand {
         if !CertificateClock.isSane() {
             logger.warning("the clock says \(Date()), before \(CertificateClock.saneYear): waiting for time synchronisation before checking certificates")
             notifier.notify("READY=1\nSTATUS=waiting for a synchronised clock")
-            let stop = await waitForSaneClock(notifier: notifier, signals: signals)
-            if let stop {
+            if let stop = await waitForClock(notifier: notifier, stop: earlyStop, until: { CertificateClock.isSane() }) {
                 print("stopping (\(stop)) before the clock was set")
                 return
             }
@@ -63,14 +63,27 @@ struct Agent: AsyncParsableCommand {
            FileManager.default.fileExists(atPath: "\(credentials)/key.pem") {
             keyFile = "\(credentials)/key.pem"
         }
-        let loaded: LoadedFleet
-        do {
-            loaded = try AgentLoader.load(deviceDirectory: deviceDirectory, fleetDirectory: fleet, keyFile: keyFile)
-        } catch {
-            printError("\(deviceDirectory): the device cannot run (\(error.issues.count) problem\(error.issues.count == 1 ? "" : "s")):")
-            for issue in error.issues { printError("  ✗ \(issue)") }
-            throw ExitCode(1)
+        var loaded: LoadedFleet?
+        while loaded == nil {
+            do {
+                loaded = try AgentLoader.load(deviceDirectory: deviceDirectory, fleetDirectory: fleet, keyFile: keyFile)
+            } catch where CertificateClock.onlyClockBehind(error) {
+                // The clock is sane but behind the certificate's start: wait for NTP, not for a restart loop.
+                for issue in error.issues { logger.warning("\(issue)") }
+                logger.warning("waiting for the clock to reach the certificates' start of validity")
+                notifier.notify("READY=1\nSTATUS=waiting for the clock (certificate not valid yet)")
+                let retryAt = Date().addingTimeInterval(30)
+                if let stop = await waitForClock(notifier: notifier, stop: earlyStop, until: { Date() >= retryAt }) {
+                    print("stopping (\(stop)) while waiting for the clock")
+                    return
+                }
+            } catch {
+                printError("\(deviceDirectory): the device cannot run (\(error.issues.count) problem\(error.issues.count == 1 ? "" : "s")):")
+                for issue in error.issues { printError("  ✗ \(issue)") }
+                throw ExitCode(1)
+            }
         }
+        guard let loaded else { throw ExitCode(1) }
         for warning in loaded.warnings { logger.warning("\(warning)") }
         guard let device = loaded.spec.devices.first else { throw ExitCode(1) }
 
@@ -81,6 +94,7 @@ struct Agent: AsyncParsableCommand {
             printError("cannot start: \(error)")
             throw ExitCode(1)
         }
+        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         await runner.start()
         print("sensorfleet agent: device \(device.id) (\(device.sensors.count) sensor\(device.sensors.count == 1 ? "" : "s"), every \(device.interval) s) → \(loaded.spec.broker.host):\(loaded.spec.broker.port) (TLS, MQTT \(loaded.spec.broker.protocolVersion.rawValue))")
         if let interval = notifier.watchdogInterval {
@@ -92,6 +106,7 @@ struct Agent: AsyncParsableCommand {
         let watch = FileChangeWatch(paths: [device.certFile, device.keyFile])
         let stopReason = await withTaskGroup(of: String.self) { group -> String in
             group.addTask { await signals.wait() }
+            if let early = earlyStop.reason { group.addTask { early } }
             group.addTask {
                 for await _ in hangups.stream {
                     logger.notice("SIGHUP: reloading the certificate and key")
@@ -139,22 +154,36 @@ struct Agent: AsyncParsableCommand {
         notifier.notify("READY=1")
     }
 
-    /// Polls the clock every 5 s; returns the signal's name when asked to stop meanwhile.
-    private func waitForSaneClock(notifier: SystemdNotifier, signals: SignalWaiter) async -> String? {
-        await withTaskGroup(of: String?.self) { group -> String? in
-            group.addTask { await signals.wait() }
-            group.addTask {
-                while !CertificateClock.isSane() && !Task.isCancelled {
-                    if notifier.watchdogInterval != nil { notifier.notify("WATCHDOG=1") }
-                    try? await Task.sleep(for: .seconds(min(5, notifier.watchdogInterval ?? 5)))
-                }
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
+    /// Polls `until` every second (pinging the watchdog); returns the signal's name when asked
+    /// to stop meanwhile.
+    private func waitForClock(notifier: SystemdNotifier, stop: StopRequest, until: () -> Bool) async -> String? {
+        while !until() {
+            if let reason = stop.reason { return reason }
+            if notifier.watchdogInterval != nil { notifier.notify("WATCHDOG=1") }
+            try? await Task.sleep(for: .seconds(1))
+        }
+        return stop.reason
+    }
+}
+
+/// Remembers a SIGINT/SIGTERM that arrives before the main loop runs.
+final class StopRequest: @unchecked Sendable {
+    private final class Slot: Sendable { let value = Mutex<String?>(nil) }
+    private let slot = Slot()
+    private let sources: [any DispatchSourceSignal]
+
+    init(signals: [Int32]) {
+        let slot = self.slot
+        sources = signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { slot.value.withLock { $0 = $0 ?? (number == SIGINT ? "SIGINT" : "SIGTERM") } }
+            source.resume()
+            return source
         }
     }
+
+    var reason: String? { slot.value.withLock { $0 } }
 }
 
 /// Every delivery of one signal, as a stream (SIGHUP may come many times).

@@ -13,6 +13,12 @@ public enum CertificateClock {
         Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: now).year ?? 0 >= saneYear
     }
 
+    /// True when every problem is a certificate "not valid yet": the clock is behind (a Pi
+    /// whose fake-hwclock restored the last shutdown time), so wait instead of failing.
+    public static func onlyClockBehind(_ error: FleetValidationError) -> Bool {
+        !error.issues.isEmpty && error.issues.allSatisfy { $0.problem.contains("is not valid yet") }
+    }
+
     /// The certificate's end of validity, from a PEM file.
     public static func notAfter(certFile: String) throws -> Date {
         let text = try String(contentsOfFile: certFile, encoding: .utf8)
