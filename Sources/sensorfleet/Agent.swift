@@ -94,7 +94,6 @@ struct Agent: AsyncParsableCommand {
             printError("cannot start: \(error)")
             throw ExitCode(1)
         }
-        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         await runner.start()
         print("sensorfleet agent: device \(device.id) (\(device.sensors.count) sensor\(device.sensors.count == 1 ? "" : "s"), every \(device.interval) s) → \(loaded.spec.broker.host):\(loaded.spec.broker.port) (TLS, MQTT \(loaded.spec.broker.protocolVersion.rawValue))")
         if let interval = notifier.watchdogInterval {
@@ -105,8 +104,7 @@ struct Agent: AsyncParsableCommand {
 
         let watch = FileChangeWatch(paths: [device.certFile, device.keyFile])
         let stopReason = await withTaskGroup(of: String.self) { group -> String in
-            group.addTask { await signals.wait() }
-            if let early = earlyStop.reason { group.addTask { early } }
+            group.addTask { await earlyStop.wait() }
             group.addTask {
                 for await _ in hangups.stream {
                     logger.notice("SIGHUP: reloading the certificate and key")
@@ -166,24 +164,39 @@ struct Agent: AsyncParsableCommand {
     }
 }
 
-/// Remembers a SIGINT/SIGTERM that arrives before the main loop runs.
+/// SIGINT/SIGTERM for the whole run: remembered (for the waits before the main loop) and
+/// awaitable once (the main loop). One dispatch source per signal: a second `signal(SIG_IGN)`
+/// after libdispatch installed its handler would silence the signal.
 final class StopRequest: @unchecked Sendable {
     private final class Slot: Sendable { let value = Mutex<String?>(nil) }
     private let slot = Slot()
+    private let stream: AsyncStream<String>
     private let sources: [any DispatchSourceSignal]
 
     init(signals: [Int32]) {
         let slot = self.slot
+        let (stream, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        self.stream = stream
         sources = signals.map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { slot.value.withLock { $0 = $0 ?? (number == SIGINT ? "SIGINT" : "SIGTERM") } }
+            source.setEventHandler {
+                let name = number == SIGINT ? "SIGINT" : "SIGTERM"
+                slot.value.withLock { $0 = $0 ?? name }
+                continuation.yield(name)
+            }
             source.resume()
             return source
         }
     }
 
     var reason: String? { slot.value.withLock { $0 } }
+
+    /// The first signal (also one received before the call). Call once.
+    func wait() async -> String {
+        for await name in stream { return name }
+        return reason ?? "signal"
+    }
 }
 
 /// Every delivery of one signal, as a stream (SIGHUP may come many times).

@@ -153,6 +153,8 @@ struct AgentIntegrationTests {
         #expect(((stats["sensor_errors"] as? NSNumber)?.intValue ?? 0) >= 1)
 
         agent.signal(SIGTERM)
+        // Bounded: a blocking wait on a process that ignores SIGTERM would hang the suite.
+        #expect(await waitFor(20) { !agent.isRunning }, "the agent ignored SIGTERM: \(log())")
         #expect(agent.wait() == 0, "agent output: \(log())")
         #expect(notify.messages().contains { $0.hasPrefix("STOPPING=1") })
         // Everything published was delivered, seq 1…N without gaps.
@@ -187,6 +189,7 @@ struct AgentIntegrationTests {
         let before = subscriber.sequences()["pi-2"]?.count ?? 0
         #expect(await waitFor(10) { (subscriber.sequences()["pi-2"]?.count ?? 0) >= before + 3 })
         agent.signal(SIGTERM)
+        #expect(await waitFor(20) { !agent.isRunning }, "the agent ignored SIGTERM: \(log())")
         #expect(agent.wait() == 0, "agent: \(log())")
         #expect(await waitFor(10) { log().contains("dropped 0") })
         let seqs = subscriber.sequences()["pi-2"] ?? []
@@ -201,6 +204,7 @@ struct AgentIntegrationTests {
         defer { fleet.tearDown() }
         try "interval: 1\nsensors:\n  - {name: t, type: thermal_zone}\n".write(toFile: "\(fleet.path)/pi-3/device.yaml", atomically: true, encoding: .utf8)
         let (agent, output) = try launchSensorfleet(["agent", "\(fleet.path)/pi-3"], in: fleet.path)
+        #expect(await waitFor(20) { !agent.isRunning })
         #expect(agent.wait() == 1)
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         #expect(text.contains("pi-3/device.yaml") && text.contains("sensors[0].zone") && text.contains("fix:"), "\(text)")
