@@ -94,6 +94,12 @@ struct Run: AsyncParsableCommand {
         }
     }
 
+    /// " (overflow 3, expired 1)", or "" when nothing was dropped.
+    static func reasons(_ counts: [String: Int]) -> String {
+        let parts = counts.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        return parts.isEmpty ? "" : " (\(parts.joined(separator: ", ")))"
+    }
+
     private func printSummary(_ summary: FleetSummary) {
         let t = summary.totals
         print("""
@@ -101,7 +107,7 @@ struct Run: AsyncParsableCommand {
           devices       \(t.devices) (\(t.connected) connected at the end)
           published     \(t.published)
           acknowledged  \(t.acknowledged)
-          dropped       \(t.dropped)
+          dropped       \(t.dropped)\(Self.reasons(t.droppedByReason))
           errors        \(t.errors) (\(t.connectAttempts) connection attempts)
         """)
         if summary.devices.count <= 20 {

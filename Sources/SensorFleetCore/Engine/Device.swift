@@ -14,14 +14,14 @@ final class FleetContext: Sendable {
     let counters: FleetCounters
     let logger: Logger
     let seed: UInt64
-    let outboxLimit: Int
+    let outbox: OutboxSpec
     let maxInflight: Int
     let connectTimeout: Double
 
     init(
         broker: BrokerSpec, connectHost: String, trust: TrustStore, tlsSettings: TLSSettings,
         limiter: ConnectRateLimiter, backoff: BackoffPolicy, counters: FleetCounters, logger: Logger,
-        seed: UInt64, outboxLimit: Int, maxInflight: Int, connectTimeout: Double
+        seed: UInt64, outbox: OutboxSpec, maxInflight: Int, connectTimeout: Double
     ) {
         self.broker = broker
         self.connectHost = connectHost
@@ -32,7 +32,7 @@ final class FleetContext: Sendable {
         self.counters = counters
         self.logger = logger
         self.seed = seed
-        self.outboxLimit = outboxLimit
+        self.outbox = outbox
         self.maxInflight = maxInflight
         self.connectTimeout = connectTimeout
     }
@@ -56,44 +56,8 @@ public struct DeviceSnapshot: Sendable, Equatable, Codable {
     public var lastError: String?
     /// The last error will not fix itself by retrying (certificate, trust, authorisation).
     public var failing: Bool
-}
-
-/// Messages waiting for the broker, oldest first, bounded; the oldest is dropped when full.
-struct Outbox {
-    struct Entry {
-        var seq: UInt64
-        var payload: [UInt8]
-    }
-
-    private var storage: [Entry] = []
-    private var head = 0
-    let limit: Int
-
-    init(limit: Int) { self.limit = max(1, limit) }
-
-    var count: Int { storage.count - head }
-    var isEmpty: Bool { count == 0 }
-    var first: Entry? { isEmpty ? nil : storage[head] }
-
-    /// Appends; returns the entry pushed out when the outbox was full.
-    mutating func append(_ entry: Entry) -> Entry? {
-        var evicted: Entry?
-        if count >= limit { evicted = removeFirst() }
-        storage.append(entry)
-        return evicted
-    }
-
-    @discardableResult
-    mutating func removeFirst() -> Entry? {
-        guard !isEmpty else { return nil }
-        let entry = storage[head]
-        head += 1
-        if head > 64 && head * 2 > storage.count {
-            storage.removeFirst(head)
-            head = 0
-        }
-        return entry
-    }
+    /// `dropped` by `DropReason` raw value (reasons with a count only).
+    public var droppedByReason: [String: Int] = [:]
 }
 
 /// One simulated device. Its state is confined to the reactor thread that owns its MQTT client,
@@ -109,7 +73,9 @@ final class Device: MQTTClientDelegate {
     private var sensors: [SimulatedSensor]
     private var outbox: Outbox
     /// libmosquitto message id → telemetry seq, for what was handed over and not acknowledged.
-    private var inflight: [Int32: UInt64] = [:]
+    private var inflight: [Int32: InflightEntry] = [:]
+    private var ackTimer: ReactorTimer?
+    private var dropCounts: [DropReason: Int] = [:]
     private var backoff: Backoff
     private var rng = SystemRandomNumberGenerator()
     private var tickTimer: ReactorTimer?
@@ -142,7 +108,7 @@ final class Device: MQTTClientDelegate {
         sensors = spec.sensors.map {
             SimulatedSensor(spec: $0, seed: SensorSeed.derive(fleetSeed: context.seed, deviceID: spec.id, sensorName: $0.name))
         }
-        outbox = Outbox(limit: context.outboxLimit)
+        outbox = Outbox(spec: context.outbox)
         backoff = Backoff(policy: context.backoff)
         readings.reserveCapacity(spec.sensors.count)
     }
@@ -171,6 +137,16 @@ final class Device: MQTTClientDelegate {
         connectTimer?.cancel()
     }
 
+    /// Seconds a PUBACK may be overdue on a live connection.
+    private var ackTimeout: Double { context.outbox.ackTimeout ?? Double(context.broker.keepAlive) }
+
+    private func drop(_ reason: DropReason, count: Int = 1) {
+        guard count > 0 else { return }
+        dropped += count
+        dropCounts[reason, default: 0] += count
+        context.counters.drop(reason, count: count)
+    }
+
     /// Publishes the retained `offline` status (a clean DISCONNECT suppresses the will) and
     /// disconnects.
     func disconnect() {
@@ -185,13 +161,10 @@ final class Device: MQTTClientDelegate {
 
     /// Counts what never reached the broker as dropped and frees the client.
     func finish() {
-        let left = outbox.count + inflight.count
-        if left > 0 {
-            dropped += left
-            context.counters.dropped.add(left, ordering: .relaxed)
-        }
-        outbox = Outbox(limit: context.outboxLimit)
+        drop(.unsent, count: outbox.count + inflight.count)
+        outbox = Outbox(spec: context.outbox)
         inflight.removeAll()
+        ackTimer?.cancel()
         if client?.isConnected == true { context.counters.connected.subtract(1, ordering: .relaxed) }
         client?.destroy()
         client = nil
@@ -202,7 +175,8 @@ final class Device: MQTTClientDelegate {
             id: spec.id, connected: isConnected, published: published, acknowledged: acknowledged,
             dropped: dropped, lastSeq: seq, queued: outbox.count, inflight: inflight.count,
             attempts: attempts, connects: connects, errors: errors, lastError: lastErrorText,
-            failing: lastError?.isPermanent ?? false
+            failing: lastError?.isPermanent ?? false,
+            droppedByReason: Dictionary(uniqueKeysWithValues: dropCounts.map { ($0.key.rawValue, $0.value) })
         )
     }
 
@@ -220,7 +194,8 @@ final class Device: MQTTClientDelegate {
         TelemetryPayload.encode(
             device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer
         )
-        enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer))
+        enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer, enqueuedAt: now))
+        drop(.expired, count: outbox.expire(now: now).count)
         // Next deadline from the previous one, not from now, so the rate does not drift; when
         // we are more than a whole interval late, skip ahead and count the overrun.
         let step = UInt64(spec.interval * 1e9)
@@ -237,9 +212,11 @@ final class Device: MQTTClientDelegate {
     private func enqueue(_ entry: Outbox.Entry) {
         published += 1
         context.counters.published.add(1, ordering: .relaxed)
-        if outbox.append(entry) != nil {
-            dropped += 1
-            context.counters.dropped.add(1, ordering: .relaxed)
+        switch outbox.append(entry) {
+        case .accepted(let evicted):
+            drop(.overflow, count: evicted.count)
+        case .refused:
+            drop(.refused)
         }
     }
 
@@ -256,13 +233,42 @@ final class Device: MQTTClientDelegate {
             switch result {
             case .success(let mid):
                 outbox.removeFirst()
-                inflight[mid] = entry.seq
+                inflight[mid] = InflightEntry(seq: entry.seq, sentAt: MonotonicClock.now())
+                if spec.qos > 0 { armAckTimer() }
             case .failure(let error):
                 // Not connected after all (the close is on its way) or refused locally: keep the
                 // message for the next connection.
                 logger.debug("publish deferred", metadata: ["error": "\(error)"])
                 return
             }
+        }
+    }
+
+    /// Wakes up when the oldest PUBACK falls due; one timer per device, armed only while
+    /// something is in flight.
+    private func armAckTimer() {
+        guard ackTimer == nil || ackTimer!.isCancelled else { return }
+        guard let oldest = inflight.values.map(\.sentAt).min() else { return }
+        ackTimer = reactor.schedule(at: oldest &+ UInt64(ackTimeout * 1e9)) { [unowned self] in
+            self.ackTimer = nil
+            self.checkAcknowledgements()
+        }
+    }
+
+    /// A PUBACK overdue on a live connection means the connection is dead (a stalled socket that
+    /// keeps TCP open, a broker that stopped answering): abort it, so the reconnect comes now and
+    /// not after libmosquitto's keep-alive (up to 2 × keep-alive); libmosquitto re-sends what it
+    /// holds after the reconnect.
+    private func checkAcknowledgements() {
+        guard let client, client.isConnected, let oldest = inflight.values.map(\.sentAt).min() else { return }
+        let now = MonotonicClock.now()
+        let limit = UInt64(ackTimeout * 1e9)
+        if now &- oldest >= limit {
+            context.counters.ackTimeouts.add(1, ordering: .relaxed)
+            logger.warning("no PUBACK for \(inflight.count) message(s) within \(ackTimeout) s: taking the connection for dead and reconnecting")
+            client.abort()
+        } else {
+            armAckTimer()
         }
     }
 
@@ -341,6 +347,10 @@ final class Device: MQTTClientDelegate {
         context.counters.connected.add(1, ordering: .relaxed)
         logger.debug("connected", metadata: ["session_present": "\(sessionPresent)"])
         publishStatus("online")
+        // libmosquitto re-sends what it holds on this connection: their PUBACK clocks start now.
+        let now = MonotonicClock.now()
+        for mid in inflight.keys { inflight[mid]!.sentAt = now }
+        if spec.qos > 0 && !inflight.isEmpty { ackTimer?.cancel(); ackTimer = nil; armAckTimer() }
         pump()
     }
 
@@ -352,8 +362,7 @@ final class Device: MQTTClientDelegate {
         }
         if spec.qos == 0 && !inflight.isEmpty {
             // QoS 0 handed over but not yet written is gone with the socket.
-            dropped += inflight.count
-            context.counters.dropped.add(inflight.count, ordering: .relaxed)
+            drop(.connectionLost, count: inflight.count)
             inflight.removeAll()
         }
         guard running else { return }
@@ -363,9 +372,8 @@ final class Device: MQTTClientDelegate {
     func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int) {
         guard inflight.removeValue(forKey: messageID) != nil else { return }
         if reasonCode >= 0x80 {
-            dropped += 1
+            drop(.brokerRefused)
             errors += 1
-            context.counters.dropped.add(1, ordering: .relaxed)
             context.counters.errors.add(1, ordering: .relaxed)
             let text = "broker refused a publish on \(spec.topic): \(MQTTReasonCode.describe(reasonCode))"
             lastErrorText = text

@@ -83,7 +83,7 @@ public final class Fleet: Sendable {
             broker: broker, connectHost: connectHost, trust: trust, tlsSettings: tlsSettings,
             limiter: ConnectRateLimiter(rate: options.connectRate ?? spec.connectRate),
             backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
-            outboxLimit: spec.outboxLimit, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout
+            outbox: spec.outbox, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout
         )
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threads = max(1, options.reactorThreads ?? min(cores, (spec.devices.count + 499) / 500))
