@@ -29,6 +29,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Seconds to wait at the end for queued messages to be acknowledged.")
     var drainTimeout: Double = 10
 
+    @Option(help: ArgumentHelp("Keep each device's outbox on disk in this folder (SQLite, WAL): messages survive a crash and are sent by the next run.", valueName: "dir"))
+    var stateDir: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -42,6 +45,7 @@ struct Run: AsyncParsableCommand {
         let loaded = try loadFleet(directory)
         for warning in loaded.warnings { logger.warning("\(warning)") }
         var options = RunOptions(connectRate: connectRate)
+        options.stateDirectory = stateDir
         if let broker {
             let (host, port) = try parseBroker(broker)
             options.brokerHost = host
@@ -76,9 +80,24 @@ struct Run: AsyncParsableCommand {
             return first
         }
         status.finish()
-        print("stopping (\(stopReason)): waiting up to \(Int(drainTimeout)) s for acknowledgements…")
+        let waiting = fleet.counters.snapshot()
+        let pendingNow = waiting.published + waiting.restored - waiting.acknowledged - waiting.dropped
+        print("stopping (\(stopReason)): \(pendingNow) message(s) not yet acknowledged; waiting up to \(Int(drainTimeout)) s for them…")
         let summary = await fleet.stop(drainTimeout: drainTimeout)
         printSummary(summary)
+        let t = summary.totals
+        if let store = fleet.durableOutbox {
+            if let reason = store.failureReason {
+                printError("durable outbox: \(reason); \(t.notDurable) message(s) were kept in memory only")
+            }
+            if t.kept > 0 {
+                print("not delivered: \(t.kept) message(s), kept in \(store.path) for the next run")
+            }
+        }
+        let undelivered = t.droppedByReason[DropReason.unsent.rawValue] ?? 0
+        if undelivered > 0 {
+            printError("not delivered: \(undelivered) message(s) still queued at the end were dropped (use --state-dir to keep them)")
+        }
         if let report {
             do {
                 try RunReport(summary: summary, broker: brokerText).jsonData().write(to: URL(fileURLWithPath: report))
@@ -108,6 +127,7 @@ struct Run: AsyncParsableCommand {
           published     \(t.published)
           acknowledged  \(t.acknowledged)
           dropped       \(t.dropped)\(Self.reasons(t.droppedByReason))
+        \(t.restored > 0 || t.kept > 0 ? "  restored      \(t.restored) (from the durable outbox)\n  kept          \(t.kept) (in the durable outbox, for the next run)\n" : "")\
           errors        \(t.errors) (\(t.connectAttempts) connection attempts)
         """)
         if summary.devices.count <= 20 {

@@ -18,6 +18,11 @@ final class FleetContext: Sendable {
     let maxInflight: Int
     let connectTimeout: Double
 
+    /// Counts a message accepted while the durable outbox could not write (memory only).
+    func journalFallbacks() {
+        counters.notDurable.add(1, ordering: .relaxed)
+    }
+
     init(
         broker: BrokerSpec, connectHost: String, trust: TrustStore, tlsSettings: TLSSettings,
         limiter: ConnectRateLimiter, backoff: BackoffPolicy, counters: FleetCounters, logger: Logger,
@@ -76,6 +81,18 @@ final class Device: MQTTClientDelegate {
     private var inflight: [Int32: InflightEntry] = [:]
     private var ackTimer: ReactorTimer?
     private var dropCounts: [DropReason: Int] = [:]
+    /// The durable outbox of this device's reactor (`run --state-dir`), nil in memory mode.
+    var journal: OutboxJournal?
+    /// Messages an earlier run left unacknowledged, oldest first; sent before and alongside live
+    /// data at `outbox.backlogRate`.
+    private var backlog: [Outbox.Entry] = []
+    private var backlogHead = 0
+    private var backlogTokens = 1.0
+    private var backlogRefilledAt: UInt64 = 0
+    private var backlogTimer: ReactorTimer?
+    private(set) var restored = 0
+    /// Left in the durable outbox at the end, for the next run.
+    private(set) var kept = 0
     private var backoff: Backoff
     private var rng = SystemRandomNumberGenerator()
     private var tickTimer: ReactorTimer?
@@ -84,6 +101,8 @@ final class Device: MQTTClientDelegate {
     private var startedAt: UInt64 = 0
     private var connectedAt: UInt64 = 0
     private var running = false
+    /// Readings go on (false once the fleet stops; connections go on until `disconnect()`).
+    private var producing = false
     private var reportedErrors: Set<String> = []
     private var payloadBuffer: [UInt8] = []
     private var readings: [(name: String, value: Double)] = []
@@ -114,7 +133,18 @@ final class Device: MQTTClientDelegate {
     }
 
     var isConnected: Bool { client?.isConnected ?? false }
-    var pending: Int { outbox.count + inflight.count }
+    var pending: Int { outbox.count + inflight.count + backlogCount }
+    private var backlogCount: Int { backlog.count - backlogHead }
+
+    /// Takes over what an earlier run left: the seq goes on from its last one, and its
+    /// unacknowledged messages become the backlog. Before `start()`.
+    func restore(_ state: DurableOutbox.Restored) {
+        seq = state.lastSeq
+        let now = MonotonicClock.now()
+        backlog = state.backlog.map { Outbox.Entry(seq: $0.seq, payload: $0.payload, enqueuedAt: now) }
+        restored = backlog.count
+        context.counters.restored.add(backlog.count, ordering: .relaxed)
+    }
     var isClosed: Bool { client == nil || client?.state == .idle }
 
     // MARK: Life cycle (reactor thread)
@@ -123,6 +153,7 @@ final class Device: MQTTClientDelegate {
     /// not publish in lock-step) and the first connection attempt.
     func start() {
         running = true
+        producing = true
         startedAt = MonotonicClock.now()
         let offset = UInt64(Double.random(in: 0..<spec.interval, using: &rng) * 1e9)
         nextTick = startedAt &+ offset
@@ -130,12 +161,15 @@ final class Device: MQTTClientDelegate {
         requestConnect(after: 0)
     }
 
-    /// Stops readings and reconnects; what is queued keeps going out while connected.
+    /// Stops readings; what is queued keeps going out, and a device that is offline keeps
+    /// reconnecting (with its backoff) until `disconnect()`, so a stop can drain its outbox.
     func stopProducing() {
-        running = false
+        producing = false
         tickTimer?.cancel()
-        connectTimer?.cancel()
     }
+
+    /// Nothing left to send, or nothing will get it out (a failure that does not fix itself).
+    var isSettled: Bool { pending == 0 || (!isConnected && (lastError?.isPermanent ?? false)) }
 
     /// Seconds a PUBACK may be overdue on a live connection.
     private var ackTimeout: Double { context.outbox.ackTimeout ?? Double(context.broker.keepAlive) }
@@ -150,6 +184,10 @@ final class Device: MQTTClientDelegate {
     /// Publishes the retained `offline` status (a clean DISCONNECT suppresses the will) and
     /// disconnects.
     func disconnect() {
+        running = false
+        producing = false
+        connectTimer?.cancel()
+        backlogTimer?.cancel()
         guard let client else { return }
         if client.isConnected {
             publishStatus("offline")
@@ -161,7 +199,18 @@ final class Device: MQTTClientDelegate {
 
     /// Counts what never reached the broker as dropped and frees the client.
     func finish() {
-        drop(.unsent, count: outbox.count + inflight.count)
+        let left = outbox.count + inflight.count + backlogCount
+        if let journal, journal.store.isDurable {
+            // On disk already: the next run sends them.
+            kept += left
+            context.counters.kept.add(left, ordering: .relaxed)
+            journal.flush()
+        } else {
+            drop(.unsent, count: left)
+        }
+        backlog.removeAll()
+        backlogHead = 0
+        backlogTimer?.cancel()
         outbox = Outbox(spec: context.outbox)
         inflight.removeAll()
         ackTimer?.cancel()
@@ -173,7 +222,7 @@ final class Device: MQTTClientDelegate {
     func snapshot() -> DeviceSnapshot {
         DeviceSnapshot(
             id: spec.id, connected: isConnected, published: published, acknowledged: acknowledged,
-            dropped: dropped, lastSeq: seq, queued: outbox.count, inflight: inflight.count,
+            dropped: dropped, lastSeq: seq, queued: outbox.count + backlogCount, inflight: inflight.count,
             attempts: attempts, connects: connects, errors: errors, lastError: lastErrorText,
             failing: lastError?.isPermanent ?? false,
             droppedByReason: Dictionary(uniqueKeysWithValues: dropCounts.map { ($0.key.rawValue, $0.value) })
@@ -183,7 +232,7 @@ final class Device: MQTTClientDelegate {
     // MARK: Readings
 
     private func tick() {
-        guard running else { return }
+        guard running, producing else { return }
         let now = MonotonicClock.now()
         let elapsed = Double(now &- startedAt) / 1e9
         readings.removeAll(keepingCapacity: true)
@@ -195,7 +244,9 @@ final class Device: MQTTClientDelegate {
             device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer
         )
         enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer, enqueuedAt: now))
-        drop(.expired, count: outbox.expire(now: now).count)
+        let expired = outbox.expire(now: now)
+        forget(expired)
+        drop(.expired, count: expired.count)
         // Next deadline from the previous one, not from now, so the rate does not drift; when
         // we are more than a whole interval late, skip ahead and count the overrun.
         let step = UInt64(spec.interval * 1e9)
@@ -210,14 +261,47 @@ final class Device: MQTTClientDelegate {
     }
 
     private func enqueue(_ entry: Outbox.Entry) {
-        published += 1
-        context.counters.published.add(1, ordering: .relaxed)
         switch outbox.append(entry) {
         case .accepted(let evicted):
+            if let journal {
+                // Accepted once it is on disk (the reactor's batch commits after this turn).
+                journal.insert(device: spec.id, seq: entry.seq, payload: entry.payload) { [unowned self] onDisk in
+                    if !onDisk { self.context.journalFallbacks() }
+                    self.accepted()
+                }
+            } else {
+                accepted()
+            }
+            forget(evicted)
             drop(.overflow, count: evicted.count)
         case .refused:
+            accepted()
             drop(.refused)
         }
+    }
+
+    private func accepted() {
+        published += 1
+        context.counters.published.add(1, ordering: .relaxed)
+    }
+
+    /// Removes messages that are settled (acknowledged or dropped) from the durable outbox.
+    private func forget(_ entries: [Outbox.Entry]) {
+        guard let journal else { return }
+        for entry in entries { journal.delete(device: spec.id, seq: entry.seq) }
+    }
+
+    private func forget(seq: UInt64) {
+        journal?.delete(device: spec.id, seq: seq)
+    }
+
+    /// The backlog's token bucket: `backlogRate` per second, bursts of up to one second's worth.
+    private func backlogAllowance(now: UInt64) -> Bool {
+        let rate = context.outbox.backlogRate
+        let elapsed = Double(now &- backlogRefilledAt) / 1e9
+        backlogRefilledAt = now
+        backlogTokens = min(max(1, rate), backlogTokens + elapsed * rate)
+        return backlogTokens >= 1
     }
 
     /// Hands queued messages to libmosquitto while connected, keeping at most the in-flight
@@ -226,14 +310,37 @@ final class Device: MQTTClientDelegate {
     private func pump() {
         guard let client, client.isConnected else { return }
         let window = spec.qos == 0 ? 64 : context.maxInflight
-        while inflight.count < window, let entry = outbox.first {
+        let now = MonotonicClock.now()
+        while inflight.count < window {
+            // The backlog of an earlier run first (it is older), at its own rate; live data alongside.
+            let fromBacklog = backlogCount > 0 && backlogAllowance(now: now)
+            let entry: Outbox.Entry
+            if fromBacklog {
+                entry = backlog[backlogHead]
+            } else if let first = outbox.first {
+                entry = first
+            } else {
+                if backlogCount > 0, backlogTimer == nil || backlogTimer!.isCancelled {
+                    backlogTimer = reactor.schedule(after: 1 / context.outbox.backlogRate) { [unowned self] in
+                        self.backlogTimer = nil
+                        self.pump()
+                    }
+                }
+                return
+            }
             let result = entry.payload.withUnsafeBytes { raw in
                 client.publish(topic: spec.topic, payload: raw, qos: spec.qos)
             }
             switch result {
             case .success(let mid):
-                outbox.removeFirst()
-                inflight[mid] = InflightEntry(seq: entry.seq, sentAt: MonotonicClock.now())
+                if fromBacklog {
+                    backlogHead += 1
+                    backlogTokens -= 1
+                    if backlogHead == backlog.count { backlog.removeAll(); backlogHead = 0 }
+                } else {
+                    outbox.removeFirst()
+                }
+                inflight[mid] = InflightEntry(seq: entry.seq, sentAt: now)
                 if spec.qos > 0 { armAckTimer() }
             case .failure(let error):
                 // Not connected after all (the close is on its way) or refused locally: keep the
@@ -362,6 +469,7 @@ final class Device: MQTTClientDelegate {
         }
         if spec.qos == 0 && !inflight.isEmpty {
             // QoS 0 handed over but not yet written is gone with the socket.
+            for entry in inflight.values { forget(seq: entry.seq) }
             drop(.connectionLost, count: inflight.count)
             inflight.removeAll()
         }
@@ -370,7 +478,8 @@ final class Device: MQTTClientDelegate {
     }
 
     func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int) {
-        guard inflight.removeValue(forKey: messageID) != nil else { return }
+        guard let done = inflight.removeValue(forKey: messageID) else { return }
+        forget(seq: done.seq)
         if reasonCode >= 0x80 {
             drop(.brokerRefused)
             errors += 1

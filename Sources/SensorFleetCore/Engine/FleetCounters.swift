@@ -19,6 +19,12 @@ public final class FleetCounters: Sendable {
     private let dropReasons = (0..<DropReason.allCases.count).map { _ in AtomicCounter() }
     /// PUBACKs overdue on a live connection (each one aborted that connection).
     public let ackTimeouts = Atomic<Int>(0)
+    /// Unacknowledged messages taken over from an earlier run's durable outbox.
+    public let restored = Atomic<Int>(0)
+    /// Left in the durable outbox at the end of the run, for the next one.
+    public let kept = Atomic<Int>(0)
+    /// Accepted while the durable outbox could not write: in memory only.
+    public let notDurable = Atomic<Int>(0)
 
     public init() {}
 
@@ -40,7 +46,8 @@ public final class FleetCounters: Sendable {
             dropped: dropped.load(ordering: .relaxed), errors: errors.load(ordering: .relaxed),
             connectAttempts: connectAttempts.load(ordering: .relaxed), overruns: overruns.load(ordering: .relaxed),
             droppedByReason: Dictionary(uniqueKeysWithValues: DropReason.allCases.map { ($0.rawValue, dropped($0)) }),
-            ackTimeouts: ackTimeouts.load(ordering: .relaxed)
+            ackTimeouts: ackTimeouts.load(ordering: .relaxed), restored: restored.load(ordering: .relaxed),
+            kept: kept.load(ordering: .relaxed), notDurable: notDurable.load(ordering: .relaxed)
         )
     }
 }
@@ -57,6 +64,12 @@ public struct FleetTotals: Sendable, Equatable, Codable {
     /// `dropped` by `DropReason` raw value.
     public var droppedByReason: [String: Int] = [:]
     public var ackTimeouts: Int = 0
+    /// Taken over from an earlier run's durable outbox (published then, not now).
+    public var restored: Int = 0
+    /// Left in the durable outbox for the next run (not dropped).
+    public var kept: Int = 0
+    /// Accepted while the durable outbox could not write.
+    public var notDurable: Int = 0
 }
 
 /// An atomic that can live in an array.
