@@ -1,0 +1,188 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import SensorFleetCore
+
+/// Faults caused for real against a real mosquitto (restart, kill -9, an outbox that overflows,
+/// a killed sensorfleet process with a durable outbox), each checked against an independent
+/// persistent-session subscriber. Each test ends by itself within its waits' deadlines.
+/// A persistent-session observer that outlives broker restarts: mosquitto_sub exits when its
+/// broker goes away, so `resume()` starts it again with the same client id (the broker kept the
+/// session and its queued messages) and keeps what the earlier process received.
+final class Observer: @unchecked Sendable {
+    private let fleet: TestFleet
+    let clientID: String
+    private var current: Subscriber
+    private var earlier: [String: [UInt64]] = [:]
+
+    init(_ fleet: TestFleet, clientID: String) throws {
+        self.fleet = fleet
+        self.clientID = clientID
+        current = try fleet.subscriber(clientID: clientID, cleanSession: false)
+    }
+
+    func resume() throws {
+        current.stop()
+        for (device, seqs) in current.sequences() { earlier[device, default: []] += seqs }
+        current = try fleet.subscriber(clientID: clientID, cleanSession: false)
+    }
+
+    func sequences() -> [String: [UInt64]] {
+        var all = earlier
+        for (device, seqs) in current.sequences() { all[device, default: []] += seqs }
+        return all
+    }
+
+    func stop() { current.stop() }
+}
+
+@Suite("Fault tests: nothing lost", .serialized)
+struct FaultTests {
+    /// Every seq 1…last of every device arrived (duplicates allowed: QoS 1 is at least once).
+    private func gaps(_ subscriber: Observer, _ devices: [DeviceSnapshot]) -> [String: [UInt64]] {
+        let seen = subscriber.sequences().mapValues(Set.init)
+        var missing: [String: [UInt64]] = [:]
+        for device in devices where device.lastSeq > 0 {
+            let lost = (1...device.lastSeq).filter { !(seen[device.id]?.contains($0) ?? false) }
+            if !lost.isEmpty { missing[device.id] = lost }
+        }
+        return missing
+    }
+
+    private func summary(_ missing: [String: [UInt64]]) -> String {
+        missing.map { "\($0.key): \($0.value.count) missing, first \($0.value.prefix(5))" }.joined(separator: "; ")
+    }
+
+    @Test("a: broker restarted (SIGTERM, persistence on) during a QoS 1 run — every seq arrives, zero gaps")
+    func brokerRestartLosesNothing() async throws {
+        let ids = (1...4).map { "restart-\($0)" }
+        let fleet = try TestFleet(devices: ids, interval: 0.05, persistence: true)
+        defer { fleet.tearDown() }
+        let subscriber = try Observer(fleet, clientID: "observer-restart")
+        defer { subscriber.stop() }
+        let runner = try fleet.makeFleet(RunOptions(backoff: BackoffPolicy(base: 0.1, cap: 1)))
+        await runner.start()
+        #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.acknowledged >= 10 })
+        fleet.broker.stop()
+        // Offline for a while: readings pile up in the outboxes and in libmosquitto's window.
+        #expect(await runner.waitUntilAllDevices(timeout: 10) { !$0.connected && $0.queued + $0.inflight >= 10 })
+        try fleet.broker.start()
+        try subscriber.resume()
+        #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.connects >= 2 && $0.queued == 0 && $0.acknowledged >= $0.published - 25 })
+        let result = await runner.stop()
+        #expect(result.totals.dropped == 0, "dropped: \(result.totals.droppedByReason)")
+        #expect(result.totals.published == result.totals.acknowledged)
+        let complete = await waitFor(15) { gaps(subscriber, result.devices).isEmpty }
+        #expect(complete, "gaps at the subscriber: \(summary(gaps(subscriber, result.devices)))")
+        let published = result.devices.reduce(0) { $0 + Int($1.lastSeq) }
+        let received = subscriber.sequences().filter { $0.key.hasPrefix("restart-") }.values.reduce(0) { $0 + $1.count }
+        let missing = gaps(subscriber, result.devices).values.reduce(0) { $0 + $1.count }
+        print("fault a: \(published) published over a broker restart, \(received) received (duplicates \(received - published + missing)), missing \(missing)")
+    }
+
+    @Test("b: broker killed with kill -9 and restarted — every device reconnects; published = acknowledged + dropped + queued")
+    func brokerKillKeepsTheBooks() async throws {
+        let ids = (1...4).map { "kill-\($0)" }
+        let fleet = try TestFleet(devices: ids, interval: 0.05)
+        defer { fleet.tearDown() }
+        let runner = try fleet.makeFleet(RunOptions(backoff: BackoffPolicy(base: 0.1, cap: 1)))
+        await runner.start()
+        #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.acknowledged >= 10 })
+        fleet.broker.kill()
+        #expect(await runner.waitUntilAllDevices(timeout: 10) { !$0.connected })
+        let offline = await runner.snapshot()
+        for device in offline {
+            #expect(device.published == device.acknowledged + device.dropped + device.queued + device.inflight,
+                    "\(device.id): published \(device.published) ≠ acked \(device.acknowledged) + dropped \(device.dropped) + queued \(device.queued) + in flight \(device.inflight)")
+        }
+        try fleet.broker.start()
+        #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.connected && $0.connects >= 2 && $0.queued == 0 })
+        let result = await runner.stop()
+        #expect(result.totals.published == result.totals.acknowledged + result.totals.dropped,
+                "published \(result.totals.published), acked \(result.totals.acknowledged), dropped \(result.totals.dropped)")
+        #expect(result.totals.dropped == 0, "nothing had to be dropped: \(result.totals.droppedByReason)")
+        print("fault b: kill -9 of the broker: \(result.totals.published) published = \(result.totals.acknowledged) acknowledged + \(result.totals.dropped) dropped; reconnects \(result.devices.map(\.connects))")
+    }
+
+    @Test("d: broker down longer than the outbox holds — dropped is exactly what never arrived")
+    func overflowDropsExactlyWhatIsMissing() async throws {
+        let ids = ["overflow-1", "overflow-2"]
+        let fleet = try TestFleet(
+            devices: ids, interval: 0.02, fleetExtra: "outbox:\n  max_messages: 15\n", persistence: true
+        )
+        defer { fleet.tearDown() }
+        let subscriber = try Observer(fleet, clientID: "observer-overflow")
+        defer { subscriber.stop() }
+        let runner = try fleet.makeFleet(RunOptions(backoff: BackoffPolicy(base: 0.1, cap: 1)))
+        await runner.start()
+        #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.acknowledged >= 10 })
+        fleet.broker.stop()
+        #expect(await runner.waitUntilAllDevices(timeout: 15) { $0.dropped >= 30 })
+        try fleet.broker.start()
+        try subscriber.resume()
+        #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.connects >= 2 && $0.queued == 0 })
+        let result = await runner.stop()
+        #expect(result.totals.published == result.totals.acknowledged + result.totals.dropped)
+        #expect(result.totals.droppedByReason["overflow"] == result.totals.dropped)
+        // Wait for the subscriber to get everything that was acknowledged.
+        _ = await waitFor(15) {
+            let seen = subscriber.sequences().mapValues { Set($0).count }
+            return result.devices.allSatisfy { seen[$0.id] == $0.acknowledged }
+        }
+        let missing = gaps(subscriber, result.devices)
+        for device in result.devices {
+            #expect(device.dropped > 0)
+            #expect((missing[device.id] ?? []).count == device.dropped,
+                    "\(device.id): dropped \(device.dropped), missing at the subscriber \(missing[device.id]?.count ?? 0)")
+        }
+        print("fault d: outbox of 15 (+ window 20) overflowed: dropped \(result.devices.map(\.dropped)), missing at the subscriber \(result.devices.map { missing[$0.id]?.count ?? 0 })")
+    }
+
+    @Test("h: sensorfleet killed with kill -9 with a non-empty durable outbox — all of it delivered after the restart")
+    func durableOutboxSurvivesKill9() async throws {
+        let ids = ["durable-1", "durable-2"]
+        let fleet = try TestFleet(devices: ids, interval: 0.05, persistence: true)
+        defer { fleet.tearDown() }
+        let state = "\(fleet.path)/state"
+        // Broker down: everything the first run reads stays in its outbox (on disk).
+        fleet.broker.stop()
+        let (first, firstOutput) = try launchSensorfleet(["run", fleet.path, "--state-dir", state], in: fleet.path)
+        defer { first.signal(SIGKILL) }
+        let filled = await waitFor(20) { DurableOutbox(directory: state, logger: Logger(label: "probe")).storedCount() >= 40 }
+        #expect(filled, "first run output: \((try? String(contentsOfFile: firstOutput, encoding: .utf8)) ?? "")")
+        first.signal(SIGKILL)
+        #expect(first.wait() == 128 + SIGKILL)
+        let left = DurableOutbox(directory: state, logger: Logger(label: "probe")).restore()
+        let leftCount = left.values.reduce(0) { $0 + $1.backlog.count }
+        #expect(leftCount >= 40)
+
+        try fleet.broker.start()
+        let subscriber = try Observer(fleet, clientID: "observer-durable")
+        defer { subscriber.stop() }
+        let report = "\(fleet.path)/report.json"
+        let (second, secondOutput) = try launchSensorfleet(
+            ["run", fleet.path, "--state-dir", state, "--duration", "3", "--report", report], in: fleet.path
+        )
+        defer { second.signal(SIGKILL) }
+        let ended = await waitFor(30) { !second.isRunning }
+        let output = (try? String(contentsOfFile: secondOutput, encoding: .utf8)) ?? ""
+        #expect(ended && second.wait() == 0, "second run: \(output)")
+        let parsed = try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: report)))
+        #expect(parsed.dropped == 0)
+        for id in ids {
+            let lastBefore = left[id]?.lastSeq ?? 0
+            let device = try #require(parsed.per_device[id])
+            #expect(device.last_seq > lastBefore, "seq must go on after the restart")
+        }
+        let devices = parsed.per_device.map { id, d in
+            DeviceSnapshot(id: id, connected: true, published: d.published, acknowledged: d.acknowledged, dropped: d.dropped,
+                           lastSeq: d.last_seq, queued: 0, inflight: 0, attempts: 0, connects: d.connects, errors: 0,
+                           lastError: nil, failing: false)
+        }
+        let complete = await waitFor(15) { gaps(subscriber, devices).isEmpty }
+        #expect(complete, "gaps: \(summary(gaps(subscriber, devices)))")
+        #expect(DurableOutbox(directory: state, logger: Logger(label: "probe")).storedCount() == 0)
+        print("fault h: kill -9 with \(leftCount) messages on disk; after the restart all of seq 1…\(devices.map(\.lastSeq)) arrived, store empty")
+    }
+}
