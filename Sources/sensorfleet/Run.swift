@@ -60,6 +60,7 @@ struct Run: AsyncParsableCommand {
         }
         let brokerText = "\(options.brokerHost ?? loaded.spec.broker.host):\(options.brokerPort ?? loaded.spec.broker.port)"
         print("sensorfleet: \(loaded.spec.devices.count) device\(loaded.spec.devices.count == 1 ? "" : "s") → \(brokerText) (TLS, MQTT \(loaded.spec.broker.protocolVersion.rawValue))")
+        fflush(nil) // seen at once even when the output is a file or a pipe
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         await fleet.start()
         let status = StatusLine(counters: fleet.counters, interval: statusInterval)

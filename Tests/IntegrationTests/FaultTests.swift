@@ -186,3 +186,47 @@ struct FaultTests {
         print("fault h: kill -9 with \(leftCount) messages on disk; after the restart all of seq 1…\(devices.map(\.lastSeq)) arrived, store empty")
     }
 }
+
+@Suite("Graceful shutdown under load", .serialized)
+struct ShutdownTests {
+    @Test("SIGTERM while offline: waits the drain time, then reports what was not delivered (kept with --state-dir, dropped without)")
+    func sigtermWhileOfflineReportsTheUndelivered() async throws {
+        let fleet = try TestFleet(devices: ["shutdown-1", "shutdown-2"], interval: 0.02, fleetExtra: "outbox:\n  max_messages: 100000\n")
+        defer { fleet.tearDown() }
+        fleet.broker.stop()
+        for durable in [true, false] {
+            let state = "\(fleet.path)/state-\(durable)"
+            let report = "\(fleet.path)/report-\(durable).json"
+            var arguments = ["run", fleet.path, "--drain-timeout", "2", "--report", report]
+            if durable { arguments += ["--state-dir", state] }
+            let (process, output) = try launchSensorfleet(arguments, in: fleet.path)
+            defer { process.signal(SIGKILL) }
+            // Readings pile up while the broker is away.
+            let piled = await waitFor(20) {
+                ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("sensorfleet: 2 devices")
+            }
+            #expect(piled)
+            try await Task.sleep(for: .seconds(1))
+            let signalled = Date()
+            process.signal(SIGTERM)
+            let ended = await waitFor(15) { !process.isRunning }
+            let took = Date().timeIntervalSince(signalled)
+            let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            #expect(ended, "still running 15 s after SIGTERM: \(text)")
+            #expect(took >= 2, "the drain time is waited for a reconnect (took \(took) s)")
+            let parsed = try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: report)))
+            #expect(parsed.acknowledged == 0 && parsed.published > 20)
+            if durable {
+                let stored = DurableOutbox(directory: state, logger: Logger(label: "probe")).storedCount()
+                #expect(stored == parsed.published, "all accepted messages stay on disk")
+                #expect(parsed.dropped == 0)
+                #expect(text.contains("not delivered: \(stored) message(s), kept in \(state)/outbox.sqlite"), "output: \(text)")
+            } else {
+                #expect(parsed.dropped == parsed.published)
+                #expect(parsed.dropped_by_reason?["unsent"] == parsed.published)
+                #expect(text.contains("not delivered: \(parsed.published) message(s) still queued at the end were dropped"), "output: \(text)")
+            }
+            print("shutdown (\(durable ? "durable" : "memory")): SIGTERM offline → exit after \(String(format: "%.1f", took)) s with \(parsed.published) undelivered, \(durable ? "kept on disk" : "counted as dropped")")
+        }
+    }
+}
