@@ -230,3 +230,45 @@ struct ShutdownTests {
         }
     }
 }
+
+@Suite("Connections cut by a TCP proxy", .serialized)
+struct ProxyFaultTests {
+    @Test("c: reset and stalled connections — detected (stall within 1.5 × keep-alive), reconnected, zero gaps")
+    func resetAndStallAreSurvived() async throws {
+        let ids = ["cut-1", "cut-2"]
+        // keepalive is 10 s in TestFleet; a PUBACK overdue for 4 s marks a stalled connection dead.
+        let fleet = try TestFleet(devices: ids, interval: 0.05, fleetExtra: "outbox:\n  ack_timeout: 4\n")
+        defer { fleet.tearDown() }
+        let subscriber = try fleet.subscriber()
+        defer { subscriber.stop() }
+        let proxy = try TCPProxy(target: fleet.broker.port)
+        defer { proxy.close() }
+        let runner = try fleet.makeFleet(RunOptions(brokerPort: proxy.port, backoff: BackoffPolicy(base: 0.1, cap: 1)))
+        await runner.start()
+        #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.acknowledged >= 10 })
+
+        proxy.reset()
+        let afterReset = await runner.waitUntilAllDevices(timeout: 15) { $0.connects >= 2 && $0.connected }
+        #expect(afterReset)
+
+        let acknowledgedBefore = await runner.snapshot().map(\.acknowledged)
+        let stalledAt = Date()
+        proxy.stall()
+        let detected = await runner.waitUntilAllDevices(timeout: 20) { $0.connects >= 3 && $0.connected }
+        let detection = Date().timeIntervalSince(stalledAt)
+        #expect(detected)
+        #expect(detection < 1.5 * 10, "a stalled connection must be given up within 1.5 × keep-alive (took \(detection) s)")
+        #expect(runner.counters.ackTimeouts.load(ordering: .relaxed) >= ids.count)
+        #expect(await runner.waitUntilAllDevices(timeout: 15) { $0.queued == 0 && $0.inflight == 0 })
+        let result = await runner.stop()
+        #expect(zip(result.devices.map(\.acknowledged), acknowledgedBefore).allSatisfy { $0 > $1 })
+        #expect(result.totals.dropped == 0, "\(result.totals.droppedByReason)")
+        #expect(result.totals.published == result.totals.acknowledged)
+        let complete = await waitFor(15) {
+            let seen = subscriber.sequences().mapValues(Set.init)
+            return result.devices.allSatisfy { d in (1...d.lastSeq).allSatisfy { seen[d.id]?.contains($0) ?? false } }
+        }
+        #expect(complete, "gaps at the subscriber")
+        print("fault c: reset → reconnected; stall → detected and reconnected after \(String(format: "%.1f", detection)) s (ack_timeout 4 s, keep-alive 10 s); \(result.totals.published) published, 0 gaps")
+    }
+}
