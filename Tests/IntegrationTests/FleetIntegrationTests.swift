@@ -21,16 +21,18 @@ func launchSensorfleet(_ arguments: [String], in dir: String) throws -> (ChildPr
 
 @Suite("Fleet against a real mosquitto over mutual TLS", .serialized)
 struct FleetIntegrationTests {
-    @Test("every device's telemetry arrives at an independent subscriber with seq 1…N, no gaps")
-    func telemetryArrivesWithoutGaps() async throws {
+    @Test("every device's telemetry arrives at an independent subscriber with seq 1…N, no gaps", arguments: [1, 0])
+    func telemetryArrivesWithoutGaps(qos: Int) async throws {
         let ids = (1...5).map { "dev-\($0)" }
-        let fleet = try TestFleet(devices: ids, interval: 0.05)
+        let fleet = try TestFleet(devices: ids, interval: 0.05, qos: qos)
         defer { fleet.tearDown() }
         let subscriber = try fleet.subscriber()
         let runner = try fleet.makeFleet()
         await runner.start()
         #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.acknowledged >= 20 })
         let summary = await runner.stop()
+        #expect(summary.totals.connected == ids.count)
+        #expect(summary.devices.allSatisfy { $0.connected })
         #expect(summary.totals.dropped == 0)
         #expect(summary.totals.published == summary.totals.acknowledged)
         #expect(summary.failedDevices.isEmpty)

@@ -168,28 +168,30 @@ public final class Fleet: Sendable {
             await reactors[index].submit { for device in group.value { device.stopProducing() } }
         }
         _ = await waitUntil(timeout: drainTimeout, groups) { $0.pending == 0 || !$0.isConnected }
+        var connectedAtEnd = Set<String>()
         for (index, group) in groups.enumerated() {
-            await reactors[index].submit { for device in group.value { device.disconnect() } }
+            connectedAtEnd.formUnion(await reactors[index].submit { () -> [String] in
+                let connected = group.value.filter(\.isConnected).map(\.spec.id)
+                for device in group.value { device.disconnect() }
+                return connected
+            })
         }
         _ = await waitUntil(timeout: disconnectTimeout, groups) { $0.isClosed }
         var snapshots: [DeviceSnapshot] = []
         for (index, group) in groups.enumerated() {
             snapshots += await reactors[index].submit { () -> [DeviceSnapshot] in
-                let result = group.value.map { device -> DeviceSnapshot in
-                    let connectedAtEnd = device.isConnected
+                group.value.map { device -> DeviceSnapshot in
                     device.finish()
-                    var snapshot = device.snapshot()
-                    snapshot.connected = connectedAtEnd
-                    return snapshot
+                    return device.snapshot()
                 }
-                return result
             }
         }
         for reactor in reactors { reactor.stop() }
         for reactor in reactors { await Task.detached { reactor.join() }.value }
         let began = startedAt.withLock { $0 } ?? Date()
+        for i in snapshots.indices { snapshots[i].connected = connectedAtEnd.contains(snapshots[i].id) }
         var totals = counters.snapshot()
-        totals.connected = snapshots.filter(\.connected).count
+        totals.connected = connectedAtEnd.count
         return FleetSummary(
             totals: totals, devices: snapshots.sorted { $0.id < $1.id },
             durationSeconds: Date().timeIntervalSince(began)
