@@ -134,3 +134,34 @@ struct SeededGenerator: RandomNumberGenerator {
         #expect(UInt64(outbox.count) == next - expected)
     }
 }
+
+@Suite struct ConnectGateTests {
+    @Test func admitsUpToTheLimitAndAgainAfterALeave() {
+        let gate = ConnectGate(limit: 3)
+        #expect(gate.tryEnter() && gate.tryEnter() && gate.tryEnter())
+        #expect(!gate.tryEnter())
+        #expect(gate.current == 3)
+        gate.leave()
+        #expect(gate.tryEnter())
+        #expect(!gate.tryEnter())
+    }
+
+    @Test func holdsItsLimitUnderConcurrentUse() async {
+        let gate = ConnectGate(limit: 5)
+        let peak = await withTaskGroup(of: Int.self) { group -> Int in
+            for _ in 0..<8 {
+                group.addTask {
+                    var seen = 0
+                    for _ in 0..<2_000 where gate.tryEnter() {
+                        seen = max(seen, gate.current)
+                        gate.leave()
+                    }
+                    return seen
+                }
+            }
+            return await group.reduce(0) { max($0, $1) }
+        }
+        #expect(peak <= 5)
+        #expect(gate.current == 0)
+    }
+}

@@ -80,3 +80,27 @@ public final class ConnectRateLimiter: Sendable {
         }
     }
 }
+
+/// A fleet-wide cap on connections being set up at once (TCP + TLS + CONNACK). mosquitto's
+/// listen backlog holds about 100 pending connects; past that the kernel drops SYNs and the
+/// handshakes that do start time out, so a storm feeds itself. The rate limiter spaces attempts;
+/// this keeps their number in flight below the backlog when the broker is slow to answer.
+public final class ConnectGate: Sendable {
+    public let limit: Int
+    private let inFlight = Atomic<Int>(0)
+
+    public init(limit: Int = 64) { self.limit = max(1, limit) }
+
+    /// Takes a place; false when `limit` connects are already in flight.
+    public func tryEnter() -> Bool {
+        while true {
+            let current = inFlight.load(ordering: .relaxed)
+            if current >= limit { return false }
+            if inFlight.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing).exchanged { return true }
+        }
+    }
+
+    public func leave() { inFlight.subtract(1, ordering: .releasing) }
+
+    public var current: Int { inFlight.load(ordering: .relaxed) }
+}

@@ -14,14 +14,17 @@ public struct RunOptions: Sendable {
     /// Overrides fleet.yaml's `connect_rate`.
     public var connectRate: Double?
     public var connectTimeout: Double
+    /// Connections being set up at once, fleet-wide (below mosquitto's listen backlog of ~100).
+    public var maxConnecting: Int
     /// QoS 1 messages in flight per device.
     public var maxInflight: Int
 
     public init(
         brokerHost: String? = nil, brokerPort: Int? = nil, reactorThreads: Int? = nil,
         backoff: BackoffPolicy = BackoffPolicy(), connectRate: Double? = nil, connectTimeout: Double = 10,
-        maxInflight: Int = 20
+        maxConnecting: Int = 64, maxInflight: Int = 20
     ) {
+        self.maxConnecting = maxConnecting
         self.brokerHost = brokerHost
         self.brokerPort = brokerPort
         self.reactorThreads = reactorThreads
@@ -82,7 +85,7 @@ public final class Fleet: Sendable {
         context = FleetContext(
             broker: broker, connectHost: connectHost, trust: trust, tlsSettings: tlsSettings,
             limiter: ConnectRateLimiter(rate: options.connectRate ?? spec.connectRate),
-            backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
+            gate: ConnectGate(limit: options.maxConnecting), backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
             outboxLimit: spec.outboxLimit, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout
         )
         let cores = ProcessInfo.processInfo.activeProcessorCount
