@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 @testable import SensorFleetCore
 
@@ -144,6 +145,22 @@ struct SeededGenerator: RandomNumberGenerator {
         gate.leave()
         #expect(gate.tryEnter())
         #expect(!gate.tryEnter())
+    }
+
+    @Test func waitersAreWokenFirstComeFirstServedWithThePlaceHandedOver() {
+        let gate = ConnectGate(limit: 1)
+        let woken = Mutex<[Int]>([])
+        #expect(gate.enter { woken.withLock { $0.append(0) } })
+        for i in 1...3 { #expect(!gate.enter { woken.withLock { $0.append(i) } }) }
+        #expect(gate.waiting == 3)
+        gate.leave()
+        #expect(woken.withLock { $0 } == [1])
+        #expect(gate.current == 1, "the place passed to the waiter")
+        #expect(!gate.tryEnter(), "no overtaking while others wait")
+        gate.leave(); gate.leave()
+        #expect(woken.withLock { $0 } == [1, 2, 3])
+        gate.leave()
+        #expect(gate.current == 0 && gate.waiting == 0)
     }
 
     @Test func holdsItsLimitUnderConcurrentUse() async {

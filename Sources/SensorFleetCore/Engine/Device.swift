@@ -287,19 +287,22 @@ final class Device: MQTTClientDelegate {
         }
     }
 
-    /// Backoff first, then a slot from the fleet-wide rate limiter, then a place among the
-    /// connects in flight (when there is none, another slot a little later).
+    /// Backoff first, then a place among the connects in flight (queued, first come first
+    /// served), then a slot from the fleet-wide rate limiter.
     private func waitForSlot() {
-        let slot = context.limiter.reserve(now: MonotonicClock.now())
-        connectTimer = reactor.schedule(at: slot) { [unowned self] in
-            guard self.running else { return }
-            if self.context.gate.tryEnter() {
-                self.holdsGate = true
-                self.attemptConnect()
-            } else {
-                self.waitForSlot()
-            }
+        let box = UncheckedBox(self)
+        let reactor = self.reactor
+        let entered = context.gate.enter {
+            reactor.execute { box.value.gateEntered() }
         }
+        if entered { gateEntered() }
+    }
+
+    private func gateEntered() {
+        holdsGate = true
+        guard running else { leaveGate(); return }
+        let slot = context.limiter.reserve(now: MonotonicClock.now())
+        connectTimer = reactor.schedule(at: slot) { [unowned self] in self.attemptConnect() }
     }
 
     private func leaveGate() {
