@@ -29,6 +29,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Seconds to wait at the end for queued messages to be acknowledged.")
     var drainTimeout: Double = 10
 
+    @Option(help: "Seconds from the start of a connection attempt to CONNACK before it is given up.")
+    var connectTimeout: Double = 10
+
     @Option(help: ArgumentHelp("Keep each device's outbox on disk in this folder (SQLite, WAL): messages survive a crash and are sent by the next run.", valueName: "dir"))
     var stateDir: String?
 
@@ -36,6 +39,7 @@ struct Run: AsyncParsableCommand {
 
     func validate() throws {
         if let duration, duration <= 0 { throw ValidationError("--duration \(duration): expected a number of seconds > 0") }
+        if connectTimeout <= 0 { throw ValidationError("--connect-timeout \(connectTimeout): expected a number of seconds > 0") }
         if let connectRate, connectRate <= 0 { throw ValidationError("--connect-rate \(connectRate): expected attempts per second > 0") }
         if let broker { _ = try parseBroker(broker) }
     }
@@ -46,6 +50,7 @@ struct Run: AsyncParsableCommand {
         for warning in loaded.warnings { logger.warning("\(warning)") }
         var options = RunOptions(connectRate: connectRate)
         options.stateDirectory = stateDir
+        options.connectTimeout = connectTimeout
         if let broker {
             let (host, port) = try parseBroker(broker)
             options.brokerHost = host

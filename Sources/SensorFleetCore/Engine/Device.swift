@@ -10,6 +10,7 @@ final class FleetContext: Sendable {
     let trust: TrustStore
     let tlsSettings: TLSSettings
     let limiter: ConnectRateLimiter
+    let gate: ConnectGate
     let backoff: BackoffPolicy
     let counters: FleetCounters
     let logger: Logger
@@ -25,7 +26,7 @@ final class FleetContext: Sendable {
 
     init(
         broker: BrokerSpec, connectHost: String, trust: TrustStore, tlsSettings: TLSSettings,
-        limiter: ConnectRateLimiter, backoff: BackoffPolicy, counters: FleetCounters, logger: Logger,
+        limiter: ConnectRateLimiter, gate: ConnectGate, backoff: BackoffPolicy, counters: FleetCounters, logger: Logger,
         seed: UInt64, outbox: OutboxSpec, maxInflight: Int, connectTimeout: Double
     ) {
         self.broker = broker
@@ -33,6 +34,7 @@ final class FleetContext: Sendable {
         self.trust = trust
         self.tlsSettings = tlsSettings
         self.limiter = limiter
+        self.gate = gate
         self.backoff = backoff
         self.counters = counters
         self.logger = logger
@@ -104,6 +106,7 @@ final class Device: MQTTClientDelegate {
     /// Readings go on (false once the fleet stops; connections go on until `disconnect()`).
     private var producing = false
     private var reportedErrors: Set<String> = []
+    private var holdsGate = false
     private var payloadBuffer: [UInt8] = []
     private var readings: [(name: String, value: Double)] = []
 
@@ -199,6 +202,7 @@ final class Device: MQTTClientDelegate {
 
     /// Counts what never reached the broker as dropped and frees the client.
     func finish() {
+        leaveGate()
         let left = outbox.count + inflight.count + backlogCount
         if let journal, journal.store.isDurable {
             // On disk already: the next run sends them.
@@ -392,14 +396,37 @@ final class Device: MQTTClientDelegate {
         guard running else { return }
         connectTimer?.cancel()
         connectTimer = reactor.schedule(after: delay) { [unowned self] in
-            // Backoff first, then a slot from the fleet-wide limiter.
-            let slot = self.context.limiter.reserve(now: MonotonicClock.now())
-            self.connectTimer = self.reactor.schedule(at: slot) { [unowned self] in self.attemptConnect() }
+            self.waitForSlot()
+        }
+    }
+
+    /// Backoff first, then a place among the connects in flight (queued, first come first
+    /// served), then a slot from the fleet-wide rate limiter.
+    private func waitForSlot() {
+        let box = UncheckedBox(self)
+        let reactor = self.reactor
+        let entered = context.gate.enter {
+            reactor.execute { box.value.gateEntered() }
+        }
+        if entered { gateEntered() }
+    }
+
+    private func gateEntered() {
+        holdsGate = true
+        guard running else { leaveGate(); return }
+        let slot = context.limiter.reserve(now: MonotonicClock.now())
+        connectTimer = reactor.schedule(at: slot) { [unowned self] in self.attemptConnect() }
+    }
+
+    private func leaveGate() {
+        if holdsGate {
+            holdsGate = false
+            context.gate.leave()
         }
     }
 
     private func attemptConnect() {
-        guard running, client?.state ?? .idle == .idle else { return }
+        guard running, client?.state ?? .idle == .idle else { leaveGate(); return }
         do throws(MosquittoError) {
             let client: MQTTClient
             if let existing = self.client { client = existing } else { client = try makeClient() }
@@ -408,6 +435,7 @@ final class Device: MQTTClientDelegate {
             context.counters.connectAttempts.add(1, ordering: .relaxed)
             client.connect()
         } catch {
+            leaveGate()
             failed(error)
         }
     }
@@ -448,6 +476,7 @@ final class Device: MQTTClientDelegate {
     }
 
     func clientDidConnect(_ client: MQTTClient, sessionPresent: Bool) {
+        leaveGate()
         connects += 1
         connectedAt = MonotonicClock.now()
         lastError = nil
@@ -462,6 +491,7 @@ final class Device: MQTTClientDelegate {
     }
 
     func clientDidClose(_ client: MQTTClient, error: MosquittoError?) {
+        leaveGate()
         if connectedAt != 0 {
             context.counters.connected.subtract(1, ordering: .relaxed)
             backoff.connectionEnded(after: Double(MonotonicClock.now() &- connectedAt) / 1e9)
