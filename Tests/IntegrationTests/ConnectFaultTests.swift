@@ -119,3 +119,36 @@ struct ConnectFaultTests {
         print("fault g (expired): \(bad.attempts) attempt(s) in ~4 s, error: \(bad.lastError ?? "nil")")
     }
 }
+
+@Suite("Broker refusals", .serialized)
+struct RefusalTests {
+    @Test("i: CONNACK refused (not authorised) — reason surfaced, a permanent failure, backed off")
+    func connackNotAuthorised() async throws {
+        let fleet = try TestFleet(devices: ["refused-1"], startBroker: false)
+        defer { fleet.tearDown() }
+        let spec = try fleet.load()
+        // The certificate is checked, but its CN is no longer taken as the user name, and
+        // anonymous clients are not allowed: mosquitto answers CONNACK "not authorised".
+        fleet.broker = try TestBroker(
+            settings: .init(
+                caFile: fleet.caFile, certFile: "\(fleet.path)/broker/server.pem", keyFile: "\(fleet.path)/broker/server.key",
+                aclFile: "\(fleet.path)/broker/acl", extra: ["use_identity_as_username false"]
+            ),
+            directory: fleet.path, port: spec.broker.port
+        )
+        var logger = Logger(label: "t")
+        logger.logLevel = .critical
+        let runner = try Fleet(spec: spec, options: RunOptions(backoff: BackoffPolicy(base: 0.2, cap: 2)), logger: logger)
+        await runner.start()
+        #expect(await runner.waitUntilAllDevices(timeout: 15) { $0.errors >= 1 })
+        try await Task.sleep(for: .seconds(2))
+        let summary = await runner.stop(drainTimeout: 0.5)
+        let device = try #require(summary.devices.first)
+        #expect(device.connects == 0)
+        #expect(device.lastError?.lowercased().contains("not authori") == true, "error: \(device.lastError ?? "nil")")
+        #expect(device.failing, "a refusal does not fix itself")
+        #expect(device.attempts <= 3, "\(device.attempts) attempts in ~2 s")
+        #expect(summary.totals.published == summary.totals.acknowledged + summary.totals.dropped)
+        print("fault i (CONNACK): \(device.attempts) attempt(s), error: \(device.lastError ?? "nil")")
+    }
+}
