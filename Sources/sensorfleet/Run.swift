@@ -46,6 +46,7 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try logging.bootstrap()
+        raiseDescriptorLimit()
         let loaded = try loadFleet(directory)
         for warning in loaded.warnings { logger.warning("\(warning)") }
         var options = RunOptions(connectRate: connectRate)
@@ -143,6 +144,16 @@ struct Run: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// Each device holds up to three descriptors (its socket and libmosquitto's socketpair): take the
+/// whole hard limit, not the soft default.
+func raiseDescriptorLimit() {
+    var limit = rlimit()
+    let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    guard getrlimit(resource, &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(resource, &limit)
 }
 
 /// "HOST:PORT" or "[IPv6]:PORT".

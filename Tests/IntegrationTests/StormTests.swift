@@ -1,0 +1,65 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import SensorFleetCore
+
+@Suite("Reconnect storm", .serialized)
+struct StormTests {
+    /// Connections the broker accepted per second (its log's epoch-second timestamps), from the
+    /// `occurrence`-th start of the broker in its log on.
+    private func acceptsPerSecond(_ log: String, afterStart occurrence: Int) -> [Int: Int] {
+        var starts = 0
+        var perSecond: [Int: Int] = [:]
+        for line in log.split(separator: "\n") {
+            if line.contains("mosquitto version") && line.contains("starting") { starts += 1; continue }
+            guard starts >= occurrence, line.contains(": New connection from "),
+                  let stamp = Int(line.prefix { $0 != ":" }) else { continue }
+            perSecond[stamp, default: 0] += 1
+        }
+        return perSecond
+    }
+
+    @Test("e: 2,000 devices and a broker restart — attempts per second never above the limit (broker's log), all back in the time it implies")
+    func reconnectStormIsPaced() async throws {
+        let count = 2000
+        let rate = 250.0
+        let ids = (1...count).map { String(format: "storm-%04d", $0) }
+        let began = Date()
+        let fleet = try TestFleet(devices: ids, interval: 30)
+        defer { fleet.tearDown() }
+        let prepared = Date().timeIntervalSince(began)
+        let runner = try fleet.makeFleet(RunOptions(backoff: BackoffPolicy(base: 1, cap: 10), connectRate: rate), logLevel: .critical)
+        let implied = Double(count) / rate
+        await runner.start()
+        let rampStart = Date()
+        let up = await runner.waitUntilAllDevices(timeout: implied * 2 + 10) { $0.connected }
+        let ramp = Date().timeIntervalSince(rampStart)
+        #expect(up, "first ramp")
+
+        fleet.broker.stop()
+        #expect(await runner.waitUntilAllDevices(timeout: 20) { !$0.connected })
+        try fleet.broker.start()
+        let restartAt = Date()
+        let back = await runner.waitUntilAllDevices(timeout: implied * 2 + 10) { $0.connected && $0.connects >= 2 }
+        let recovery = Date().timeIntervalSince(restartAt)
+        let summary = await runner.stop(drainTimeout: 2)
+        #expect(back, "\(summary.devices.filter { !$0.connected }.count) devices not back")
+        // All back within what the limit implies (count / rate), plus the first backoff delay
+        // (at most `base` = 1 s) and 2 s of slack for a loaded machine.
+        #expect(recovery <= implied + 3, "back after \(recovery) s; the limit implies \(implied) s")
+
+        let perSecond = acceptsPerSecond(fleet.broker.log(), afterStart: 2)
+        let accepted = perSecond.values.reduce(0, +)
+        let busiest = perSecond.values.max() ?? 0
+        #expect(accepted >= count, "the broker's log shows \(accepted) connections after the restart")
+        // A token bucket of `rate` with a burst of 1 lets at most rate + 1 start in any second;
+        // the broker's timestamps can shift a handful across a second's edge, so two
+        // neighbouring seconds together must hold at most 2 × rate + 1.
+        let seconds = perSecond.keys.sorted()
+        let busiestPair = zip(seconds, seconds.dropFirst()).map { (perSecond[$0]! + (($1 == $0 + 1) ? perSecond[$1]! : 0)) }.max() ?? busiest
+        #expect(busiestPair <= Int(2 * rate) + 1, "\(busiestPair) connections in two seconds; limit \(rate)/s")
+        #expect(busiest <= Int(rate * 1.1) + 1, "\(busiest) connections in one second; limit \(rate)/s")
+        print("fault e: \(count) devices, limit \(Int(rate))/s (implies \(implied) s): first ramp \(String(format: "%.1f", ramp)) s, back after the restart in \(String(format: "%.1f", recovery)) s; broker saw \(accepted) connections, at most \(busiest) in one second (\(seconds.map { perSecond[$0]! })); set-up \(String(format: "%.1f", prepared)) s")
+    }
+}
