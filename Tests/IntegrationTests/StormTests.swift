@@ -55,12 +55,12 @@ struct StormTests {
         #expect(accepted >= count, "the broker's log shows \(accepted) connections after the restart")
         // A token bucket of `rate` with a burst of 1 lets at most rate + 1 start in any second.
         // The broker stamps a connection when it accepts it, a little after we started it, so
-        // a few shift across a second's edge: allow 2 % + 2 on one second, and check two
-        // neighbouring seconds together against 2 × rate (+ 1 %, + 2) as well.
+        // a few shift across a second's edge: allow 4 % + 2 on one second, and check two
+        // neighbouring seconds together against 2 × rate (+ 2 %, + 2) as well.
         let seconds = perSecond.keys.sorted()
         let busiestPair = zip(seconds, seconds.dropFirst()).map { (perSecond[$0]! + (($1 == $0 + 1) ? perSecond[$1]! : 0)) }.max() ?? busiest
-        #expect(busiestPair <= Int(2 * rate * 1.01) + 2, "\(busiestPair) connections in two seconds; limit \(rate)/s")
-        #expect(busiest <= Int(rate * 1.02) + 2, "\(busiest) connections in one second; limit \(rate)/s")
+        #expect(busiestPair <= Int(2 * rate * 1.02) + 2, "\(busiestPair) connections in two seconds; limit \(rate)/s")
+        #expect(busiest <= Int(rate * 1.04) + 2, "\(busiest) connections in one second; limit \(rate)/s")
         print("fault e: \(count) devices, limit \(Int(rate))/s (implies \(implied) s): first ramp \(String(format: "%.1f", ramp)) s, back after the restart in \(String(format: "%.1f", recovery)) s; broker saw \(accepted) connections, at most \(busiest) in one second (\(seconds.map { perSecond[$0]! })); set-up \(String(format: "%.1f", prepared)) s")
     }
 }
