@@ -272,3 +272,53 @@ struct ProxyFaultTests {
         print("fault c: reset → reconnected; stall → detected and reconnected after \(String(format: "%.1f", detection)) s (ack_timeout 4 s, keep-alive 10 s); \(result.totals.published) published, 0 gaps")
     }
 }
+
+@Suite("Durable backlog", .serialized)
+struct DurableBacklogTests {
+    @Test("a backlog left by an earlier run goes out oldest first, at its bounded rate, with live data alongside")
+    func backlogIsPacedAndInterleaved() async throws {
+        let fleet = try TestFleet(
+            devices: ["backlog-1"], interval: 0.01, fleetExtra: "outbox:\n  max_messages: 100000\n  backlog_rate: 100\n"
+        )
+        defer { fleet.tearDown() }
+        let state = "\(fleet.path)/state"
+        var options = RunOptions(backoff: BackoffPolicy(base: 0.1, cap: 1))
+        options.stateDirectory = state
+        // First run: the broker is away; everything read stays on disk.
+        fleet.broker.stop()
+        let first = try fleet.makeFleet(options, logLevel: .critical)
+        await first.start()
+        #expect(await first.waitUntilAllDevices(timeout: 20) { $0.queued >= 300 })
+        let firstSummary = await first.stop(drainTimeout: 0.1, disconnectTimeout: 0.5)
+        let backlog = firstSummary.totals.kept
+        let lastSeqBefore = try #require(firstSummary.devices.first).lastSeq
+        #expect(backlog == Int(lastSeqBefore) && backlog >= 300)
+
+        try fleet.broker.start()
+        let subscriber = try fleet.subscriber()
+        defer { subscriber.stop() }
+        let second = try fleet.makeFleet(options, logLevel: .critical)
+        let started = Date()
+        await second.start()
+        let drained = await waitFor(30) {
+            subscriber.sequences()["backlog-1"].map { Set($0).isSuperset(of: 1...lastSeqBefore) } ?? false
+        }
+        let took = Date().timeIntervalSince(started)
+        #expect(drained)
+        let summary = await second.stop(drainTimeout: 5)
+        #expect(summary.totals.restored == backlog)
+        #expect(summary.totals.dropped == 0)
+        let arrived = subscriber.sequences()["backlog-1"] ?? []
+        let backlogArrivals = arrived.filter { $0 <= lastSeqBefore }
+        // Oldest first.
+        #expect(backlogArrivals == backlogArrivals.sorted(), "backlog out of order")
+        // Bounded: 100 per second after a one-second burst, so at least (backlog − 100) / 100 s.
+        let floor = Double(backlog - 100) / 100
+        #expect(took >= floor * 0.9, "backlog of \(backlog) went out in \(took) s; the rate allows no less than \(floor) s")
+        // Alongside: live readings (seq after the old last one) arrived before the backlog was through.
+        let lastBacklogIndex = arrived.lastIndex { $0 <= lastSeqBefore } ?? 0
+        let firstLiveIndex = arrived.firstIndex { $0 > lastSeqBefore } ?? Int.max
+        #expect(firstLiveIndex < lastBacklogIndex, "live data waited for the whole backlog")
+        print("durable backlog: \(backlog) messages from the earlier run delivered oldest first in \(String(format: "%.1f", took)) s at 100/s (floor \(String(format: "%.1f", floor)) s), live data interleaved from arrival #\(firstLiveIndex)")
+    }
+}
