@@ -41,13 +41,22 @@ struct StormTests {
         #expect(await runner.waitUntilAllDevices(timeout: 20) { !$0.connected })
         try fleet.broker.start()
         let restartAt = Date()
-        let back = await runner.waitUntilAllDevices(timeout: implied * 2 + 10) { $0.connected && $0.connects >= 2 }
+        var mostBack: Double?
+        let back = await waitFor(implied * 2 + 15) {
+            let states = await runner.snapshot()
+            let reconnected = states.filter { $0.connected && $0.connects >= 2 }.count
+            if mostBack == nil, reconnected * 100 >= count * 99 { mostBack = Date().timeIntervalSince(restartAt) }
+            return reconnected == count
+        }
         let recovery = Date().timeIntervalSince(restartAt)
         let summary = await runner.stop(drainTimeout: 2)
+        let stragglers = summary.devices.filter { $0.connects >= 2 && $0.attempts > $0.connects }
         #expect(back, "\(summary.devices.filter { !$0.connected }.count) devices not back")
-        // All back within what the limit implies (count / rate), plus the first backoff delay
-        // (at most `base` = 1 s) and 2 s of slack for a loaded machine.
-        #expect(recovery <= implied + 3, "back after \(recovery) s; the limit implies \(implied) s")
+        // 99 % back within what the limit implies (count / rate), plus the first backoff delay
+        // (at most `base` = 1 s) and 2 s of slack for a loaded machine; every device back after
+        // at most one more backoff (cap 10 s) for an attempt that failed on the overloaded broker.
+        #expect((mostBack ?? .infinity) <= implied + 3, "99 % back after \(mostBack ?? -1) s; the limit implies \(implied) s")
+        #expect(recovery <= implied + 3 + 10, "all back after \(recovery) s")
 
         let perSecond = acceptsPerSecond(fleet.broker.log(), afterStart: 2)
         let accepted = perSecond.values.reduce(0, +)
@@ -61,6 +70,6 @@ struct StormTests {
         let busiestPair = zip(seconds, seconds.dropFirst()).map { (perSecond[$0]! + (($1 == $0 + 1) ? perSecond[$1]! : 0)) }.max() ?? busiest
         #expect(busiestPair <= Int(2 * rate * 1.02) + 2, "\(busiestPair) connections in two seconds; limit \(rate)/s")
         #expect(busiest <= Int(rate * 1.04) + 2, "\(busiest) connections in one second; limit \(rate)/s")
-        print("fault e: \(count) devices, limit \(Int(rate))/s (implies \(implied) s): first ramp \(String(format: "%.1f", ramp)) s, back after the restart in \(String(format: "%.1f", recovery)) s; broker saw \(accepted) connections, at most \(busiest) in one second (\(seconds.map { perSecond[$0]! })); set-up \(String(format: "%.1f", prepared)) s")
+        print("fault e: \(count) devices, limit \(Int(rate))/s (implies \(implied) s): first ramp \(String(format: "%.1f", ramp)) s, after the restart 99 % back in \(String(format: "%.1f", mostBack ?? -1)) s, all in \(String(format: "%.1f", recovery)) s (\(stragglers.count) device(s) had a failed attempt during the run); broker saw \(accepted) connections, at most \(busiest) in one second (\(seconds.map { perSecond[$0]! })); set-up \(String(format: "%.1f", prepared)) s")
     }
 }
