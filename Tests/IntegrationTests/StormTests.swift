@@ -51,7 +51,8 @@ struct StormTests {
         let recovery = Date().timeIntervalSince(restartAt)
         let summary = await runner.stop(drainTimeout: 2)
         let stragglers = summary.devices.filter { $0.connects >= 2 && $0.attempts > $0.connects }
-        #expect(back, "\(summary.devices.filter { !$0.connected }.count) devices not back")
+        let notBack = summary.devices.filter { !($0.connected && $0.connects >= 2) }
+        #expect(back, "\(notBack.count) devices not back: \(notBack.prefix(3).map { "\($0.id): connects \($0.connects), attempts \($0.attempts), errors \($0.errors), last error \($0.lastError ?? "none")" })")
         // 99 % back within what the limit implies (count / rate), plus the first backoff delay
         // (at most `base` = 1 s) and 2 s of slack for a loaded machine; every device back after
         // at most one more backoff (cap 10 s) for an attempt that failed on the overloaded broker.
