@@ -1,7 +1,7 @@
 # Shared by Scripts/demo, Scripts/test and Scripts/bench. Source it; do not run it.
 
 # The Debian packages SensorFleet needs to build, test and run its demo.
-SENSORFLEET_PACKAGES=(mosquitto mosquitto-clients libmosquitto-dev libssl-dev openssl pkg-config systemd)
+SENSORFLEET_PACKAGES=(mosquitto mosquitto-clients libmosquitto-dev libssl-dev openssl pkg-config libsqlite3-dev systemd)
 
 # Installs whichever of the given Debian packages are missing (apt-get; as root or with sudo).
 ensure_packages() {

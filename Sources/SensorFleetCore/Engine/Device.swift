@@ -10,29 +10,36 @@ final class FleetContext: Sendable {
     let trust: TrustStore
     let tlsSettings: TLSSettings
     let limiter: ConnectRateLimiter
+    let gate: ConnectGate
     let backoff: BackoffPolicy
     let counters: FleetCounters
     let logger: Logger
     let seed: UInt64
-    let outboxLimit: Int
+    let outbox: OutboxSpec
     let maxInflight: Int
     let connectTimeout: Double
 
+    /// Counts a message accepted while the durable outbox could not write (memory only).
+    func journalFallbacks() {
+        counters.notDurable.add(1, ordering: .relaxed)
+    }
+
     init(
         broker: BrokerSpec, connectHost: String, trust: TrustStore, tlsSettings: TLSSettings,
-        limiter: ConnectRateLimiter, backoff: BackoffPolicy, counters: FleetCounters, logger: Logger,
-        seed: UInt64, outboxLimit: Int, maxInflight: Int, connectTimeout: Double
+        limiter: ConnectRateLimiter, gate: ConnectGate, backoff: BackoffPolicy, counters: FleetCounters, logger: Logger,
+        seed: UInt64, outbox: OutboxSpec, maxInflight: Int, connectTimeout: Double
     ) {
         self.broker = broker
         self.connectHost = connectHost
         self.trust = trust
         self.tlsSettings = tlsSettings
         self.limiter = limiter
+        self.gate = gate
         self.backoff = backoff
         self.counters = counters
         self.logger = logger
         self.seed = seed
-        self.outboxLimit = outboxLimit
+        self.outbox = outbox
         self.maxInflight = maxInflight
         self.connectTimeout = connectTimeout
     }
@@ -58,44 +65,8 @@ public struct DeviceSnapshot: Sendable, Equatable, Codable {
     public var failing: Bool
     /// Real-sensor reads skipped (failed or out of range).
     public var sensorErrors: Int = 0
-}
-
-/// Messages waiting for the broker, oldest first, bounded; the oldest is dropped when full.
-struct Outbox {
-    struct Entry {
-        var seq: UInt64
-        var payload: [UInt8]
-    }
-
-    private var storage: [Entry] = []
-    private var head = 0
-    let limit: Int
-
-    init(limit: Int) { self.limit = max(1, limit) }
-
-    var count: Int { storage.count - head }
-    var isEmpty: Bool { count == 0 }
-    var first: Entry? { isEmpty ? nil : storage[head] }
-
-    /// Appends; returns the entry pushed out when the outbox was full.
-    mutating func append(_ entry: Entry) -> Entry? {
-        var evicted: Entry?
-        if count >= limit { evicted = removeFirst() }
-        storage.append(entry)
-        return evicted
-    }
-
-    @discardableResult
-    mutating func removeFirst() -> Entry? {
-        guard !isEmpty else { return nil }
-        let entry = storage[head]
-        head += 1
-        if head > 64 && head * 2 > storage.count {
-            storage.removeFirst(head)
-            head = 0
-        }
-        return entry
-    }
+    /// `dropped` by `DropReason` raw value (reasons with a count only).
+    public var droppedByReason: [String: Int] = [:]
 }
 
 /// One simulated device. Its state is confined to the reactor thread that owns its MQTT client,
@@ -111,7 +82,21 @@ final class Device: MQTTClientDelegate {
     private var sensors: [DeviceSensor]
     private var outbox: Outbox
     /// libmosquitto message id → telemetry seq, for what was handed over and not acknowledged.
-    private var inflight: [Int32: UInt64] = [:]
+    private var inflight: [Int32: InflightEntry] = [:]
+    private var ackTimer: ReactorTimer?
+    private var dropCounts: [DropReason: Int] = [:]
+    /// The durable outbox of this device's reactor (`run --state-dir`), nil in memory mode.
+    var journal: OutboxJournal?
+    /// Messages an earlier run left unacknowledged, oldest first; sent before and alongside live
+    /// data at `outbox.backlogRate`.
+    private var backlog: [Outbox.Entry] = []
+    private var backlogHead = 0
+    private var backlogTokens = 1.0
+    private var backlogRefilledAt: UInt64 = 0
+    private var backlogTimer: ReactorTimer?
+    private(set) var restored = 0
+    /// Left in the durable outbox at the end, for the next run.
+    private(set) var kept = 0
     private var backoff: Backoff
     private var rng = SystemRandomNumberGenerator()
     private var tickTimer: ReactorTimer?
@@ -122,7 +107,10 @@ final class Device: MQTTClientDelegate {
     private var startedAt: UInt64 = 0
     private var connectedAt: UInt64 = 0
     private var running = false
+    /// Readings go on (false once the fleet stops; connections go on until `disconnect()`).
+    private var producing = false
     private var reportedErrors: Set<String> = []
+    private var holdsGate = false
     private var payloadBuffer: [UInt8] = []
     private var readings: [(name: String, value: Double)] = []
 
@@ -153,14 +141,25 @@ final class Device: MQTTClientDelegate {
         sensors = spec.sensors.map {
             DeviceSensor(spec: $0, fleetSeed: context.seed, deviceID: spec.id, sysfsRoot: spec.sysfsRoot)
         }
-        outbox = Outbox(limit: context.outboxLimit)
+        outbox = Outbox(spec: context.outbox)
         interval = spec.interval
         backoff = Backoff(policy: context.backoff)
         readings.reserveCapacity(spec.sensors.count)
     }
 
     var isConnected: Bool { client?.isConnected ?? false }
-    var pending: Int { outbox.count + inflight.count }
+    var pending: Int { outbox.count + inflight.count + backlogCount }
+    private var backlogCount: Int { backlog.count - backlogHead }
+
+    /// Takes over what an earlier run left: the seq goes on from its last one, and its
+    /// unacknowledged messages become the backlog. Before `start()`.
+    func restore(_ state: DurableOutbox.Restored) {
+        seq = state.lastSeq
+        let now = MonotonicClock.now()
+        backlog = state.backlog.map { Outbox.Entry(seq: $0.seq, payload: $0.payload, enqueuedAt: now) }
+        restored = backlog.count
+        context.counters.restored.add(backlog.count, ordering: .relaxed)
+    }
     var isClosed: Bool { client == nil || client?.state == .idle }
 
     // MARK: Life cycle (reactor thread)
@@ -169,6 +168,7 @@ final class Device: MQTTClientDelegate {
     /// not publish in lock-step) and the first connection attempt.
     func start() {
         running = true
+        producing = true
         startedAt = MonotonicClock.now()
         let offset = UInt64(Double.random(in: 0..<interval, using: &rng) * 1e9)
         nextTick = startedAt &+ offset
@@ -176,16 +176,33 @@ final class Device: MQTTClientDelegate {
         requestConnect(after: 0)
     }
 
-    /// Stops readings and reconnects; what is queued keeps going out while connected.
+    /// Stops readings; what is queued keeps going out, and a device that is offline keeps
+    /// reconnecting (with its backoff) until `disconnect()`, so a stop can drain its outbox.
     func stopProducing() {
-        running = false
+        producing = false
         tickTimer?.cancel()
-        connectTimer?.cancel()
+    }
+
+    /// Nothing left to send, or nothing will get it out (a failure that does not fix itself).
+    var isSettled: Bool { pending == 0 || (!isConnected && (lastError?.isPermanent ?? false)) }
+
+    /// Seconds a PUBACK may be overdue on a live connection.
+    private var ackTimeout: Double { context.outbox.ackTimeout ?? Double(context.broker.keepAlive) }
+
+    private func drop(_ reason: DropReason, count: Int = 1) {
+        guard count > 0 else { return }
+        dropped += count
+        dropCounts[reason, default: 0] += count
+        context.counters.drop(reason, count: count)
     }
 
     /// Publishes the retained `offline` status (a clean DISCONNECT suppresses the will) and
     /// disconnects.
     func disconnect() {
+        running = false
+        producing = false
+        connectTimer?.cancel()
+        backlogTimer?.cancel()
         guard let client else { return }
         if client.isConnected {
             publishStatus("offline")
@@ -197,13 +214,22 @@ final class Device: MQTTClientDelegate {
 
     /// Counts what never reached the broker as dropped and frees the client.
     func finish() {
-        let left = outbox.count + inflight.count
-        if left > 0 {
-            dropped += left
-            context.counters.dropped.add(left, ordering: .relaxed)
+        leaveGate()
+        let left = outbox.count + inflight.count + backlogCount
+        if let journal, journal.store.isDurable {
+            // On disk already: the next run sends them.
+            kept += left
+            context.counters.kept.add(left, ordering: .relaxed)
+            journal.flush()
+        } else {
+            drop(.unsent, count: left)
         }
-        outbox = Outbox(limit: context.outboxLimit)
+        backlog.removeAll()
+        backlogHead = 0
+        backlogTimer?.cancel()
+        outbox = Outbox(spec: context.outbox)
         inflight.removeAll()
+        ackTimer?.cancel()
         if client?.isConnected == true { context.counters.connected.subtract(1, ordering: .relaxed) }
         client?.destroy()
         client = nil
@@ -212,18 +238,22 @@ final class Device: MQTTClientDelegate {
     func snapshot() -> DeviceSnapshot {
         DeviceSnapshot(
             id: spec.id, connected: isConnected, published: published, acknowledged: acknowledged,
-            dropped: dropped, lastSeq: seq, queued: outbox.count, inflight: inflight.count,
+            dropped: dropped, lastSeq: seq, queued: outbox.count + backlogCount, inflight: inflight.count,
             attempts: attempts, connects: connects, errors: errors, lastError: lastErrorText,
-            failing: lastError?.isPermanent ?? false, sensorErrors: sensorErrors
+            failing: lastError?.isPermanent ?? false, sensorErrors: sensorErrors,
+            droppedByReason: Dictionary(uniqueKeysWithValues: dropCounts.map { ($0.key.rawValue, $0.value) })
         )
     }
 
     // MARK: Readings
 
     private func tick() {
-        guard running else { return }
+        guard running, producing else { return }
         let now = MonotonicClock.now()
         takeReading(now: now)
+        let expired = outbox.expire(now: now)
+        forget(expired)
+        drop(.expired, count: expired.count)
         // Next deadline from the previous one, not from now, so the rate does not drift; when
         // we are more than a whole interval late, skip ahead and count the overrun.
         let step = UInt64(interval * 1e9)
@@ -251,7 +281,7 @@ final class Device: MQTTClientDelegate {
         TelemetryPayload.encode(
             device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer
         )
-        enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer))
+        enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer, enqueuedAt: now))
     }
 
     /// A failed read is skipped: the message goes out without that reading. Each distinct
@@ -264,12 +294,47 @@ final class Device: MQTTClientDelegate {
     }
 
     private func enqueue(_ entry: Outbox.Entry) {
+        switch outbox.append(entry) {
+        case .accepted(let evicted):
+            if let journal {
+                // Accepted once it is on disk (the reactor's batch commits after this turn).
+                journal.insert(device: spec.id, seq: entry.seq, payload: entry.payload) { [unowned self] onDisk in
+                    if !onDisk { self.context.journalFallbacks() }
+                    self.accepted()
+                }
+            } else {
+                accepted()
+            }
+            forget(evicted)
+            drop(.overflow, count: evicted.count)
+        case .refused:
+            accepted()
+            drop(.refused)
+        }
+    }
+
+    private func accepted() {
         published += 1
         context.counters.published.add(1, ordering: .relaxed)
-        if outbox.append(entry) != nil {
-            dropped += 1
-            context.counters.dropped.add(1, ordering: .relaxed)
-        }
+    }
+
+    /// Removes messages that are settled (acknowledged or dropped) from the durable outbox.
+    private func forget(_ entries: [Outbox.Entry]) {
+        guard let journal else { return }
+        for entry in entries { journal.delete(device: spec.id, seq: entry.seq) }
+    }
+
+    private func forget(seq: UInt64) {
+        journal?.delete(device: spec.id, seq: seq)
+    }
+
+    /// The backlog's token bucket: `backlogRate` per second, bursts of up to one second's worth.
+    private func backlogAllowance(now: UInt64) -> Bool {
+        let rate = context.outbox.backlogRate
+        let elapsed = Double(now &- backlogRefilledAt) / 1e9
+        backlogRefilledAt = now
+        backlogTokens = min(max(1, rate), backlogTokens + elapsed * rate)
+        return backlogTokens >= 1
     }
 
     /// Hands queued messages to libmosquitto while connected, keeping at most the in-flight
@@ -283,20 +348,72 @@ final class Device: MQTTClientDelegate {
             return
         }
         let window = spec.qos == 0 ? 64 : context.maxInflight
-        while inflight.count < window, let entry = outbox.first {
+        let now = MonotonicClock.now()
+        while inflight.count < window {
+            // The backlog of an earlier run first (it is older), at its own rate; live data alongside.
+            let fromBacklog = backlogCount > 0 && backlogAllowance(now: now)
+            let entry: Outbox.Entry
+            if fromBacklog {
+                entry = backlog[backlogHead]
+            } else if let first = outbox.first {
+                entry = first
+            } else {
+                if backlogCount > 0, backlogTimer == nil || backlogTimer!.isCancelled {
+                    backlogTimer = reactor.schedule(after: 1 / context.outbox.backlogRate) { [unowned self] in
+                        self.backlogTimer = nil
+                        self.pump()
+                    }
+                }
+                return
+            }
             let result = entry.payload.withUnsafeBytes { raw in
                 client.publish(topic: spec.topic, payload: raw, qos: spec.qos)
             }
             switch result {
             case .success(let mid):
-                outbox.removeFirst()
-                inflight[mid] = entry.seq
+                if fromBacklog {
+                    backlogHead += 1
+                    backlogTokens -= 1
+                    if backlogHead == backlog.count { backlog.removeAll(); backlogHead = 0 }
+                } else {
+                    outbox.removeFirst()
+                }
+                inflight[mid] = InflightEntry(seq: entry.seq, sentAt: now)
+                if spec.qos > 0 { armAckTimer() }
             case .failure(let error):
                 // Not connected after all (the close is on its way) or refused locally: keep the
                 // message for the next connection.
                 logger.debug("publish deferred", metadata: ["error": "\(error)"])
                 return
             }
+        }
+    }
+
+    /// Wakes up when the oldest PUBACK falls due; one timer per device, armed only while
+    /// something is in flight.
+    private func armAckTimer() {
+        guard ackTimer == nil || ackTimer!.isCancelled else { return }
+        guard let oldest = inflight.values.map(\.sentAt).min() else { return }
+        ackTimer = reactor.schedule(at: oldest &+ UInt64(ackTimeout * 1e9)) { [unowned self] in
+            self.ackTimer = nil
+            self.checkAcknowledgements()
+        }
+    }
+
+    /// A PUBACK overdue on a live connection means the connection is dead (a stalled socket that
+    /// keeps TCP open, a broker that stopped answering): abort it, so the reconnect comes now and
+    /// not after libmosquitto's keep-alive (up to 2 × keep-alive); libmosquitto re-sends what it
+    /// holds after the reconnect.
+    private func checkAcknowledgements() {
+        guard let client, client.isConnected, let oldest = inflight.values.map(\.sentAt).min() else { return }
+        let now = MonotonicClock.now()
+        let limit = UInt64(ackTimeout * 1e9)
+        if now &- oldest >= limit {
+            context.counters.ackTimeouts.add(1, ordering: .relaxed)
+            logger.warning("no PUBACK for \(inflight.count) message(s) within \(ackTimeout) s: taking the connection for dead and reconnecting")
+            client.abort()
+        } else {
+            armAckTimer()
         }
     }
 
@@ -313,14 +430,37 @@ final class Device: MQTTClientDelegate {
         guard running else { return }
         connectTimer?.cancel()
         connectTimer = reactor.schedule(after: delay) { [unowned self] in
-            // Backoff first, then a slot from the fleet-wide limiter.
-            let slot = self.context.limiter.reserve(now: MonotonicClock.now())
-            self.connectTimer = self.reactor.schedule(at: slot) { [unowned self] in self.attemptConnect() }
+            self.waitForSlot()
+        }
+    }
+
+    /// Backoff first, then a place among the connects in flight (queued, first come first
+    /// served), then a slot from the fleet-wide rate limiter.
+    private func waitForSlot() {
+        let box = UncheckedBox(self)
+        let reactor = self.reactor
+        let entered = context.gate.enter {
+            reactor.execute { box.value.gateEntered() }
+        }
+        if entered { gateEntered() }
+    }
+
+    private func gateEntered() {
+        holdsGate = true
+        guard running else { leaveGate(); return }
+        let slot = context.limiter.reserve(now: MonotonicClock.now())
+        connectTimer = reactor.schedule(at: slot) { [unowned self] in self.attemptConnect() }
+    }
+
+    private func leaveGate() {
+        if holdsGate {
+            holdsGate = false
+            context.gate.leave()
         }
     }
 
     private func attemptConnect() {
-        guard running, client?.state ?? .idle == .idle else { return }
+        guard running, client?.state ?? .idle == .idle else { leaveGate(); return }
         do throws(MosquittoError) {
             let client: MQTTClient
             if let existing = self.client { client = existing } else { client = try makeClient() }
@@ -329,6 +469,7 @@ final class Device: MQTTClientDelegate {
             context.counters.connectAttempts.add(1, ordering: .relaxed)
             client.connect()
         } catch {
+            leaveGate()
             failed(error)
         }
     }
@@ -369,6 +510,7 @@ final class Device: MQTTClientDelegate {
     }
 
     func clientDidConnect(_ client: MQTTClient, sessionPresent: Bool) {
+        leaveGate()
         connects += 1
         connectedAt = MonotonicClock.now()
         lastError = nil
@@ -376,6 +518,10 @@ final class Device: MQTTClientDelegate {
         logger.debug("connected", metadata: ["session_present": "\(sessionPresent)"])
         publishStatus("online")
         client.subscribe(commandsTopic, qos: 1)
+        // libmosquitto re-sends what it holds on this connection: their PUBACK clocks start now.
+        let now = MonotonicClock.now()
+        for mid in inflight.keys { inflight[mid]!.sentAt = now }
+        if spec.qos > 0 && !inflight.isEmpty { ackTimer?.cancel(); ackTimer = nil; armAckTimer() }
         pump()
     }
 
@@ -401,6 +547,7 @@ final class Device: MQTTClientDelegate {
     }
 
     func clientDidClose(_ client: MQTTClient, error: MosquittoError?) {
+        leaveGate()
         if reloadPending && error == nil && running {
             // Our own disconnect after a certificate reload: reconnect at once, no backoff.
             reloadPending = false
@@ -420,8 +567,8 @@ final class Device: MQTTClientDelegate {
         }
         if spec.qos == 0 && !inflight.isEmpty {
             // QoS 0 handed over but not yet written is gone with the socket.
-            dropped += inflight.count
-            context.counters.dropped.add(inflight.count, ordering: .relaxed)
+            for entry in inflight.values { forget(seq: entry.seq) }
+            drop(.connectionLost, count: inflight.count)
             inflight.removeAll()
         }
         guard running else { return }
@@ -429,11 +576,11 @@ final class Device: MQTTClientDelegate {
     }
 
     func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int) {
-        guard inflight.removeValue(forKey: messageID) != nil else { return }
+        guard let done = inflight.removeValue(forKey: messageID) else { return }
+        forget(seq: done.seq)
         if reasonCode >= 0x80 {
-            dropped += 1
+            drop(.brokerRefused)
             errors += 1
-            context.counters.dropped.add(1, ordering: .relaxed)
             context.counters.errors.add(1, ordering: .relaxed)
             let text = "broker refused a publish on \(spec.topic): \(MQTTReasonCode.describe(reasonCode))"
             lastErrorText = text

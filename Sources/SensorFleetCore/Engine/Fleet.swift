@@ -14,14 +14,19 @@ public struct RunOptions: Sendable {
     /// Overrides fleet.yaml's `connect_rate`.
     public var connectRate: Double?
     public var connectTimeout: Double
+    /// Connections being set up at once, fleet-wide (below mosquitto's listen backlog of ~100).
+    public var maxConnecting: Int
     /// QoS 1 messages in flight per device.
     public var maxInflight: Int
+    /// Folder of the durable outbox (`run --state-dir`); nil: memory only.
+    public var stateDirectory: String?
 
     public init(
         brokerHost: String? = nil, brokerPort: Int? = nil, reactorThreads: Int? = nil,
         backoff: BackoffPolicy = BackoffPolicy(), connectRate: Double? = nil, connectTimeout: Double = 10,
-        maxInflight: Int = 20
+        maxConnecting: Int = 64, maxInflight: Int = 20
     ) {
+        self.maxConnecting = maxConnecting
         self.brokerHost = brokerHost
         self.brokerPort = brokerPort
         self.reactorThreads = reactorThreads
@@ -29,6 +34,7 @@ public struct RunOptions: Sendable {
         self.connectRate = connectRate
         self.connectTimeout = connectTimeout
         self.maxInflight = maxInflight
+        stateDirectory = nil
     }
 }
 
@@ -57,6 +63,8 @@ public final class Fleet: Sendable {
     private let devicesByReactor: [[DeviceSpec]]
     private let devices = Mutex<[UncheckedBox<[Device]>]>([])
     private let startedAt = Mutex<Date?>(nil)
+    /// The durable outbox, when `RunOptions.stateDirectory` is set.
+    public let durableOutbox: DurableOutbox?
 
     /// Prepares the fleet: resolves the broker's address, loads the CA once and creates the
     /// reactors. Nothing connects until `start()`.
@@ -82,8 +90,8 @@ public final class Fleet: Sendable {
         context = FleetContext(
             broker: broker, connectHost: connectHost, trust: trust, tlsSettings: tlsSettings,
             limiter: ConnectRateLimiter(rate: options.connectRate ?? spec.connectRate),
-            backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
-            outboxLimit: spec.outboxLimit, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout
+            gate: ConnectGate(limit: options.maxConnecting), backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
+            outbox: spec.outbox, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout
         )
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threads = max(1, options.reactorThreads ?? min(cores, (spec.devices.count + 499) / 500))
@@ -92,6 +100,7 @@ public final class Fleet: Sendable {
         for (i, device) in spec.devices.enumerated() { split[i % threads].append(device) }
         devicesByReactor = split
         counters.devices.store(spec.devices.count, ordering: .relaxed)
+        durableOutbox = options.stateDirectory.map { DurableOutbox(directory: $0, logger: logger) }
     }
 
     /// The broker's address: IPv4 first, as libmosquitto would try it. Runs before any reactor.
@@ -125,11 +134,19 @@ public final class Fleet: Sendable {
         startedAt.withLock { $0 = Date() }
         for reactor in reactors { reactor.start() }
         var all: [UncheckedBox<[Device]>] = []
+        let store = durableOutbox
+        let restored = UncheckedBox(store?.restore() ?? [:])
         for (index, reactor) in reactors.enumerated() {
             let specs = devicesByReactor[index]
             let context = self.context
             let made = await reactor.submit { () -> UncheckedBox<[Device]> in
-                let devices = specs.map { Device(spec: $0, context: context, reactor: reactor) }
+                let journal = store.map { OutboxJournal(store: $0, reactor: reactor) }
+                let devices = specs.map { spec -> Device in
+                    let device = Device(spec: spec, context: context, reactor: reactor)
+                    device.journal = journal
+                    if let state = restored.value[spec.id] { device.restore(state) }
+                    return device
+                }
                 for device in devices { device.start() }
                 return UncheckedBox(devices)
             }
@@ -160,36 +177,40 @@ public final class Fleet: Sendable {
     }
 
     /// Graceful stop: no new readings; waits up to `drainTimeout` for what is queued to be
-    /// acknowledged; publishes `offline` and sends DISCONNECT; waits up to `disconnectTimeout`
+    /// acknowledged (offline devices keep reconnecting meanwhile); publishes `offline` and sends DISCONNECT; waits up to `disconnectTimeout`
     /// for the broker to close; counts whatever was not delivered as dropped; ends the reactors.
     public func stop(drainTimeout: Double = 10, disconnectTimeout: Double = 3) async -> FleetSummary {
         let groups = devices.withLock { $0 }
         for (index, group) in groups.enumerated() {
             await reactors[index].submit { for device in group.value { device.stopProducing() } }
         }
-        _ = await waitUntil(timeout: drainTimeout, groups) { $0.pending == 0 || !$0.isConnected }
+        // Offline devices keep reconnecting meanwhile: a broker back within the drain time still
+        // gets what they hold.
+        _ = await waitUntil(timeout: drainTimeout, groups) { $0.isSettled }
+        var connectedAtEnd = Set<String>()
         for (index, group) in groups.enumerated() {
-            await reactors[index].submit { for device in group.value { device.disconnect() } }
+            connectedAtEnd.formUnion(await reactors[index].submit { () -> [String] in
+                let connected = group.value.filter(\.isConnected).map(\.spec.id)
+                for device in group.value { device.disconnect() }
+                return connected
+            })
         }
         _ = await waitUntil(timeout: disconnectTimeout, groups) { $0.isClosed }
         var snapshots: [DeviceSnapshot] = []
         for (index, group) in groups.enumerated() {
             snapshots += await reactors[index].submit { () -> [DeviceSnapshot] in
-                let result = group.value.map { device -> DeviceSnapshot in
-                    let connectedAtEnd = device.isConnected
+                group.value.map { device -> DeviceSnapshot in
                     device.finish()
-                    var snapshot = device.snapshot()
-                    snapshot.connected = connectedAtEnd
-                    return snapshot
+                    return device.snapshot()
                 }
-                return result
             }
         }
         for reactor in reactors { reactor.stop() }
         for reactor in reactors { await Task.detached { reactor.join() }.value }
         let began = startedAt.withLock { $0 } ?? Date()
+        for i in snapshots.indices { snapshots[i].connected = connectedAtEnd.contains(snapshots[i].id) }
         var totals = counters.snapshot()
-        totals.connected = snapshots.filter(\.connected).count
+        totals.connected = connectedAtEnd.count
         return FleetSummary(
             totals: totals, devices: snapshots.sorted { $0.id < $1.id },
             durationSeconds: Date().timeIntervalSince(began)
