@@ -27,6 +27,9 @@ struct Agent: AsyncParsableCommand {
     @Option(help: "Private key file (default: $CREDENTIALS_DIRECTORY/key.pem when set, else device.yaml's key).")
     var key: String?
 
+    @Option(help: "Folder of the durable outbox (SQLite): readings survive a crash, a reboot or an outage. Default: $STATE_DIRECTORY (systemd's StateDirectory=); without either, memory only.")
+    var stateDir: String?
+
     @Option(help: "Seconds between checks of the certificate and key files for changes.")
     var watchInterval: Double = 10
 
@@ -89,7 +92,15 @@ struct Agent: AsyncParsableCommand {
 
         let runner: Fleet
         do {
-            runner = try Fleet(spec: loaded.spec, options: RunOptions(reactorThreads: 1), logger: logger)
+            var options = RunOptions(reactorThreads: 1)
+            options.stateDirectory = stateDir ?? ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap {
+                // systemd may list several folders, separated by ':'.
+                $0.split(separator: ":").first.map(String.init)
+            }
+            if options.stateDirectory == nil {
+                logger.warning("no --state-dir and no $STATE_DIRECTORY: readings are kept in memory only and lost on a crash")
+            }
+            runner = try Fleet(spec: loaded.spec, options: options, logger: logger)
         } catch {
             printError("cannot start: \(error)")
             throw ExitCode(1)

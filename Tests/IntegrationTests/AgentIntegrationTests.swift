@@ -210,4 +210,58 @@ struct AgentIntegrationTests {
         #expect(text.contains("pi-3/device.yaml") && text.contains("sensors[0].zone") && text.contains("fix:"), "\(text)")
         #expect(!text.contains("Fatal error") && !text.contains("Stack"))
     }
+
+    @Test("agent killed with kill -9 during a broker outage, restarted: no reading lost, seq without gaps")
+    func killNineWithoutLosingAReading() async throws {
+        let fleet = try TestFleet(devices: ["pi-4"], persistence: true)
+        defer { fleet.tearDown() }
+        try Self.writeRealDevice(fleet, "pi-4", interval: 0.1)
+        let state = "\(fleet.path)/state"
+        let subscriber = try fleet.subscriber(["devices/pi-4/telemetry"], clientID: "observer-agent", cleanSession: false)
+        let arguments = ["agent", "\(fleet.path)/pi-4", "--state-dir", state, "--log-level", "warning"]
+        var (agent, output) = try launchSensorfleet(arguments, in: fleet.path)
+        defer { agent.signal(SIGKILL) }
+        func log() -> String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+        #expect(await waitFor(20) { (subscriber.sequences()["pi-4"]?.count ?? 0) >= 5 }, "agent: \(log())")
+
+        // Broker down: readings pile up in the durable outbox; then kill -9 the agent.
+        fleet.broker.stop()
+        let deliveredBefore = subscriber.sequences()["pi-4"]?.max() ?? 0
+        let journal = state
+        #expect(await waitFor(10) {
+            // The outbox folder grows while the agent keeps reading (about 10 readings a second).
+            ((try? FileManager.default.contentsOfDirectory(atPath: journal)) ?? []).isEmpty == false
+        })
+        try await Task.sleep(for: .seconds(1))  // ~10 readings taken while offline: the backlog under test
+        let killedAtMillis = Int64(Date().timeIntervalSince1970 * 1000)
+        agent.signal(SIGKILL)
+        #expect(await waitFor(10) { !agent.isRunning })
+
+        // Broker back, agent back on the same state folder: the backlog goes out, seq continues.
+        try fleet.broker.start()
+        (agent, output) = try launchSensorfleet(arguments, in: fleet.path)
+        #expect(await waitFor(30) {
+            let seqs = subscriber.sequences()["pi-4"] ?? []
+            guard let highest = seqs.max(), highest > deliveredBefore + 15 else { return false }
+            return Set(seqs) == Set(1...highest)
+        }, "agent: \(log())")
+        let seqs = subscriber.sequences()["pi-4"] ?? []
+        let highest = seqs.max() ?? 0
+        #expect(Set(1...max(1, highest)).subtracting(seqs).isEmpty, "missing: \(Set(1...max(1, highest)).subtracting(seqs).sorted().prefix(20))")
+        // The readings taken before the kill — delivered ones and the offline backlog — all
+        // arrived: seq 1…K by their own timestamps, with K well past what was delivered before
+        // the outage. (A memory-only agent would lose the backlog and restart at seq 1.)
+        var beforeKill = Set<UInt64>()
+        for message in subscriber.messages() {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(message.payload.utf8)) as? [String: Any],
+                  let seq = (object["seq"] as? NSNumber)?.uint64Value, let ts = (object["ts"] as? NSNumber)?.int64Value,
+                  ts < killedAtMillis else { continue }
+            beforeKill.insert(seq)
+        }
+        let lastBeforeKill = beforeKill.max() ?? 0
+        #expect(lastBeforeKill >= deliveredBefore + 5, "readings before the kill: \(beforeKill.count), delivered before the outage: \(deliveredBefore)")
+        #expect(beforeKill == Set(1...max(1, lastBeforeKill)))
+        agent.signal(SIGTERM)
+        #expect(await waitFor(20) { !agent.isRunning }, "the agent ignored SIGTERM: \(log())")
+    }
 }
