@@ -17,12 +17,14 @@ final class FleetContext: Sendable {
     let outboxLimit: Int
     let maxInflight: Int
     let connectTimeout: Double
+    let load: LoadProfile?
 
     init(
         broker: BrokerSpec, connectHost: String, trust: TrustStore, tlsSettings: TLSSettings,
         limiter: ConnectRateLimiter, backoff: BackoffPolicy, counters: FleetCounters, logger: Logger,
-        seed: UInt64, outboxLimit: Int, maxInflight: Int, connectTimeout: Double
+        seed: UInt64, outboxLimit: Int, maxInflight: Int, connectTimeout: Double, load: LoadProfile? = nil
     ) {
+        self.load = load
         self.broker = broker
         self.connectHost = connectHost
         self.trust = trust
@@ -121,6 +123,14 @@ final class Device: MQTTClientDelegate {
     private var reportedErrors: Set<String> = []
     private var payloadBuffer: [UInt8] = []
     private var readings: [(name: String, value: Double)] = []
+    /// Seconds between readings (the spec's, or a load test's rate).
+    private let interval: Double
+    private let qos: Int
+    /// Load test at "as fast as acknowledged": readings are made when the window has room.
+    private let unpaced: Bool
+    private let messageLimit: UInt64
+    /// Hand-over time per message id, for PUBACK latency (load tests only).
+    private var sentAt: [Int32: UInt64] = [:]
 
     private(set) var seq: UInt64 = 0
     private(set) var published = 0
@@ -145,6 +155,11 @@ final class Device: MQTTClientDelegate {
         outbox = Outbox(limit: context.outboxLimit)
         backoff = Backoff(policy: context.backoff)
         readings.reserveCapacity(spec.sensors.count)
+        let load = context.load
+        if let rate = load?.rate, rate > 0 { interval = 1 / rate } else { interval = spec.interval }
+        unpaced = load?.rate == 0
+        qos = load?.qos ?? spec.qos
+        messageLimit = load?.messagesPerDevice.map { UInt64(max(0, $0)) } ?? UInt64.max
     }
 
     var isConnected: Bool { client?.isConnected ?? false }
@@ -158,9 +173,11 @@ final class Device: MQTTClientDelegate {
     func start() {
         running = true
         startedAt = MonotonicClock.now()
-        let offset = UInt64(Double.random(in: 0..<spec.interval, using: &rng) * 1e9)
-        nextTick = startedAt &+ offset
-        tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
+        if !unpaced && messageLimit > 0 {
+            let offset = UInt64(Double.random(in: 0..<interval, using: &rng) * 1e9)
+            nextTick = startedAt &+ offset
+            tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
+        }
         requestConnect(after: 0)
     }
 
@@ -192,6 +209,7 @@ final class Device: MQTTClientDelegate {
         }
         outbox = Outbox(limit: context.outboxLimit)
         inflight.removeAll()
+        sentAt.removeAll()
         if client?.isConnected == true { context.counters.connected.subtract(1, ordering: .relaxed) }
         client?.destroy()
         client = nil
@@ -211,27 +229,49 @@ final class Device: MQTTClientDelegate {
     private func tick() {
         guard running else { return }
         let now = MonotonicClock.now()
+        produceReading(now: now)
+        // Next deadline from the previous one, not from now, so the rate does not drift. Timers
+        // fire with 1 ms granularity, so readings due within the tolerance (one interval, at
+        // least 2 ms) are made now in a small burst; older ones are skipped and counted as
+        // overruns: a device that falls behind is never silently slowed.
+        let step = max(1, UInt64(interval * 1e9))
+        let tolerance = max(step, 2_000_000)
+        nextTick &+= step
+        if nextTick &+ tolerance < now {
+            let missed = (now - tolerance - nextTick) / step + 1
+            nextTick &+= missed * step
+            context.counters.overruns.add(Int(missed), ordering: .relaxed)
+        }
+        var burst = 0
+        while nextTick <= now && burst < 1024 && seq < messageLimit {
+            produceReading(now: now)
+            nextTick &+= step
+            burst += 1
+        }
+        if seq < messageLimit {
+            tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
+        }
+        pump()
+    }
+
+    private func produceReading(now: UInt64) {
         let elapsed = Double(now &- startedAt) / 1e9
         readings.removeAll(keepingCapacity: true)
         for i in sensors.indices {
             readings.append((sensors[i].spec.name, sensors[i].read(elapsed: elapsed)))
         }
         seq += 1
-        TelemetryPayload.encode(
-            device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer
-        )
-        enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer))
-        // Next deadline from the previous one, not from now, so the rate does not drift; when
-        // we are more than a whole interval late, skip ahead and count the overrun.
-        let step = UInt64(spec.interval * 1e9)
-        nextTick &+= step
-        if nextTick < now {
-            let missed = (now - nextTick) / step + 1
-            nextTick &+= missed * step
-            context.counters.overruns.add(Int(missed), ordering: .relaxed)
+        if let load = context.load {
+            let micros = WallClock.micros()
+            TelemetryPayload.encode(
+                device: spec.id, seq: seq, timestampMillis: micros / 1000, readings: readings,
+                timestampMicros: micros, padding: load.padding, into: &payloadBuffer)
+        } else {
+            TelemetryPayload.encode(
+                device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer
+            )
         }
-        tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
-        pump()
+        enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer))
     }
 
     private func enqueue(_ entry: Outbox.Entry) {
@@ -248,15 +288,20 @@ final class Device: MQTTClientDelegate {
     /// after a reconnect, so we never publish a message twice.
     private func pump() {
         guard let client, client.isConnected else { return }
-        let window = spec.qos == 0 ? 64 : context.maxInflight
-        while inflight.count < window, let entry = outbox.first {
+        let window = qos == 0 ? 64 : context.maxInflight
+        while inflight.count < window {
+            if outbox.isEmpty && unpaced && running && seq < messageLimit {
+                produceReading(now: MonotonicClock.now())
+            }
+            guard let entry = outbox.first else { break }
             let result = entry.payload.withUnsafeBytes { raw in
-                client.publish(topic: spec.topic, payload: raw, qos: spec.qos)
+                client.publish(topic: spec.topic, payload: raw, qos: qos)
             }
             switch result {
             case .success(let mid):
                 outbox.removeFirst()
                 inflight[mid] = entry.seq
+                if context.load != nil { sentAt[mid] = MonotonicClock.now() }
             case .failure(let error):
                 // Not connected after all (the close is on its way) or refused locally: keep the
                 // message for the next connection.
@@ -310,7 +355,7 @@ final class Device: MQTTClientDelegate {
         let options = MQTTClientOptions(
             clientID: spec.id, host: context.connectHost, port: context.broker.port,
             keepAlive: context.broker.keepAlive, useMQTT5: context.broker.protocolVersion == .v5,
-            cleanSession: spec.cleanSession, bindAddress: context.broker.bindAddress,
+            cleanSession: spec.cleanSession, bindAddress: context.load?.takeBindAddress() ?? context.broker.bindAddress,
             will: MQTTWill(topic: spec.statusTopic, payload: Array("offline".utf8), qos: 1, retain: true),
             tls: tls, connectTimeout: context.connectTimeout, maxInflight: context.maxInflight
         )
@@ -337,6 +382,7 @@ final class Device: MQTTClientDelegate {
     func clientDidConnect(_ client: MQTTClient, sessionPresent: Bool) {
         connects += 1
         connectedAt = MonotonicClock.now()
+        context.load?.connectLatency.record(nanos: connectedAt &- client.connectStartedAt)
         lastError = nil
         context.counters.connected.add(1, ordering: .relaxed)
         logger.debug("connected", metadata: ["session_present": "\(sessionPresent)"])
@@ -350,11 +396,12 @@ final class Device: MQTTClientDelegate {
             backoff.connectionEnded(after: Double(MonotonicClock.now() &- connectedAt) / 1e9)
             connectedAt = 0
         }
-        if spec.qos == 0 && !inflight.isEmpty {
+        if qos == 0 && !inflight.isEmpty {
             // QoS 0 handed over but not yet written is gone with the socket.
             dropped += inflight.count
             context.counters.dropped.add(inflight.count, ordering: .relaxed)
             inflight.removeAll()
+            sentAt.removeAll()
         }
         guard running else { return }
         failed(error ?? MosquittoError(code: MosquittoError.connectionLostCode))
@@ -362,6 +409,9 @@ final class Device: MQTTClientDelegate {
 
     func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int) {
         guard inflight.removeValue(forKey: messageID) != nil else { return }
+        if let load = context.load, let sent = sentAt.removeValue(forKey: messageID) {
+            load.publishLatency.record(nanos: MonotonicClock.now() &- sent)
+        }
         if reasonCode >= 0x80 {
             dropped += 1
             errors += 1
@@ -386,5 +436,12 @@ enum WallClock {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// Microseconds since 1970 (CLOCK_REALTIME).
+    static func micros() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
     }
 }

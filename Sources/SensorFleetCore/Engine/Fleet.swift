@@ -16,6 +16,8 @@ public struct RunOptions: Sendable {
     public var connectTimeout: Double
     /// QoS 1 messages in flight per device.
     public var maxInflight: Int
+    /// Load-test settings (`sensorfleet bench`); nil for a plain run.
+    public var load: LoadProfile? = nil
 
     public init(
         brokerHost: String? = nil, brokerPort: Int? = nil, reactorThreads: Int? = nil,
@@ -83,7 +85,8 @@ public final class Fleet: Sendable {
             broker: broker, connectHost: connectHost, trust: trust, tlsSettings: tlsSettings,
             limiter: ConnectRateLimiter(rate: options.connectRate ?? spec.connectRate),
             backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
-            outboxLimit: spec.outboxLimit, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout
+            outboxLimit: spec.outboxLimit, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout,
+            load: options.load
         )
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threads = max(1, options.reactorThreads ?? min(cores, (spec.devices.count + 499) / 500))
