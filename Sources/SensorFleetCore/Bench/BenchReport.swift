@@ -95,8 +95,28 @@ public struct BenchReport: Sendable, Codable {
 
     public static func decode(_ data: Data) throws -> BenchReport {
         let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        // snake_case → camelCase, except `p99_9`, which is its own key.
+        decoder.keyDecodingStrategy = .custom { path in
+            let key = path.last!.stringValue
+            if key == "p99_9" { return AnyKey(key) }
+            var result = ""
+            var upper = false
+            for c in key {
+                if c == "_" { upper = true; continue }
+                result += upper ? c.uppercased() : String(c)
+                upper = false
+            }
+            return AnyKey(result)
+        }
         return try decoder.decode(BenchReport.self, from: data)
+    }
+
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ string: String) { stringValue = string }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 }
 

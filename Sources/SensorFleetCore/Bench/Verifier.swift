@@ -193,7 +193,10 @@ final class VerifierConnection: MQTTClientDelegate {
 
     func clientDidConnect(_ client: MQTTClient, sessionPresent: Bool) {
         owner.connected.add(1, ordering: .relaxed)
-        for topic in topics { client.subscribe(topic, qos: 1) }
+        // QoS 0 subscriptions: mosquitto sends them at once, outside the 20-message in-flight
+        // window and the max_queued_messages bound that would drop a burst on its way to a
+        // single subscriber; a connection that breaks shows up as gaps, not hidden.
+        for topic in topics { client.subscribe(topic, qos: 0) }
         client.subscribe(probeTopic, qos: 1)
         _ = Array("probe".utf8).withUnsafeBytes { client.publish(topic: probeTopic, payload: $0, qos: 1) }
     }

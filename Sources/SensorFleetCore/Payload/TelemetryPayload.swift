@@ -51,12 +51,12 @@ public enum TelemetryPayload {
     /// Encodes a payload into a new array; see ``encode(device:seq:timestampMillis:readings:padding:into:)``.
     public static func encode(
         device: String, seq: UInt64, timestampMillis: Int64, readings: [(name: String, value: Double)],
-        padding: Int = 0
+        timestampMicros: Int64? = nil, padding: Int = 0
     ) -> [UInt8] {
         var buffer: [UInt8] = []
         encode(
-            device: device, seq: seq, timestampMillis: timestampMillis, readings: readings, padding: padding,
-            into: &buffer)
+            device: device, seq: seq, timestampMillis: timestampMillis, readings: readings,
+            timestampMicros: timestampMicros, padding: padding, into: &buffer)
         return buffer
     }
 
