@@ -104,6 +104,7 @@ struct Bench: AsyncParsableCommand {
           PUBACK ms      p50 \(r.latencyMs.puback.p50)  p90 \(r.latencyMs.puback.p90)  p99 \(r.latencyMs.puback.p99)  p99.9 \(r.latencyMs.puback.p999)  max \(r.latencyMs.puback.max)
           connect ms     p50 \(r.connectMs.p50)  p90 \(r.connectMs.p90)  p99 \(r.connectMs.p99)  p99.9 \(r.connectMs.p999)  max \(r.connectMs.max)
           cpu \(r.cpuSeconds) s (verifier thread \(r.verifierCpuSeconds.map { "\($0)" } ?? "–") s)  peak RSS \(r.peakRssKb) KB
+          memory \(r.resources.rssPerConnectedDeviceKb) KB RSS per connected device (\(r.resources.connectedAtStop) connected)  all connected after \(r.resources.allConnectedAfterS.map { "\($0) s" } ?? "–")  CPU per connect \(r.resources.cpuPerConnectMs.map { "\($0) ms" } ?? "–")
           \(r.verified ? "VERIFIED: every message sent arrived exactly once" : (options.verify ? "NOT VERIFIED" : "not verified (--no-verify)"))
         """)
         do {

@@ -52,6 +52,24 @@ public struct BenchReport: Sendable, Codable {
         public var dropped: Int
     }
 
+    /// Memory and CPU around connecting (whole process, getrusage and /proc/self/statm).
+    public struct Resources: Sendable, Codable {
+        /// RSS after loading the fleet, before any connection.
+        public var rssBeforeKb: Int
+        /// RSS at the end of the measured window.
+        public var rssConnectedKb: Int
+        public var connectedAtStop: Int
+        public var rssPerConnectedDeviceKb: Double
+        /// Seconds from start until every device was connected (nil: never all).
+        public var allConnectedAfterS: Double?
+        /// Process CPU from start until all were connected, and per device.
+        public var cpuConnectingS: Double?
+        public var cpuPerConnectMs: Double?
+        /// Process CPU from all connected to the end of the window, and that window's length.
+        public var cpuAfterConnectedS: Double?
+        public var secondsAfterConnected: Double?
+    }
+
     public var version = 1
     public var startedAt: String
     public var settings: Settings
@@ -80,6 +98,7 @@ public struct BenchReport: Sendable, Codable {
     public var cpuSeconds: Double
     public var verifierCpuSeconds: Double?
     public var peakRssKb: Int
+    public var resources: Resources
     public var timeSeries: [Second]
     /// Per device, only for fleets of at most 1,000 devices.
     public var devices: [DeviceCounts]?

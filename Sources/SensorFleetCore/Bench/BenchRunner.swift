@@ -32,6 +32,10 @@ public struct BenchOptions: Sendable {
 }
 
 public enum BenchRunner {
+    static func seconds(_ d: Duration) -> Double {
+        ((Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) * 1000).rounded() / 1000
+    }
+
     /// Runs a bench. `onSecond` gets each second's sample (for the live line).
     public static func run(
         fleet spec: FleetSpec, options: BenchOptions, logger: Logger,
@@ -104,6 +108,7 @@ public enum BenchRunner {
             verifier = made
         }
 
+        let rssBefore = ProcessUsage.currentRSSKB()
         let startedAt = Date()
         let cpuAtStart = ProcessUsage.cpuSeconds()
         let verifierCPUAtStart = await verifier?.threadCPUSeconds() ?? 0
@@ -119,6 +124,7 @@ public enum BenchRunner {
         var tick = 1
         let target = count
         var completedAt: ContinuousClock.Instant?
+        var allConnected: (at: ContinuousClock.Instant, cpu: Double)?
         /// All messages of a `--messages` run sent, acknowledged and (when verifying) received.
         func complete() -> Bool {
             guard let limit = options.messagesPerDevice else { return false }
@@ -131,6 +137,9 @@ public enum BenchRunner {
             let deadline = began + .seconds(Double(tick))
             // Check for completion every 10 ms so a finite run's rate is not rounded to seconds.
             while clock.now < deadline {
+                if allConnected == nil, fleet.counters.connected.load(ordering: .relaxed) >= count {
+                    allConnected = (clock.now, ProcessUsage.cpuSeconds())
+                }
                 if completedAt == nil, complete() { completedAt = clock.now; break }
                 try? await Task.sleep(until: min(deadline, clock.now + .milliseconds(10)), clock: clock)
             }
@@ -164,6 +173,8 @@ public enum BenchRunner {
             if completedAt != nil { break }
         }
         let measuredEnd = completedAt ?? clock.now
+        let rssConnected = ProcessUsage.currentRSSKB()
+        let connectedAtStop = fleet.counters.connected.load(ordering: .relaxed)
         let snapshotAtEnd = fleet.counters.snapshot()
         let receivedAtEnd = verifier?.received.load(ordering: .relaxed) ?? 0
         let cpuAtEnd = ProcessUsage.cpuSeconds()
@@ -238,7 +249,16 @@ public enum BenchRunner {
             connectMs: LatencySummary(connectLatency.total), e2eDistribution: distribution,
             cpuSeconds: ((cpuAtEnd - cpuAtStart) * 1000).rounded() / 1000,
             verifierCpuSeconds: verifierCPU.map { ($0 * 1000).rounded() / 1000 },
-            peakRssKb: ProcessUsage.peakRssKb(), timeSeries: series,
+            peakRssKb: ProcessUsage.peakRssKb(),
+            resources: BenchReport.Resources(
+                rssBeforeKb: rssBefore, rssConnectedKb: rssConnected, connectedAtStop: connectedAtStop,
+                rssPerConnectedDeviceKb: connectedAtStop > 0 ? (Double(rssConnected - rssBefore) / Double(connectedAtStop) * 10).rounded() / 10 : 0,
+                allConnectedAfterS: allConnected.map { seconds($0.at - began) },
+                cpuConnectingS: allConnected.map { (($0.cpu - cpuAtStart) * 1000).rounded() / 1000 },
+                cpuPerConnectMs: allConnected.map { (($0.cpu - cpuAtStart) / Double(max(1, count)) * 1e6).rounded() / 1000 },
+                cpuAfterConnectedS: allConnected.map { ((cpuAtEnd - $0.cpu) * 1000).rounded() / 1000 },
+                secondsAfterConnected: allConnected.map { seconds(measuredEnd - $0.at) }),
+            timeSeries: series,
             devices: perDevice.isEmpty ? nil : perDevice,
             verified: options.verify && gaps == 0 && duplicates == 0 && totals.dropped == 0 && receivedTotal == totals.published)
     }
