@@ -89,6 +89,8 @@ public final class MQTTClient {
     private var lastLog: String?
     private var timedOut = false
     private var forcedDetail: String?
+    private var inPublish = false
+    private var earlyCompletions: [(Int32, Int32)] = []
     private var destroyed = false
 
     /// - Throws: when libmosquitto cannot create the client or takes none of the options.
@@ -163,7 +165,21 @@ public final class MQTTClient {
     /// Publishes; returns libmosquitto's message id. Reactor thread only.
     public func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool = false) -> Result<Int32, MosquittoError> {
         var mid: Int32 = 0
+        inPublish = true
         let rc = mosquitto_publish(handle, &mid, topic, Int32(payload.count), payload.baseAddress, Int32(qos), retain)
+        inPublish = false
+        if !earlyCompletions.isEmpty {
+            // A QoS 0 message written at once completes inside mosquitto_publish, before the
+            // caller knows its id: hand the completions over after this call returns.
+            let completions = earlyCompletions
+            earlyCompletions.removeAll()
+            reactor.deferToNextTurn { [weak self] in
+                guard let self, !self.destroyed else { return }
+                for (mid, reason) in completions {
+                    self.delegate?.client(self, didCompletePublish: mid, reasonCode: Int(reason))
+                }
+            }
+        }
         if !inLoop { updateInterest() }
         if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) { return .success(mid) }
         return .failure(MosquittoError(code: rc))
@@ -349,6 +365,10 @@ public final class MQTTClient {
     }
 
     fileprivate func didPublish(mid: Int32, reason: Int32) {
+        if inPublish {
+            earlyCompletions.append((mid, reason))
+            return
+        }
         delegate?.client(self, didCompletePublish: mid, reasonCode: Int(reason))
     }
 

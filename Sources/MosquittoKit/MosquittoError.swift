@@ -32,7 +32,26 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
         var text = message
         if let reasonCode { text += " (reason \(reasonCode): \(MQTTReasonCode.describe(reasonCode)))" }
         if let detail, !detail.isEmpty { text += ": \(detail)" }
+        if let hint { text += " — \(hint)" }
         return text
+    }
+
+    /// What an OpenSSL alert from the broker means for the user, in words.
+    public var hint: String? {
+        guard let detail = detail?.lowercased() else { return nil }
+        let hints: [(String, String)] = [
+            ("alert certificate revoked", "the broker rejected this device's certificate as revoked (it is in the broker's CRL)"),
+            ("alert certificate expired", "the broker rejected this device's certificate as expired: renew it (sensorfleet provision)"),
+            ("alert unknown ca", "the broker does not trust the CA that signed this device's certificate"),
+            ("alert bad certificate", "the broker rejected this device's certificate"),
+            ("alert certificate unknown", "the broker rejected this device's certificate"),
+            ("hostname mismatch", "the broker's certificate is not for this host name: connect by a name in its certificate"),
+            ("ip address mismatch", "the broker's certificate is not for this address: connect by a name or address in its certificate"),
+            ("unable to get local issuer certificate", "the broker's certificate is not signed by the CA in fleet.yaml (broker.ca)"),
+            ("self-signed certificate", "the broker's certificate is not signed by the CA in fleet.yaml (broker.ca)"),
+            ("wrong version number", "the broker's port does not speak TLS (plain MQTT on this port?)"),
+        ]
+        return hints.first { detail.contains($0.0) }?.1
     }
 
     /// True for failures that will not fix themselves by retrying soon: the server is not trusted,

@@ -21,16 +21,18 @@ func launchSensorfleet(_ arguments: [String], in dir: String) throws -> (ChildPr
 
 @Suite("Fleet against a real mosquitto over mutual TLS", .serialized)
 struct FleetIntegrationTests {
-    @Test("every device's telemetry arrives at an independent subscriber with seq 1…N, no gaps")
-    func telemetryArrivesWithoutGaps() async throws {
+    @Test("every device's telemetry arrives at an independent subscriber with seq 1…N, no gaps", arguments: [1, 0])
+    func telemetryArrivesWithoutGaps(qos: Int) async throws {
         let ids = (1...5).map { "dev-\($0)" }
-        let fleet = try TestFleet(devices: ids, interval: 0.05)
+        let fleet = try TestFleet(devices: ids, interval: 0.05, qos: qos)
         defer { fleet.tearDown() }
         let subscriber = try fleet.subscriber()
         let runner = try fleet.makeFleet()
         await runner.start()
         #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.acknowledged >= 20 })
         let summary = await runner.stop()
+        #expect(summary.totals.connected == ids.count)
+        #expect(summary.devices.allSatisfy { $0.connected })
         #expect(summary.totals.dropped == 0)
         #expect(summary.totals.published == summary.totals.acknowledged)
         #expect(summary.failedDevices.isEmpty)
@@ -80,15 +82,20 @@ struct FleetIntegrationTests {
         defer { fleet.tearDown() }
         let runner = try fleet.makeFleet()
         await runner.start()
-        let settled = await runner.waitUntilAllDevices(timeout: 20) { $0.id == "dev-revoked" ? $0.errors >= 1 : $0.acknowledged >= 10 }
+        // The broker's alert can be lost to a TCP reset on the first try (it closes with our
+        // CONNECT unread), which reads as a plain lost connection and is retried soon; the
+        // alert itself is then permanent.
+        let settled = await runner.waitUntilAllDevices(timeout: 20) { $0.id == "dev-revoked" ? $0.failing : $0.acknowledged >= 10 }
         #expect(settled)
+        let attemptsWhenFailing = try #require(await runner.snapshot().first { $0.id == "dev-revoked" }).attempts
+        #expect(attemptsWhenFailing <= 2)
         // Two more seconds: a hot loop would show up as more attempts.
         try await Task.sleep(for: .seconds(2))
         let snapshot = await runner.snapshot()
         let summary = await runner.stop()
         let revoked = try #require(snapshot.first { $0.id == "dev-revoked" })
         #expect(revoked.connects == 0)
-        #expect(revoked.attempts == 1, "backs off to the cap (≥ 60 s) after a failure that will not fix itself")
+        #expect(revoked.attempts == attemptsWhenFailing, "backs off to the cap (≥ 60 s) after a failure that will not fix itself")
         #expect(revoked.failing)
         #expect(revoked.lastError?.contains("revoked") == true, "error: \(revoked.lastError ?? "nil")")
         #expect(summary.failedDevices == ["dev-revoked"])

@@ -10,6 +10,7 @@ final class FleetContext: Sendable {
     let trust: TrustStore
     let tlsSettings: TLSSettings
     let limiter: ConnectRateLimiter
+    let gate: ConnectGate
     let backoff: BackoffPolicy
     let counters: FleetCounters
     let logger: Logger
@@ -21,7 +22,7 @@ final class FleetContext: Sendable {
 
     init(
         broker: BrokerSpec, connectHost: String, trust: TrustStore, tlsSettings: TLSSettings,
-        limiter: ConnectRateLimiter, backoff: BackoffPolicy, counters: FleetCounters, logger: Logger,
+        limiter: ConnectRateLimiter, gate: ConnectGate, backoff: BackoffPolicy, counters: FleetCounters, logger: Logger,
         seed: UInt64, outboxLimit: Int, maxInflight: Int, connectTimeout: Double, load: LoadProfile? = nil
     ) {
         self.load = load
@@ -30,6 +31,7 @@ final class FleetContext: Sendable {
         self.trust = trust
         self.tlsSettings = tlsSettings
         self.limiter = limiter
+        self.gate = gate
         self.backoff = backoff
         self.counters = counters
         self.logger = logger
@@ -121,6 +123,7 @@ final class Device: MQTTClientDelegate {
     private var connectedAt: UInt64 = 0
     private var running = false
     private var reportedErrors: Set<String> = []
+    private var holdsGate = false
     private var payloadBuffer: [UInt8] = []
     private var readings: [(name: String, value: Double)] = []
     /// Seconds between readings (the spec's, or a load test's rate).
@@ -202,6 +205,7 @@ final class Device: MQTTClientDelegate {
 
     /// Counts what never reached the broker as dropped and frees the client.
     func finish() {
+        leaveGate()
         let left = outbox.count + inflight.count
         if left > 0 {
             dropped += left
@@ -324,14 +328,37 @@ final class Device: MQTTClientDelegate {
         guard running else { return }
         connectTimer?.cancel()
         connectTimer = reactor.schedule(after: delay) { [unowned self] in
-            // Backoff first, then a slot from the fleet-wide limiter.
-            let slot = self.context.limiter.reserve(now: MonotonicClock.now())
-            self.connectTimer = self.reactor.schedule(at: slot) { [unowned self] in self.attemptConnect() }
+            self.waitForSlot()
+        }
+    }
+
+    /// Backoff first, then a place among the connects in flight (queued, first come first
+    /// served), then a slot from the fleet-wide rate limiter.
+    private func waitForSlot() {
+        let box = UncheckedBox(self)
+        let reactor = self.reactor
+        let entered = context.gate.enter {
+            reactor.execute { box.value.gateEntered() }
+        }
+        if entered { gateEntered() }
+    }
+
+    private func gateEntered() {
+        holdsGate = true
+        guard running else { leaveGate(); return }
+        let slot = context.limiter.reserve(now: MonotonicClock.now())
+        connectTimer = reactor.schedule(at: slot) { [unowned self] in self.attemptConnect() }
+    }
+
+    private func leaveGate() {
+        if holdsGate {
+            holdsGate = false
+            context.gate.leave()
         }
     }
 
     private func attemptConnect() {
-        guard running, client?.state ?? .idle == .idle else { return }
+        guard running, client?.state ?? .idle == .idle else { leaveGate(); return }
         do throws(MosquittoError) {
             let client: MQTTClient
             if let existing = self.client { client = existing } else { client = try makeClient() }
@@ -340,6 +367,7 @@ final class Device: MQTTClientDelegate {
             context.counters.connectAttempts.add(1, ordering: .relaxed)
             client.connect()
         } catch {
+            leaveGate()
             failed(error)
         }
     }
@@ -380,6 +408,7 @@ final class Device: MQTTClientDelegate {
     }
 
     func clientDidConnect(_ client: MQTTClient, sessionPresent: Bool) {
+        leaveGate()
         connects += 1
         connectedAt = MonotonicClock.now()
         context.load?.connectLatency.record(nanos: connectedAt &- client.connectStartedAt)
@@ -391,6 +420,7 @@ final class Device: MQTTClientDelegate {
     }
 
     func clientDidClose(_ client: MQTTClient, error: MosquittoError?) {
+        leaveGate()
         if connectedAt != 0 {
             context.counters.connected.subtract(1, ordering: .relaxed)
             backoff.connectionEnded(after: Double(MonotonicClock.now() &- connectedAt) / 1e9)

@@ -14,6 +14,8 @@ public struct RunOptions: Sendable {
     /// Overrides fleet.yaml's `connect_rate`.
     public var connectRate: Double?
     public var connectTimeout: Double
+    /// Connections being set up at once, fleet-wide (below mosquitto's listen backlog of ~100).
+    public var maxConnecting: Int
     /// QoS 1 messages in flight per device.
     public var maxInflight: Int
     /// Load-test settings (`sensorfleet bench`); nil for a plain run.
@@ -22,8 +24,9 @@ public struct RunOptions: Sendable {
     public init(
         brokerHost: String? = nil, brokerPort: Int? = nil, reactorThreads: Int? = nil,
         backoff: BackoffPolicy = BackoffPolicy(), connectRate: Double? = nil, connectTimeout: Double = 10,
-        maxInflight: Int = 20
+        maxConnecting: Int = 64, maxInflight: Int = 20
     ) {
+        self.maxConnecting = maxConnecting
         self.brokerHost = brokerHost
         self.brokerPort = brokerPort
         self.reactorThreads = reactorThreads
@@ -84,7 +87,7 @@ public final class Fleet: Sendable {
         context = FleetContext(
             broker: broker, connectHost: connectHost, trust: trust, tlsSettings: tlsSettings,
             limiter: ConnectRateLimiter(rate: options.connectRate ?? spec.connectRate),
-            backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
+            gate: ConnectGate(limit: options.maxConnecting), backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
             outboxLimit: spec.outboxLimit, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout,
             load: options.load
         )
@@ -171,28 +174,30 @@ public final class Fleet: Sendable {
             await reactors[index].submit { for device in group.value { device.stopProducing() } }
         }
         _ = await waitUntil(timeout: drainTimeout, groups) { $0.pending == 0 || !$0.isConnected }
+        var connectedAtEnd = Set<String>()
         for (index, group) in groups.enumerated() {
-            await reactors[index].submit { for device in group.value { device.disconnect() } }
+            connectedAtEnd.formUnion(await reactors[index].submit { () -> [String] in
+                let connected = group.value.filter(\.isConnected).map(\.spec.id)
+                for device in group.value { device.disconnect() }
+                return connected
+            })
         }
         _ = await waitUntil(timeout: disconnectTimeout, groups) { $0.isClosed }
         var snapshots: [DeviceSnapshot] = []
         for (index, group) in groups.enumerated() {
             snapshots += await reactors[index].submit { () -> [DeviceSnapshot] in
-                let result = group.value.map { device -> DeviceSnapshot in
-                    let connectedAtEnd = device.isConnected
+                group.value.map { device -> DeviceSnapshot in
                     device.finish()
-                    var snapshot = device.snapshot()
-                    snapshot.connected = connectedAtEnd
-                    return snapshot
+                    return device.snapshot()
                 }
-                return result
             }
         }
         for reactor in reactors { reactor.stop() }
         for reactor in reactors { await Task.detached { reactor.join() }.value }
         let began = startedAt.withLock { $0 } ?? Date()
+        for i in snapshots.indices { snapshots[i].connected = connectedAtEnd.contains(snapshots[i].id) }
         var totals = counters.snapshot()
-        totals.connected = snapshots.filter(\.connected).count
+        totals.connected = connectedAtEnd.count
         return FleetSummary(
             totals: totals, devices: snapshots.sorted { $0.id < $1.id },
             durationSeconds: Date().timeIntervalSince(began)

@@ -17,10 +17,23 @@ final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // The test runner's threads block signals (dispatch does), and a child inherits that
+        // mask: without this, SIGTERM would never reach it. Empty mask, default handlers.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for number in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaults, number) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
         guard rc == 0 else { throw TestFailure("cannot start \(path): \(String(cString: strerror(rc)))") }
         self.pid = pid
     }
@@ -29,8 +42,14 @@ final class ChildProcess: @unchecked Sendable {
     var isRunning: Bool {
         if exitStatus != nil { return false }
         var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid {
+        let rc = waitpid(pid, &status, WNOHANG)
+        if rc == pid {
             exitStatus = status
+            return false
+        }
+        if rc == -1 && errno == ECHILD {
+            // Reaped by someone else (a SIGCHLD handler in the runtime): gone, status unknown.
+            exitStatus = -1
             return false
         }
         return true
@@ -43,10 +62,12 @@ final class ChildProcess: @unchecked Sendable {
     func wait() -> Int32 {
         if exitStatus == nil {
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-            exitStatus = status
+            var rc: pid_t
+            repeat { rc = waitpid(pid, &status, 0) } while rc == -1 && errno == EINTR
+            exitStatus = rc == pid ? status : -1
         }
         let status = exitStatus!
+        if status == -1 { return -1 }
         let signal = status & 0x7f
         return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
