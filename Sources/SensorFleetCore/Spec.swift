@@ -113,19 +113,24 @@ public struct FleetSpec: Sendable, Equatable {
     public var seed: UInt64
     /// Fleet-wide limit on connection attempts per second (token bucket).
     public var connectRate: Double
-    /// Bound on each device's outbox (messages waiting to be handed to the broker).
-    public var outboxLimit: Int
+    /// Bounds, policy and timers of each device's outbox (`outbox:` in fleet.yaml).
+    public var outbox: OutboxSpec
+    /// Bound on each device's outbox in messages (`outbox.maxMessages`; fleet.yaml's older `outbox_limit`).
+    public var outboxLimit: Int {
+        get { outbox.maxMessages }
+        set { outbox.maxMessages = newValue }
+    }
     public var devices: [DeviceSpec]
 
     public init(
         directory: String, broker: BrokerSpec, seed: UInt64 = 1, connectRate: Double = 50,
-        outboxLimit: Int = 1000, devices: [DeviceSpec]
+        outboxLimit: Int = 1000, outbox: OutboxSpec? = nil, devices: [DeviceSpec]
     ) {
         self.directory = directory
         self.broker = broker
         self.seed = seed
         self.connectRate = connectRate
-        self.outboxLimit = outboxLimit
+        self.outbox = outbox ?? OutboxSpec(maxMessages: outboxLimit)
         self.devices = devices
     }
 }

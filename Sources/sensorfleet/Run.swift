@@ -29,19 +29,29 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Seconds to wait at the end for queued messages to be acknowledged.")
     var drainTimeout: Double = 10
 
+    @Option(help: "Seconds from the start of a connection attempt to CONNACK before it is given up.")
+    var connectTimeout: Double = 10
+
+    @Option(help: ArgumentHelp("Keep each device's outbox on disk in this folder (SQLite, WAL): messages survive a crash and are sent by the next run.", valueName: "dir"))
+    var stateDir: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         if let duration, duration <= 0 { throw ValidationError("--duration \(duration): expected a number of seconds > 0") }
+        if connectTimeout <= 0 { throw ValidationError("--connect-timeout \(connectTimeout): expected a number of seconds > 0") }
         if let connectRate, connectRate <= 0 { throw ValidationError("--connect-rate \(connectRate): expected attempts per second > 0") }
         if let broker { _ = try parseBroker(broker) }
     }
 
     func run() async throws {
         let logger = try logging.bootstrap()
+        raiseDescriptorLimit()
         let loaded = try loadFleet(directory)
         for warning in loaded.warnings { logger.warning("\(warning)") }
         var options = RunOptions(connectRate: connectRate)
+        options.stateDirectory = stateDir
+        options.connectTimeout = connectTimeout
         if let broker {
             let (host, port) = try parseBroker(broker)
             options.brokerHost = host
@@ -56,6 +66,7 @@ struct Run: AsyncParsableCommand {
         }
         let brokerText = "\(options.brokerHost ?? loaded.spec.broker.host):\(options.brokerPort ?? loaded.spec.broker.port)"
         print("sensorfleet: \(loaded.spec.devices.count) device\(loaded.spec.devices.count == 1 ? "" : "s") → \(brokerText) (TLS, MQTT \(loaded.spec.broker.protocolVersion.rawValue))")
+        fflush(nil) // seen at once even when the output is a file or a pipe
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         await fleet.start()
         let status = StatusLine(counters: fleet.counters, interval: statusInterval)
@@ -76,9 +87,24 @@ struct Run: AsyncParsableCommand {
             return first
         }
         status.finish()
-        print("stopping (\(stopReason)): waiting up to \(Int(drainTimeout)) s for acknowledgements…")
+        let waiting = fleet.counters.snapshot()
+        let pendingNow = waiting.published + waiting.restored - waiting.acknowledged - waiting.dropped
+        print("stopping (\(stopReason)): \(pendingNow) message(s) not yet acknowledged; waiting up to \(Int(drainTimeout)) s for them…")
         let summary = await fleet.stop(drainTimeout: drainTimeout)
         printSummary(summary)
+        let t = summary.totals
+        if let store = fleet.durableOutbox {
+            if let reason = store.failureReason {
+                printError("durable outbox: \(reason); \(t.notDurable) message(s) were kept in memory only")
+            }
+            if t.kept > 0 {
+                print("not delivered: \(t.kept) message(s), kept in \(store.path) for the next run")
+            }
+        }
+        let undelivered = t.droppedByReason[DropReason.unsent.rawValue] ?? 0
+        if undelivered > 0 {
+            printError("not delivered: \(undelivered) message(s) still queued at the end were dropped (use --state-dir to keep them)")
+        }
         if let report {
             do {
                 try RunReport(summary: summary, broker: brokerText).jsonData().write(to: URL(fileURLWithPath: report))
@@ -94,6 +120,12 @@ struct Run: AsyncParsableCommand {
         }
     }
 
+    /// " (overflow 3, expired 1)", or "" when nothing was dropped.
+    static func reasons(_ counts: [String: Int]) -> String {
+        let parts = counts.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        return parts.isEmpty ? "" : " (\(parts.joined(separator: ", ")))"
+    }
+
     private func printSummary(_ summary: FleetSummary) {
         let t = summary.totals
         print("""
@@ -101,7 +133,8 @@ struct Run: AsyncParsableCommand {
           devices       \(t.devices) (\(t.connected) connected at the end)
           published     \(t.published)
           acknowledged  \(t.acknowledged)
-          dropped       \(t.dropped)
+          dropped       \(t.dropped)\(Self.reasons(t.droppedByReason))
+        \(t.restored > 0 || t.kept > 0 ? "  restored      \(t.restored) (from the durable outbox)\n  kept          \(t.kept) (in the durable outbox, for the next run)\n" : "")\
           errors        \(t.errors) (\(t.connectAttempts) connection attempts)
         """)
         if summary.devices.count <= 20 {
@@ -111,6 +144,16 @@ struct Run: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// Each device holds up to three descriptors (its socket and libmosquitto's socketpair): take the
+/// whole hard limit, not the soft default.
+func raiseDescriptorLimit() {
+    var limit = rlimit()
+    let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    guard getrlimit(resource, &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(resource, &limit)
 }
 
 /// "HOST:PORT" or "[IPv6]:PORT".

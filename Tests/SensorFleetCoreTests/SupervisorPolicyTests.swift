@@ -97,12 +97,18 @@ struct SeededGenerator: RandomNumberGenerator {
     }
 }
 
-@Suite struct OutboxTests {
+@Suite struct OutboxEvictionTests {
+    /// The entries a full `drop_oldest` outbox pushed out for `entry`.
+    private func append(_ entry: Outbox.Entry, to outbox: inout Outbox) -> Outbox.Entry? {
+        guard case .accepted(let evicted) = outbox.append(entry) else { return nil }
+        return evicted.first
+    }
+
     @Test func keepsOrderAndDropsTheOldestWhenFull() {
-        var outbox = Outbox(limit: 3)
+        var outbox = Outbox(spec: OutboxSpec(maxMessages: 3))
         var evicted: [UInt64] = []
         for seq in 1...5 as ClosedRange<UInt64> {
-            if let old = outbox.append(.init(seq: seq, payload: [UInt8(seq)])) { evicted.append(old.seq) }
+            if let old = append(.init(seq: seq, payload: [UInt8(seq)], enqueuedAt: 0), to: &outbox) { evicted.append(old.seq) }
         }
         #expect(evicted == [1, 2])
         #expect(outbox.count == 3)
@@ -113,12 +119,12 @@ struct SeededGenerator: RandomNumberGenerator {
     }
 
     @Test func survivesManyCyclesWithoutLosingEntries() {
-        var outbox = Outbox(limit: 100)
+        var outbox = Outbox(spec: OutboxSpec(maxMessages: 100))
         var next: UInt64 = 1
         var expected: UInt64 = 1
         for round in 0..<1000 {
             for _ in 0..<(round % 7 + 1) {
-                if let evicted = outbox.append(.init(seq: next, payload: [])) {
+                if let evicted = append(.init(seq: next, payload: [], enqueuedAt: 0), to: &outbox) {
                     // Full: the oldest goes, and it is exactly the one we would have taken next.
                     #expect(evicted.seq == expected)
                     expected += 1

@@ -92,7 +92,7 @@ public enum FleetLoader {
         let sorted = devices.sorted { ($0.spec.id, $0.file) < ($1.spec.id, $1.file) }
         let spec = FleetSpec(
             directory: location.absolute, broker: settings.broker, seed: settings.seed,
-            connectRate: settings.connectRate, outboxLimit: settings.outboxLimit,
+            connectRate: settings.connectRate, outbox: settings.outbox,
             devices: sorted.map(\.spec))
         return ParsedFleet(spec: spec, settings: settings, devices: sorted)
     }
@@ -198,7 +198,7 @@ struct DeviceDefaults {
 
 /// What fleet.yaml says, with defaults for everything it leaves out.
 struct FleetSettings {
-    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "defaults", "templates"]
+    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates"]
     static let brokerKeys = ["host", "port", "ca", "protocol", "keepalive", "tls_min_version", "alpn", "bind",
                              "insecure_skip_hostname_verification"]
     static let defaultsKeys = ["interval", "qos", "topic", "clean_session"]
@@ -207,7 +207,7 @@ struct FleetSettings {
     var broker: BrokerSpec
     var seed: UInt64 = 1
     var connectRate: Double = 50
-    var outboxLimit: Int = 1000
+    var outbox = OutboxSpec()
     var defaults = DeviceDefaults()
     /// Where the CA is named, for messages about the CA file.
     var caDisplay: String
@@ -238,7 +238,15 @@ struct FleetSettings {
         }
         if let limit = root.integer("outbox_limit", in: 1...Int.max, expected: "a whole number 1 or greater",
                                     fix: "set outbox_limit to how many messages a device may queue, e.g. 1000") {
-            outboxLimit = limit
+            outbox.maxMessages = limit
+            if let section = root.mapping("outbox", fix: "write the outbox settings indented under `outbox:`"),
+               section.entry("max_messages") != nil {
+                root.problem("outbox_limit", "`outbox_limit` and `outbox.max_messages` are both set",
+                             fix: "remove `outbox_limit` (the older name) and keep `outbox.max_messages`")
+            }
+        }
+        if let section = root.mapping("outbox", fix: "write the outbox settings indented under `outbox:`") {
+            OutboxSettings.read(section, into: &outbox)
         }
         if let defaults = root.mapping("defaults", fix: "write device defaults indented under `defaults:`") {
             defaults.rejectUnknownKeys(allowed: Self.defaultsKeys)

@@ -15,15 +15,20 @@ final class FleetContext: Sendable {
     let counters: FleetCounters
     let logger: Logger
     let seed: UInt64
-    let outboxLimit: Int
+    let outbox: OutboxSpec
     let maxInflight: Int
     let connectTimeout: Double
     let load: LoadProfile?
 
+    /// Counts a message accepted while the durable outbox could not write (memory only).
+    func journalFallbacks() {
+        counters.notDurable.add(1, ordering: .relaxed)
+    }
+
     init(
         broker: BrokerSpec, connectHost: String, trust: TrustStore, tlsSettings: TLSSettings,
         limiter: ConnectRateLimiter, gate: ConnectGate, backoff: BackoffPolicy, counters: FleetCounters, logger: Logger,
-        seed: UInt64, outboxLimit: Int, maxInflight: Int, connectTimeout: Double, load: LoadProfile? = nil
+        seed: UInt64, outbox: OutboxSpec, maxInflight: Int, connectTimeout: Double, load: LoadProfile? = nil
     ) {
         self.load = load
         self.broker = broker
@@ -36,7 +41,7 @@ final class FleetContext: Sendable {
         self.counters = counters
         self.logger = logger
         self.seed = seed
-        self.outboxLimit = outboxLimit
+        self.outbox = outbox
         self.maxInflight = maxInflight
         self.connectTimeout = connectTimeout
     }
@@ -60,44 +65,8 @@ public struct DeviceSnapshot: Sendable, Equatable, Codable {
     public var lastError: String?
     /// The last error will not fix itself by retrying (certificate, trust, authorisation).
     public var failing: Bool
-}
-
-/// Messages waiting for the broker, oldest first, bounded; the oldest is dropped when full.
-struct Outbox {
-    struct Entry {
-        var seq: UInt64
-        var payload: [UInt8]
-    }
-
-    private var storage: [Entry] = []
-    private var head = 0
-    let limit: Int
-
-    init(limit: Int) { self.limit = max(1, limit) }
-
-    var count: Int { storage.count - head }
-    var isEmpty: Bool { count == 0 }
-    var first: Entry? { isEmpty ? nil : storage[head] }
-
-    /// Appends; returns the entry pushed out when the outbox was full.
-    mutating func append(_ entry: Entry) -> Entry? {
-        var evicted: Entry?
-        if count >= limit { evicted = removeFirst() }
-        storage.append(entry)
-        return evicted
-    }
-
-    @discardableResult
-    mutating func removeFirst() -> Entry? {
-        guard !isEmpty else { return nil }
-        let entry = storage[head]
-        head += 1
-        if head > 64 && head * 2 > storage.count {
-            storage.removeFirst(head)
-            head = 0
-        }
-        return entry
-    }
+    /// `dropped` by `DropReason` raw value (reasons with a count only).
+    public var droppedByReason: [String: Int] = [:]
 }
 
 /// One simulated device. Its state is confined to the reactor thread that owns its MQTT client,
@@ -113,7 +82,21 @@ final class Device: MQTTClientDelegate {
     private var sensors: [SimulatedSensor]
     private var outbox: Outbox
     /// libmosquitto message id → telemetry seq, for what was handed over and not acknowledged.
-    private var inflight: [Int32: UInt64] = [:]
+    private var inflight: [Int32: InflightEntry] = [:]
+    private var ackTimer: ReactorTimer?
+    private var dropCounts: [DropReason: Int] = [:]
+    /// The durable outbox of this device's reactor (`run --state-dir`), nil in memory mode.
+    var journal: OutboxJournal?
+    /// Messages an earlier run left unacknowledged, oldest first; sent before and alongside live
+    /// data at `outbox.backlogRate`.
+    private var backlog: [Outbox.Entry] = []
+    private var backlogHead = 0
+    private var backlogTokens = 1.0
+    private var backlogRefilledAt: UInt64 = 0
+    private var backlogTimer: ReactorTimer?
+    private(set) var restored = 0
+    /// Left in the durable outbox at the end, for the next run.
+    private(set) var kept = 0
     private var backoff: Backoff
     private var rng = SystemRandomNumberGenerator()
     private var tickTimer: ReactorTimer?
@@ -122,6 +105,8 @@ final class Device: MQTTClientDelegate {
     private var startedAt: UInt64 = 0
     private var connectedAt: UInt64 = 0
     private var running = false
+    /// Readings go on (false once the fleet stops; connections go on until `disconnect()`).
+    private var producing = false
     private var reportedErrors: Set<String> = []
     private var holdsGate = false
     private var payloadBuffer: [UInt8] = []
@@ -132,8 +117,6 @@ final class Device: MQTTClientDelegate {
     /// Load test at "as fast as acknowledged": readings are made when the window has room.
     private let unpaced: Bool
     private let messageLimit: UInt64
-    /// Hand-over time per message id, for PUBACK latency (load tests only).
-    private var sentAt: [Int32: UInt64] = [:]
 
     private(set) var seq: UInt64 = 0
     private(set) var published = 0
@@ -155,7 +138,7 @@ final class Device: MQTTClientDelegate {
         sensors = spec.sensors.map {
             SimulatedSensor(spec: $0, seed: SensorSeed.derive(fleetSeed: context.seed, deviceID: spec.id, sensorName: $0.name))
         }
-        outbox = Outbox(limit: context.outboxLimit)
+        outbox = Outbox(spec: context.outbox)
         backoff = Backoff(policy: context.backoff)
         readings.reserveCapacity(spec.sensors.count)
         let load = context.load
@@ -166,7 +149,18 @@ final class Device: MQTTClientDelegate {
     }
 
     var isConnected: Bool { client?.isConnected ?? false }
-    var pending: Int { outbox.count + inflight.count }
+    var pending: Int { outbox.count + inflight.count + backlogCount }
+    private var backlogCount: Int { backlog.count - backlogHead }
+
+    /// Takes over what an earlier run left: the seq goes on from its last one, and its
+    /// unacknowledged messages become the backlog. Before `start()`.
+    func restore(_ state: DurableOutbox.Restored) {
+        seq = state.lastSeq
+        let now = MonotonicClock.now()
+        backlog = state.backlog.map { Outbox.Entry(seq: $0.seq, payload: $0.payload, enqueuedAt: now) }
+        restored = backlog.count
+        context.counters.restored.add(backlog.count, ordering: .relaxed)
+    }
     var isClosed: Bool { client == nil || client?.state == .idle }
 
     // MARK: Life cycle (reactor thread)
@@ -175,6 +169,7 @@ final class Device: MQTTClientDelegate {
     /// not publish in lock-step) and the first connection attempt.
     func start() {
         running = true
+        producing = true
         startedAt = MonotonicClock.now()
         if !unpaced && messageLimit > 0 {
             let offset = UInt64(Double.random(in: 0..<interval, using: &rng) * 1e9)
@@ -184,16 +179,33 @@ final class Device: MQTTClientDelegate {
         requestConnect(after: 0)
     }
 
-    /// Stops readings and reconnects; what is queued keeps going out while connected.
+    /// Stops readings; what is queued keeps going out, and a device that is offline keeps
+    /// reconnecting (with its backoff) until `disconnect()`, so a stop can drain its outbox.
     func stopProducing() {
-        running = false
+        producing = false
         tickTimer?.cancel()
-        connectTimer?.cancel()
+    }
+
+    /// Nothing left to send, or nothing will get it out (a failure that does not fix itself).
+    var isSettled: Bool { pending == 0 || (!isConnected && (lastError?.isPermanent ?? false)) }
+
+    /// Seconds a PUBACK may be overdue on a live connection.
+    private var ackTimeout: Double { context.outbox.ackTimeout ?? Double(context.broker.keepAlive) }
+
+    private func drop(_ reason: DropReason, count: Int = 1) {
+        guard count > 0 else { return }
+        dropped += count
+        dropCounts[reason, default: 0] += count
+        context.counters.drop(reason, count: count)
     }
 
     /// Publishes the retained `offline` status (a clean DISCONNECT suppresses the will) and
     /// disconnects.
     func disconnect() {
+        running = false
+        producing = false
+        connectTimer?.cancel()
+        backlogTimer?.cancel()
         guard let client else { return }
         if client.isConnected {
             publishStatus("offline")
@@ -206,14 +218,21 @@ final class Device: MQTTClientDelegate {
     /// Counts what never reached the broker as dropped and frees the client.
     func finish() {
         leaveGate()
-        let left = outbox.count + inflight.count
-        if left > 0 {
-            dropped += left
-            context.counters.dropped.add(left, ordering: .relaxed)
+        let left = outbox.count + inflight.count + backlogCount
+        if let journal, journal.store.isDurable {
+            // On disk already: the next run sends them.
+            kept += left
+            context.counters.kept.add(left, ordering: .relaxed)
+            journal.flush()
+        } else {
+            drop(.unsent, count: left)
         }
-        outbox = Outbox(limit: context.outboxLimit)
+        backlog.removeAll()
+        backlogHead = 0
+        backlogTimer?.cancel()
+        outbox = Outbox(spec: context.outbox)
         inflight.removeAll()
-        sentAt.removeAll()
+        ackTimer?.cancel()
         if client?.isConnected == true { context.counters.connected.subtract(1, ordering: .relaxed) }
         client?.destroy()
         client = nil
@@ -222,16 +241,17 @@ final class Device: MQTTClientDelegate {
     func snapshot() -> DeviceSnapshot {
         DeviceSnapshot(
             id: spec.id, connected: isConnected, published: published, acknowledged: acknowledged,
-            dropped: dropped, lastSeq: seq, queued: outbox.count, inflight: inflight.count,
+            dropped: dropped, lastSeq: seq, queued: outbox.count + backlogCount, inflight: inflight.count,
             attempts: attempts, connects: connects, errors: errors, lastError: lastErrorText,
-            failing: lastError?.isPermanent ?? false
+            failing: lastError?.isPermanent ?? false,
+            droppedByReason: Dictionary(uniqueKeysWithValues: dropCounts.map { ($0.key.rawValue, $0.value) })
         )
     }
 
     // MARK: Readings
 
     private func tick() {
-        guard running else { return }
+        guard running, producing else { return }
         let now = MonotonicClock.now()
         produceReading(now: now)
         // Next deadline from the previous one, not from now, so the rate does not drift. Timers
@@ -252,6 +272,9 @@ final class Device: MQTTClientDelegate {
             nextTick &+= step
             burst += 1
         }
+        let expired = outbox.expire(now: now)
+        forget(expired)
+        drop(.expired, count: expired.count)
         if seq < messageLimit {
             tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
         }
@@ -275,16 +298,51 @@ final class Device: MQTTClientDelegate {
                 device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer
             )
         }
-        enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer))
+        enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer, enqueuedAt: now))
     }
 
     private func enqueue(_ entry: Outbox.Entry) {
+        switch outbox.append(entry) {
+        case .accepted(let evicted):
+            if let journal {
+                // Accepted once it is on disk (the reactor's batch commits after this turn).
+                journal.insert(device: spec.id, seq: entry.seq, payload: entry.payload) { [unowned self] onDisk in
+                    if !onDisk { self.context.journalFallbacks() }
+                    self.accepted()
+                }
+            } else {
+                accepted()
+            }
+            forget(evicted)
+            drop(.overflow, count: evicted.count)
+        case .refused:
+            accepted()
+            drop(.refused)
+        }
+    }
+
+    private func accepted() {
         published += 1
         context.counters.published.add(1, ordering: .relaxed)
-        if outbox.append(entry) != nil {
-            dropped += 1
-            context.counters.dropped.add(1, ordering: .relaxed)
-        }
+    }
+
+    /// Removes messages that are settled (acknowledged or dropped) from the durable outbox.
+    private func forget(_ entries: [Outbox.Entry]) {
+        guard let journal else { return }
+        for entry in entries { journal.delete(device: spec.id, seq: entry.seq) }
+    }
+
+    private func forget(seq: UInt64) {
+        journal?.delete(device: spec.id, seq: seq)
+    }
+
+    /// The backlog's token bucket: `backlogRate` per second, bursts of up to one second's worth.
+    private func backlogAllowance(now: UInt64) -> Bool {
+        let rate = context.outbox.backlogRate
+        let elapsed = Double(now &- backlogRefilledAt) / 1e9
+        backlogRefilledAt = now
+        backlogTokens = min(max(1, rate), backlogTokens + elapsed * rate)
+        return backlogTokens >= 1
     }
 
     /// Hands queued messages to libmosquitto while connected, keeping at most the in-flight
@@ -293,25 +351,75 @@ final class Device: MQTTClientDelegate {
     private func pump() {
         guard let client, client.isConnected else { return }
         let window = qos == 0 ? 64 : context.maxInflight
+        let now = MonotonicClock.now()
         while inflight.count < window {
-            if outbox.isEmpty && unpaced && running && seq < messageLimit {
+            if outbox.isEmpty && backlogCount == 0 && unpaced && producing && seq < messageLimit {
                 produceReading(now: MonotonicClock.now())
             }
-            guard let entry = outbox.first else { break }
+            // The backlog of an earlier run first (it is older), at its own rate; live data alongside.
+            let fromBacklog = backlogCount > 0 && backlogAllowance(now: now)
+            let entry: Outbox.Entry
+            if fromBacklog {
+                entry = backlog[backlogHead]
+            } else if let first = outbox.first {
+                entry = first
+            } else {
+                if backlogCount > 0, backlogTimer == nil || backlogTimer!.isCancelled {
+                    backlogTimer = reactor.schedule(after: 1 / context.outbox.backlogRate) { [unowned self] in
+                        self.backlogTimer = nil
+                        self.pump()
+                    }
+                }
+                return
+            }
             let result = entry.payload.withUnsafeBytes { raw in
                 client.publish(topic: spec.topic, payload: raw, qos: qos)
             }
             switch result {
             case .success(let mid):
-                outbox.removeFirst()
-                inflight[mid] = entry.seq
-                if context.load != nil { sentAt[mid] = MonotonicClock.now() }
+                if fromBacklog {
+                    backlogHead += 1
+                    backlogTokens -= 1
+                    if backlogHead == backlog.count { backlog.removeAll(); backlogHead = 0 }
+                } else {
+                    outbox.removeFirst()
+                }
+                inflight[mid] = InflightEntry(seq: entry.seq, sentAt: now)
+                if qos > 0 { armAckTimer() }
             case .failure(let error):
                 // Not connected after all (the close is on its way) or refused locally: keep the
                 // message for the next connection.
                 logger.debug("publish deferred", metadata: ["error": "\(error)"])
                 return
             }
+        }
+    }
+
+    /// Wakes up when the oldest PUBACK falls due; one timer per device, armed only while
+    /// something is in flight.
+    private func armAckTimer() {
+        guard ackTimer == nil || ackTimer!.isCancelled else { return }
+        guard let oldest = inflight.values.map(\.sentAt).min() else { return }
+        ackTimer = reactor.schedule(at: oldest &+ UInt64(ackTimeout * 1e9)) { [unowned self] in
+            self.ackTimer = nil
+            self.checkAcknowledgements()
+        }
+    }
+
+    /// A PUBACK overdue on a live connection means the connection is dead (a stalled socket that
+    /// keeps TCP open, a broker that stopped answering): abort it, so the reconnect comes now and
+    /// not after libmosquitto's keep-alive (up to 2 × keep-alive); libmosquitto re-sends what it
+    /// holds after the reconnect.
+    private func checkAcknowledgements() {
+        guard let client, client.isConnected, let oldest = inflight.values.map(\.sentAt).min() else { return }
+        let now = MonotonicClock.now()
+        let limit = UInt64(ackTimeout * 1e9)
+        if now &- oldest >= limit {
+            context.counters.ackTimeouts.add(1, ordering: .relaxed)
+            logger.warning("no PUBACK for \(inflight.count) message(s) within \(ackTimeout) s: taking the connection for dead and reconnecting")
+            client.abort()
+        } else {
+            armAckTimer()
         }
     }
 
@@ -416,6 +524,10 @@ final class Device: MQTTClientDelegate {
         context.counters.connected.add(1, ordering: .relaxed)
         logger.debug("connected", metadata: ["session_present": "\(sessionPresent)"])
         publishStatus("online")
+        // libmosquitto re-sends what it holds on this connection: their PUBACK clocks start now.
+        let now = MonotonicClock.now()
+        for mid in inflight.keys { inflight[mid]!.sentAt = now }
+        if qos > 0 && !inflight.isEmpty { ackTimer?.cancel(); ackTimer = nil; armAckTimer() }
         pump()
     }
 
@@ -428,24 +540,21 @@ final class Device: MQTTClientDelegate {
         }
         if qos == 0 && !inflight.isEmpty {
             // QoS 0 handed over but not yet written is gone with the socket.
-            dropped += inflight.count
-            context.counters.dropped.add(inflight.count, ordering: .relaxed)
+            for entry in inflight.values { forget(seq: entry.seq) }
+            drop(.connectionLost, count: inflight.count)
             inflight.removeAll()
-            sentAt.removeAll()
         }
         guard running else { return }
         failed(error ?? MosquittoError(code: MosquittoError.connectionLostCode))
     }
 
     func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int) {
-        guard inflight.removeValue(forKey: messageID) != nil else { return }
-        if let load = context.load, let sent = sentAt.removeValue(forKey: messageID) {
-            load.publishLatency.record(nanos: MonotonicClock.now() &- sent)
-        }
+        guard let done = inflight.removeValue(forKey: messageID) else { return }
+        context.load?.publishLatency.record(nanos: MonotonicClock.now() &- done.sentAt)
+        forget(seq: done.seq)
         if reasonCode >= 0x80 {
-            dropped += 1
+            drop(.brokerRefused)
             errors += 1
-            context.counters.dropped.add(1, ordering: .relaxed)
             context.counters.errors.add(1, ordering: .relaxed)
             let text = "broker refused a publish on \(spec.topic): \(MQTTReasonCode.describe(reasonCode))"
             lastErrorText = text

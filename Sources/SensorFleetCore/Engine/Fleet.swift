@@ -18,6 +18,8 @@ public struct RunOptions: Sendable {
     public var maxConnecting: Int
     /// QoS 1 messages in flight per device.
     public var maxInflight: Int
+    /// Folder of the durable outbox (`run --state-dir`); nil: memory only.
+    public var stateDirectory: String?
     /// Load-test settings (`sensorfleet bench`); nil for a plain run.
     public var load: LoadProfile? = nil
 
@@ -34,6 +36,7 @@ public struct RunOptions: Sendable {
         self.connectRate = connectRate
         self.connectTimeout = connectTimeout
         self.maxInflight = maxInflight
+        stateDirectory = nil
     }
 }
 
@@ -62,6 +65,8 @@ public final class Fleet: Sendable {
     private let devicesByReactor: [[DeviceSpec]]
     private let devices = Mutex<[UncheckedBox<[Device]>]>([])
     private let startedAt = Mutex<Date?>(nil)
+    /// The durable outbox, when `RunOptions.stateDirectory` is set.
+    public let durableOutbox: DurableOutbox?
 
     /// Prepares the fleet: resolves the broker's address, loads the CA once and creates the
     /// reactors. Nothing connects until `start()`.
@@ -88,7 +93,7 @@ public final class Fleet: Sendable {
             broker: broker, connectHost: connectHost, trust: trust, tlsSettings: tlsSettings,
             limiter: ConnectRateLimiter(rate: options.connectRate ?? spec.connectRate),
             gate: ConnectGate(limit: options.maxConnecting), backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
-            outboxLimit: spec.outboxLimit, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout,
+            outbox: spec.outbox, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout,
             load: options.load
         )
         let cores = ProcessInfo.processInfo.activeProcessorCount
@@ -98,6 +103,7 @@ public final class Fleet: Sendable {
         for (i, device) in spec.devices.enumerated() { split[i % threads].append(device) }
         devicesByReactor = split
         counters.devices.store(spec.devices.count, ordering: .relaxed)
+        durableOutbox = options.stateDirectory.map { DurableOutbox(directory: $0, logger: logger) }
     }
 
     /// The broker's address: IPv4 first, as libmosquitto would try it. Runs before any reactor.
@@ -131,11 +137,19 @@ public final class Fleet: Sendable {
         startedAt.withLock { $0 = Date() }
         for reactor in reactors { reactor.start() }
         var all: [UncheckedBox<[Device]>] = []
+        let store = durableOutbox
+        let restored = UncheckedBox(store?.restore() ?? [:])
         for (index, reactor) in reactors.enumerated() {
             let specs = devicesByReactor[index]
             let context = self.context
             let made = await reactor.submit { () -> UncheckedBox<[Device]> in
-                let devices = specs.map { Device(spec: $0, context: context, reactor: reactor) }
+                let journal = store.map { OutboxJournal(store: $0, reactor: reactor) }
+                let devices = specs.map { spec -> Device in
+                    let device = Device(spec: spec, context: context, reactor: reactor)
+                    device.journal = journal
+                    if let state = restored.value[spec.id] { device.restore(state) }
+                    return device
+                }
                 for device in devices { device.start() }
                 return UncheckedBox(devices)
             }
@@ -166,14 +180,16 @@ public final class Fleet: Sendable {
     }
 
     /// Graceful stop: no new readings; waits up to `drainTimeout` for what is queued to be
-    /// acknowledged; publishes `offline` and sends DISCONNECT; waits up to `disconnectTimeout`
+    /// acknowledged (offline devices keep reconnecting meanwhile); publishes `offline` and sends DISCONNECT; waits up to `disconnectTimeout`
     /// for the broker to close; counts whatever was not delivered as dropped; ends the reactors.
     public func stop(drainTimeout: Double = 10, disconnectTimeout: Double = 3) async -> FleetSummary {
         let groups = devices.withLock { $0 }
         for (index, group) in groups.enumerated() {
             await reactors[index].submit { for device in group.value { device.stopProducing() } }
         }
-        _ = await waitUntil(timeout: drainTimeout, groups) { $0.pending == 0 || !$0.isConnected }
+        // Offline devices keep reconnecting meanwhile: a broker back within the drain time still
+        // gets what they hold.
+        _ = await waitUntil(timeout: drainTimeout, groups) { $0.isSettled }
         var connectedAtEnd = Set<String>()
         for (index, group) in groups.enumerated() {
             connectedAtEnd.formUnion(await reactors[index].submit { () -> [String] in

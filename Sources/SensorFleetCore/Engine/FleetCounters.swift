@@ -15,15 +15,39 @@ public final class FleetCounters: Sendable {
     public let connectAttempts = Atomic<Int>(0)
     /// Readings due while the previous one was still being produced late (timer overrun).
     public let overruns = Atomic<Int>(0)
+    /// `dropped`, split by reason (indexed like `DropReason.allCases`).
+    private let dropReasons = (0..<DropReason.allCases.count).map { _ in AtomicCounter() }
+    /// PUBACKs overdue on a live connection (each one aborted that connection).
+    public let ackTimeouts = Atomic<Int>(0)
+    /// Unacknowledged messages taken over from an earlier run's durable outbox.
+    public let restored = Atomic<Int>(0)
+    /// Left in the durable outbox at the end of the run, for the next one.
+    public let kept = Atomic<Int>(0)
+    /// Accepted while the durable outbox could not write: in memory only.
+    public let notDurable = Atomic<Int>(0)
 
     public init() {}
+
+    /// Counts `count` accepted messages as dropped for `reason`.
+    public func drop(_ reason: DropReason, count: Int = 1) {
+        guard count > 0 else { return }
+        dropped.add(count, ordering: .relaxed)
+        dropReasons[DropReason.allCases.firstIndex(of: reason)!].value.add(count, ordering: .relaxed)
+    }
+
+    public func dropped(_ reason: DropReason) -> Int {
+        dropReasons[DropReason.allCases.firstIndex(of: reason)!].value.load(ordering: .relaxed)
+    }
 
     public func snapshot() -> FleetTotals {
         FleetTotals(
             devices: devices.load(ordering: .relaxed), connected: connected.load(ordering: .relaxed),
             published: published.load(ordering: .relaxed), acknowledged: acknowledged.load(ordering: .relaxed),
             dropped: dropped.load(ordering: .relaxed), errors: errors.load(ordering: .relaxed),
-            connectAttempts: connectAttempts.load(ordering: .relaxed), overruns: overruns.load(ordering: .relaxed)
+            connectAttempts: connectAttempts.load(ordering: .relaxed), overruns: overruns.load(ordering: .relaxed),
+            droppedByReason: Dictionary(uniqueKeysWithValues: DropReason.allCases.map { ($0.rawValue, dropped($0)) }),
+            ackTimeouts: ackTimeouts.load(ordering: .relaxed), restored: restored.load(ordering: .relaxed),
+            kept: kept.load(ordering: .relaxed), notDurable: notDurable.load(ordering: .relaxed)
         )
     }
 }
@@ -37,4 +61,18 @@ public struct FleetTotals: Sendable, Equatable, Codable {
     public var errors: Int
     public var connectAttempts: Int
     public var overruns: Int
+    /// `dropped` by `DropReason` raw value.
+    public var droppedByReason: [String: Int] = [:]
+    public var ackTimeouts: Int = 0
+    /// Taken over from an earlier run's durable outbox (published then, not now).
+    public var restored: Int = 0
+    /// Left in the durable outbox for the next run (not dropped).
+    public var kept: Int = 0
+    /// Accepted while the durable outbox could not write.
+    public var notDurable: Int = 0
+}
+
+/// An atomic that can live in an array.
+final class AtomicCounter: Sendable {
+    let value = Atomic<Int>(0)
 }

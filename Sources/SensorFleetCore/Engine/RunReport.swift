@@ -11,6 +11,7 @@ public struct RunReport: Codable, Sendable, Equatable {
         public var errors: Int
         public var connected_at_end: Bool
         public var last_error: String?
+        public var dropped_by_reason: [String: Int]?
     }
 
     public var broker: String
@@ -23,6 +24,10 @@ public struct RunReport: Codable, Sendable, Equatable {
     public var errors: Int
     public var connect_attempts: Int
     public var overruns: Int
+    /// `dropped` split by reason: overflow, refused, expired, broker_refused, connection_lost, unsent.
+    public var dropped_by_reason: [String: Int]?
+    /// PUBACKs overdue on a live connection (each aborted and reconnected that connection).
+    public var ack_timeouts: Int?
     public var duration_s: Double
     public var failed_devices: [String]
     public var per_device: [String: Device]
@@ -37,12 +42,15 @@ public struct RunReport: Codable, Sendable, Equatable {
         errors = summary.totals.errors
         connect_attempts = summary.totals.connectAttempts
         overruns = summary.totals.overruns
+        dropped_by_reason = summary.totals.droppedByReason
+        ack_timeouts = summary.totals.ackTimeouts
         duration_s = (summary.durationSeconds * 1000).rounded() / 1000
         failed_devices = summary.failedDevices
         per_device = Dictionary(uniqueKeysWithValues: summary.devices.map {
             ($0.id, Device(
                 published: $0.published, acknowledged: $0.acknowledged, dropped: $0.dropped, last_seq: $0.lastSeq,
-                connects: $0.connects, errors: $0.errors, connected_at_end: $0.connected, last_error: $0.lastError
+                connects: $0.connects, errors: $0.errors, connected_at_end: $0.connected, last_error: $0.lastError,
+                dropped_by_reason: $0.droppedByReason.isEmpty ? nil : $0.droppedByReason
             ))
         })
     }

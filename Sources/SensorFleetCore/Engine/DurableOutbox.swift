@@ -1,0 +1,226 @@
+import Foundation
+import GRDB
+import Logging
+import MosquittoKit
+import Synchronization
+
+/// The durable outbox of `run --state-dir DIR` (and of the agent): one SQLite database in WAL
+/// mode, `DIR/outbox.sqlite`, holding every accepted message until its PUBACK and each device's
+/// last sequence number. Thread-safe (GRDB serialises the writers); each reactor writes its own
+/// batches through an `OutboxJournal`.
+///
+/// Durability: `synchronous = FULL`, so a committed batch survives `kill -9` and a power cut.
+/// When a write fails (disk full, read-only folder, I/O error) the transaction rolls back, the
+/// store says why once, and from then on the fleet runs on memory only: messages are still
+/// accepted and sent, and each one is counted as `notDurable`. The file is never left half
+/// written (SQLite's transactions).
+public final class DurableOutbox: Sendable {
+    /// What an earlier run left for one device.
+    public struct Restored: Sendable {
+        public var lastSeq: UInt64
+        /// Messages never acknowledged, oldest first.
+        public var backlog: [(seq: UInt64, payload: [UInt8])]
+    }
+
+    public let path: String
+    private let queue: DatabaseQueue?
+    private let failure = Mutex<String?>(nil)
+    private let logger: Logger
+    /// Messages accepted while the store could not write (memory only).
+    public let notDurable = Atomic<Int>(0)
+    /// Batches committed, and the time they took (for the benchmark printout).
+    public let batches = Atomic<Int>(0)
+    public let batchNanos = Atomic<Int>(0)
+
+    /// Opens (or creates) `directory/outbox.sqlite`. Never throws: a folder that cannot hold the
+    /// store is reported in `failureReason`, and the store works as memory only.
+    public init(directory: String, logger: Logger) {
+        path = (directory as NSString).appendingPathComponent("outbox.sqlite")
+        self.logger = logger
+        var opened: DatabaseQueue?
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            var config = Configuration()
+            config.journalMode = .wal
+            config.busyMode = .timeout(10)
+            config.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            try queue.write { db in
+                try db.execute(sql: """
+                    CREATE TABLE IF NOT EXISTS message (
+                        device TEXT NOT NULL, seq INTEGER NOT NULL, payload BLOB NOT NULL,
+                        PRIMARY KEY (device, seq)) WITHOUT ROWID;
+                    CREATE TABLE IF NOT EXISTS device (device TEXT PRIMARY KEY NOT NULL, last_seq INTEGER NOT NULL);
+                    """)
+            }
+            opened = queue
+        } catch {
+            let reason = Self.describe(error, path: path)
+            failure.withLock { $0 = reason }
+            logger.error("durable outbox unavailable: \(reason); messages are kept in memory only for this run (counted as not durable)")
+        }
+        queue = opened
+    }
+
+    /// Why the store works as memory only, or nil while it writes to disk.
+    public var failureReason: String? { failure.withLock { $0 } }
+    public var isDurable: Bool { queue != nil && failureReason == nil }
+
+    /// Everything the earlier runs left: per device, last seq and the unacknowledged backlog.
+    public func restore() -> [String: Restored] {
+        guard let queue, isDurable else { return [:] }
+        do {
+            return try queue.read { db in
+                var result: [String: Restored] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT device, last_seq FROM device") {
+                    let id: String = row["device"]
+                    result[id] = Restored(lastSeq: UInt64(row["last_seq"] as Int64), backlog: [])
+                }
+                let cursor = try Row.fetchCursor(db, sql: "SELECT device, seq, payload FROM message ORDER BY device, seq")
+                while let row = try cursor.next() {
+                    let id: String = row["device"]
+                    let seq = UInt64(row["seq"] as Int64)
+                    let payload: Data = row["payload"]
+                    result[id, default: Restored(lastSeq: 0, backlog: [])].backlog.append((seq, [UInt8](payload)))
+                    if seq > result[id]!.lastSeq { result[id]!.lastSeq = seq }
+                }
+                return result
+            }
+        } catch {
+            fail(error)
+            return [:]
+        }
+    }
+
+    /// Messages stored now, all devices (for tests and the end-of-run report).
+    public func storedCount() -> Int {
+        guard let queue, isDurable else { return 0 }
+        return (try? queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM message") ?? 0 }) ?? 0
+    }
+
+    struct Batch {
+        var inserts: [(device: String, seq: UInt64, payload: [UInt8])] = []
+        var deletes: [(device: String, seq: UInt64)] = []
+        var isEmpty: Bool { inserts.isEmpty && deletes.isEmpty }
+    }
+
+    /// Writes one batch in one transaction. False when the store does not write (anymore).
+    func commit(_ batch: Batch) -> Bool {
+        guard let queue, isDurable else { return false }
+        let started = MonotonicClock.now()
+        do {
+            try queue.write { db in
+                if !batch.inserts.isEmpty {
+                    let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO message (device, seq, payload) VALUES (?, ?, ?)")
+                    var last: [String: UInt64] = [:]
+                    for item in batch.inserts {
+                        try insert.execute(arguments: [item.device, Int64(item.seq), Data(item.payload)])
+                        last[item.device] = max(last[item.device] ?? 0, item.seq)
+                    }
+                    let seq = try db.cachedStatement(sql: """
+                        INSERT INTO device (device, last_seq) VALUES (?, ?)
+                        ON CONFLICT(device) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)
+                        """)
+                    for (device, value) in last { try seq.execute(arguments: [device, Int64(value)]) }
+                }
+                if !batch.deletes.isEmpty {
+                    let delete = try db.cachedStatement(sql: "DELETE FROM message WHERE device = ? AND seq = ?")
+                    for item in batch.deletes { try delete.execute(arguments: [item.device, Int64(item.seq)]) }
+                }
+            }
+            batches.add(1, ordering: .relaxed)
+            batchNanos.add(Int(MonotonicClock.now() &- started), ordering: .relaxed)
+            return true
+        } catch {
+            fail(error)
+            return false
+        }
+    }
+
+    private func fail(_ error: any Error) {
+        let reason = Self.describe(error, path: path)
+        let first = failure.withLock { current -> Bool in
+            guard current == nil else { return false }
+            current = reason
+            return true
+        }
+        if first {
+            logger.error("durable outbox stopped writing: \(reason); from now on messages are kept in memory only (counted as not durable); what is already in \(path) stays intact for the next run")
+        }
+    }
+
+    static func describe(_ error: any Error, path: String) -> String {
+        if let error = error as? DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_FULL: return "\(path): the disk is full (free space, then restart to write again)"
+            case .SQLITE_READONLY: return "\(path): the state folder or file is read-only (make it writable for this user)"
+            case .SQLITE_CANTOPEN: return "\(path): cannot open or create the database (does the folder exist and is it writable?)"
+            case .SQLITE_IOERR: return "\(path): I/O error (\(error.message ?? "no detail"))"
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB: return "\(path): not a valid outbox database (move it away to start afresh)"
+            default: return "\(path): \(error.message ?? "\(error.resultCode)")"
+            }
+        }
+        if let error = error as? CocoaError {
+            switch error.code {
+            case .fileWriteVolumeReadOnly: return "\(path): the state folder is on a read-only file system (choose a writable --state-dir)"
+            case .fileWriteNoPermission: return "\(path): no permission to create the state folder (make it writable for this user)"
+            case .fileWriteOutOfSpace: return "\(path): the disk is full (free space, then restart to write again)"
+            default: break
+            }
+        }
+        if let error = error as? CocoaError, let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError {
+            return "\(path): \(underlying.localizedDescription)"
+        }
+        return "\(path): \(error.localizedDescription)"
+    }
+}
+
+/// One reactor's pending writes to the durable outbox, committed as one transaction per reactor
+/// turn. Reactor-confined.
+final class OutboxJournal {
+    let store: DurableOutbox
+    private let reactor: Reactor
+    private var batch = DurableOutbox.Batch()
+    /// Called after the commit (or the failure to commit) with how many inserts it carried.
+    private var onCommit: [(Bool) -> Void] = []
+    private var flushTimer: ReactorTimer?
+
+    init(store: DurableOutbox, reactor: Reactor) {
+        self.store = store
+        self.reactor = reactor
+    }
+
+    /// Queues an insert; `committed(true)` runs once it is on disk, `committed(false)` if the
+    /// store could not write it (memory only).
+    func insert(device: String, seq: UInt64, payload: [UInt8], committed: @escaping (Bool) -> Void) {
+        batch.inserts.append((device, seq, payload))
+        onCommit.append(committed)
+        scheduleFlush()
+    }
+
+    func delete(device: String, seq: UInt64) {
+        batch.deletes.append((device, seq))
+        scheduleFlush()
+    }
+
+    private func scheduleFlush() {
+        guard flushTimer == nil else { return }
+        // Runs after this turn's timers and events: everything they produced goes in one transaction.
+        flushTimer = reactor.schedule(after: 0) { [unowned self] in self.flush() }
+    }
+
+    /// Commits what is pending now.
+    func flush() {
+        flushTimer?.cancel()
+        flushTimer = nil
+        guard !batch.isEmpty else { return }
+        let pending = batch
+        let callbacks = onCommit
+        batch = DurableOutbox.Batch()
+        onCommit = []
+        let ok = store.commit(pending)
+        for callback in callbacks { callback(ok) }
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+
+/// A small TCP proxy on 127.0.0.1 in front of the broker, to cut connections for real: `reset()`
+/// closes every current connection with a TCP RST; `stall()` stops forwarding on every current
+/// connection but keeps its sockets open (a dead path that TCP does not notice). New
+/// connections pass normally. One thread per connection: a test holds a handful.
+final class TCPProxy: @unchecked Sendable {
+    final class Pair: @unchecked Sendable {
+        let client: Int32
+        let server: Int32
+        let lock = NSLock()
+        var stalled = false
+        var reset = false
+        init(client: Int32, server: Int32) {
+            self.client = client
+            self.server = server
+        }
+    }
+
+    let port: Int
+    private let target: Int
+    private let listenFD: Int32
+    private let lock = NSLock()
+    private var pairs: [Pair] = []
+    private var stopped = false
+    private(set) var accepted = 0
+
+    init(target: Int) throws {
+        self.target = target
+        let listenFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.listenFD = listenFD
+        var one: Int32 = 1
+        setsockopt(listenFD, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0, listen(listenFD, 64) == 0 else { throw TestFailure("proxy cannot listen: \(String(cString: strerror(errno)))") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listenFD, $0, &length) } }
+        port = Int(UInt16(bigEndian: addr.sin_port))
+        let thread = Thread { [self] in acceptLoop() }
+        thread.start()
+    }
+
+    /// Every current connection ends with a reset.
+    func reset() { lock.withLock { for pair in pairs { pair.lock.withLock { pair.reset = true } } } }
+
+    /// Every current connection stops moving bytes; its sockets stay open.
+    func stall() { lock.withLock { for pair in pairs { pair.lock.withLock { pair.stalled = true } } } }
+
+    func close() {
+        lock.withLock { stopped = true }
+        reset()
+        shutdown(listenFD, Int32(SHUT_RDWR))
+    }
+
+    private var isStopped: Bool { lock.withLock { stopped } }
+
+    private func acceptLoop() {
+        while !isStopped {
+            var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
+            guard poll(&fds, 1, 100) > 0 else { continue }
+            let client = accept(listenFD, nil, nil)
+            guard client >= 0 else { continue }
+            let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            addr.sin_port = in_port_t(UInt16(target).bigEndian)
+            let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            guard rc == 0 else {
+                Glibc.close(client)
+                Glibc.close(server)
+                continue
+            }
+            let pair = Pair(client: client, server: server)
+            lock.withLock {
+                pairs.append(pair)
+                accepted += 1
+            }
+            let thread = Thread { [self] in forward(pair) }
+            thread.start()
+        }
+        Glibc.close(listenFD)
+    }
+
+    private func forward(_ pair: Pair) {
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        defer {
+            // A reset, not a FIN: linger 0.
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(pair.client, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            setsockopt(pair.server, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            Glibc.close(pair.client)
+            Glibc.close(pair.server)
+            lock.withLock { pairs.removeAll { $0 === pair } }
+        }
+        while true {
+            let (stalled, reset) = pair.lock.withLock { (pair.stalled, pair.reset) }
+            if reset { return }
+            if stalled {
+                usleep(20_000)
+                continue
+            }
+            var fds = [pollfd(fd: pair.client, events: Int16(POLLIN), revents: 0), pollfd(fd: pair.server, events: Int16(POLLIN), revents: 0)]
+            guard poll(&fds, 2, 50) > 0 else { continue }
+            for (index, from) in [(0, pair.client), (1, pair.server)] where fds[index].revents != 0 {
+                let to = from == pair.client ? pair.server : pair.client
+                let n = read(from, &buffer, buffer.count)
+                if n <= 0 { return }
+                var sent = 0
+                while sent < n {
+                    let m = buffer.withUnsafeBytes { write(to, $0.baseAddress! + sent, n - sent) }
+                    if m <= 0 { return }
+                    sent += m
+                }
+            }
+        }
+    }
+}
