@@ -162,6 +162,67 @@ struct BenchIntegrationTests {
     }
 }
 
+extension BenchIntegrationTests {
+    @Test("clients whose socketpair was refused (one descriptor each) connect, publish and are acknowledged")
+    func oneDescriptorPerClient() async throws {
+        #expect(DescriptorBudget.isInterposed, "the test binary does not export socketpair")
+        DescriptorBudget.singleDescriptorClients = true
+        let fleet = try TestFleet(devices: (1...30).map { "one-\($0)" }, interval: 1)
+        defer { fleet.tearDown() }
+        let runner = try fleet.makeFleet()
+        let refusedBefore = DescriptorBudget.refusals
+        await runner.start()
+        #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.connected && $0.acknowledged >= 2 })
+        #expect(DescriptorBudget.refusals - refusedBefore >= 30)
+        // One TCP socket per device to the broker (the refused socketpairs were never opened).
+        let port = fleet.broker.port
+        let sockets = try socketsTo(port: port)
+        _ = await runner.stop()
+        #expect(sockets == 30, "\(sockets) connections to the broker")
+    }
+
+    @Test("--bind spreads devices over several source addresses")
+    func bindSpreadsSources() async throws {
+        let fleet = try TestFleet(devices: (1...6).map { "bind-\($0)" })
+        defer { fleet.tearDown() }
+        var options = BenchOptions()
+        options.ratePerDevice = 5
+        options.duration = 1
+        options.bind = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+        let report = try await BenchRunner.run(fleet: try fleet.load(), options: options, logger: quietLogger())
+        #expect(report.verified)
+        let log = fleet.broker.log()
+        for address in options.bind {
+            #expect(log.contains("from \(address):"), "no connection from \(address)")
+        }
+    }
+}
+
+/// Established TCP connections in this process whose remote port is `port` (from /proc/net/tcp
+/// and this process's socket inodes).
+func socketsTo(port: Int) throws -> Int {
+    let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")
+    var inodes = Set<String>()
+    for fd in fds {
+        if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)"),
+           target.hasPrefix("socket:[") {
+            inodes.insert(String(target.dropFirst(8).dropLast()))
+        }
+    }
+    // /proc files report size 0: read until the end, not a size's worth.
+    let handle = try #require(FileHandle(forReadingAtPath: "/proc/net/tcp"))
+    defer { try? handle.close() }
+    let table = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+    let hexPort = String(format: "%04X", port)
+    var count = 0
+    for line in table.split(separator: "\n").dropFirst() {
+        let f = line.split(separator: " ")
+        guard f.count > 9 else { continue }
+        if f[2].hasSuffix(":" + hexPort), f[3] == "01", inodes.contains(String(f[9])) { count += 1 }
+    }
+    return count
+}
+
 /// Runs sensorfleet under `prlimit --nofile=LIMIT` (soft = hard), so raising cannot help.
 func launchSensorfleetLimited(_ arguments: [String], limit: Int, in dir: String) throws -> (ChildProcess, String) {
     let prlimit = try #require(findExecutable("prlimit"))
