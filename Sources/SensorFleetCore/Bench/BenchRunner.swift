@@ -118,6 +118,7 @@ public enum BenchRunner {
         var series: [BenchReport.Second] = []
         var last = fleet.counters.snapshot()
         var lastReceived = 0
+        var lastVerifierErrors = 0
         var measuredFrom: (sent: Int, received: Int, at: ContinuousClock.Instant)?
         if options.warmup <= 0 { measuredFrom = (0, 0, began) }
         let end = options.warmup + options.duration
@@ -146,13 +147,14 @@ public enum BenchRunner {
             let elapsed = Double(tick)
             let now = fleet.counters.snapshot()
             let received = verifier?.received.load(ordering: .relaxed) ?? 0
+            let verifierErrors = verifier?.errors.load(ordering: .relaxed) ?? 0
             let e2e = verifier?.latency.takeInterval()
             let puback = publishLatency.takeInterval()
             func ms(_ v: UInt64) -> Double { (Double(v) / 10).rounded() / 100 }
             let second = BenchReport.Second(
                 t: elapsed, measured: elapsed > options.warmup, connected: now.connected,
                 sent: now.published - last.published, acked: now.acknowledged - last.acknowledged,
-                received: received - lastReceived, errors: now.errors - last.errors + (verifier?.errors.load(ordering: .relaxed) ?? 0) * 0,
+                received: received - lastReceived, errors: now.errors - last.errors + verifierErrors - lastVerifierErrors,
                 overruns: now.overruns - last.overruns,
                 e2eP50Ms: e2e.map { $0.totalCount == 0 ? 0 : ms($0.valueAtPercentile(50)) } ?? 0,
                 e2eP99Ms: e2e.map { $0.totalCount == 0 ? 0 : ms($0.valueAtPercentile(99)) } ?? 0,
@@ -162,6 +164,7 @@ public enum BenchRunner {
             onSecond(second, target)
             last = now
             lastReceived = received
+            lastVerifierErrors = verifierErrors
             if measuredFrom == nil && elapsed >= options.warmup {
                 // End of the warm-up: latencies from here on.
                 verifier?.latency.reset()
