@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.8.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
@@ -24,11 +25,15 @@ let package = Package(
             pkgConfig: "libmosquitto",
             providers: [.apt(["libmosquitto-dev", "libssl-dev"])]
         ),
+        // A `socketpair` that libmosquitto's `mosquitto_new` can be refused (one descriptor per
+        // client instead of three); see Sources/CSocketpairGuard/include/socketpair_guard.h.
+        .target(name: "CSocketpairGuard", linkerSettings: [.linkedLibrary("dl")]),
         // The only Swift code that imports the C module.
         .target(
             name: "MosquittoKit",
             dependencies: [
                 "CMosquitto",
+                "CSocketpairGuard",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -42,6 +47,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -3,6 +3,10 @@
 # The Debian packages SensorFleet needs to build, test and run its demo.
 SENSORFLEET_PACKAGES=(mosquitto mosquitto-clients libmosquitto-dev libssl-dev openssl pkg-config libsqlite3-dev systemd)
 
+# What the tests need besides: headless Chromium renders the bench HTML report (about 35 s to
+# install here); prlimit (util-linux) runs sensorfleet under a small descriptor limit.
+SENSORFLEET_TEST_PACKAGES=(chromium util-linux)
+
 # Installs whichever of the given Debian packages are missing (apt-get; as root or with sudo).
 ensure_packages() {
   local missing=()

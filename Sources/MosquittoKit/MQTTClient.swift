@@ -1,4 +1,5 @@
 internal import CMosquitto
+internal import CSocketpairGuard
 import Foundation
 
 /// A message the broker publishes if the client vanishes.
@@ -108,7 +109,12 @@ public final class MQTTClient {
         precondition(reactor.isCurrent, "MQTTClient must be created on its reactor's thread")
         self.reactor = reactor
         self.options = options
-        guard let handle = mosquitto_new(options.clientID, options.cleanSession, nil) else {
+        // With DescriptorBudget.singleDescriptorClients on, the socketpair libmosquitto opens
+        // here (two descriptors an external loop never uses) is refused; it carries on without.
+        SocketpairGuard_begin()
+        let created = mosquitto_new(options.clientID, options.cleanSession, nil)
+        SocketpairGuard_end()
+        guard let handle = created else {
             throw MosquittoError(code: Int32(MOSQ_ERR_NOMEM.rawValue), detail: "mosquitto_new failed for \(options.clientID)")
         }
         self.handle = handle

@@ -8,7 +8,7 @@ struct SensorFleet: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sensorfleet",
         abstract: "Simulated IoT device fleets publishing telemetry over MQTT with mutual TLS.",
-        subcommands: [Run.self, Validate.self, Provision.self, Revoke.self, Agent.self]
+        subcommands: [Run.self, Validate.self, Provision.self, Revoke.self, Bench.self, Agent.self]
     )
 }
 

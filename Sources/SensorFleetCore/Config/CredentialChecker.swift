@@ -97,7 +97,7 @@ struct CredentialChecker {
         }
 
         let commonNames = Self.commonNames(of: certificate.subject)
-        if commonNames != [id] {
+        if commonNames != [device.sharedIdentityCN ?? id] {
             let found = commonNames.isEmpty ? "has no CN" : "has CN \(commonNames.map { "`\($0)`" }.joined(separator: ", "))"
             log.error(device.certDisplay,
                       "the certificate's subject \(found), but the device id is `\(id)`; "

@@ -13,6 +13,8 @@ struct ParsedDevice {
     /// Lines of `cert:` and `key:`; nil when the defaults apply.
     var certLine: Int?
     var keyLine: Int?
+    /// CN of the shared identity of a template with `shared_identity: true`; nil: CN = id.
+    var sharedIdentityCN: String? = nil
 }
 
 /// Reads `<fleet>/<folder>/device.yaml`.

@@ -65,11 +65,13 @@ public enum FleetLoader {
 
         let fleetFile = location.display("fleet.yaml")
         var settings = FleetSettings(location: location)
+        var templateDevices: [ParsedDevice] = []
         if FileManager.default.fileExists(atPath: location.absolute("fleet.yaml")) {
             if let root = YAMLFile.readMapping(path: location.absolute("fleet.yaml"), displayPath: fleetFile,
                                                log: log, whatItHolds: "`broker:`, `seed:`, `defaults:` …",
                                                allowEmpty: true) {
                 settings.read(root)
+                templateDevices = TemplateParser(location: location, defaults: settings.defaults, log: log).parse(root)
             }
         } else {
             log.error(fleetFile, "fleet.yaml is missing from the fleet folder",
@@ -80,8 +82,8 @@ public enum FleetLoader {
         let folders = deviceFolders(location, log: log).filter { onlyFolder == nil || $0 == onlyFolder }
         let devices = folders.compactMap { folder in
             DeviceParser(location: location, folder: folder, defaults: settings.defaults, log: log).parse()
-        }
-        if folders.isEmpty {
+        } + templateDevices
+        if folders.isEmpty && templateDevices.isEmpty {
             log.error(location.displayRoot, "the fleet has no devices: no subfolder holds a device.yaml",
                       fix: "create \(location.display("<id>/device.yaml")) for each device, "
                           + "e.g. \(location.display("thermostat-001/device.yaml")) (see Devices/README.md)")
@@ -197,7 +199,7 @@ struct DeviceDefaults {
 
 /// What fleet.yaml says, with defaults for everything it leaves out.
 struct FleetSettings {
-    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults"]
+    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates"]
     static let brokerKeys = ["host", "port", "ca", "protocol", "keepalive", "tls_min_version", "alpn", "bind",
                              "insecure_skip_hostname_verification"]
     static let defaultsKeys = ["interval", "qos", "topic", "clean_session"]

@@ -18,6 +18,7 @@ final class FleetContext: Sendable {
     let outbox: OutboxSpec
     let maxInflight: Int
     let connectTimeout: Double
+    let load: LoadProfile?
 
     /// Counts a message accepted while the durable outbox could not write (memory only).
     func journalFallbacks() {
@@ -27,8 +28,9 @@ final class FleetContext: Sendable {
     init(
         broker: BrokerSpec, connectHost: String, trust: TrustStore, tlsSettings: TLSSettings,
         limiter: ConnectRateLimiter, gate: ConnectGate, backoff: BackoffPolicy, counters: FleetCounters, logger: Logger,
-        seed: UInt64, outbox: OutboxSpec, maxInflight: Int, connectTimeout: Double
+        seed: UInt64, outbox: OutboxSpec, maxInflight: Int, connectTimeout: Double, load: LoadProfile? = nil
     ) {
+        self.load = load
         self.broker = broker
         self.connectHost = connectHost
         self.trust = trust
@@ -102,8 +104,6 @@ final class Device: MQTTClientDelegate {
     private var tickTimer: ReactorTimer?
     private var connectTimer: ReactorTimer?
     private var nextTick: UInt64 = 0
-    /// Seconds between readings: `spec.interval` until a `set-interval` command changes it.
-    private var interval: Double
     private var startedAt: UInt64 = 0
     private var connectedAt: UInt64 = 0
     private var running = false
@@ -113,6 +113,13 @@ final class Device: MQTTClientDelegate {
     private var holdsGate = false
     private var payloadBuffer: [UInt8] = []
     private var readings: [(name: String, value: Double)] = []
+    /// Seconds between readings (the spec's, or a load test's rate); a `set-interval` command
+    /// changes it.
+    private var interval: Double
+    private let qos: Int
+    /// Load test at "as fast as acknowledged": readings are made when the window has room.
+    private let unpaced: Bool
+    private let messageLimit: UInt64
 
     private(set) var seq: UInt64 = 0
     private(set) var published = 0
@@ -142,9 +149,13 @@ final class Device: MQTTClientDelegate {
             DeviceSensor(spec: $0, fleetSeed: context.seed, deviceID: spec.id, sysfsRoot: spec.sysfsRoot)
         }
         outbox = Outbox(spec: context.outbox)
-        interval = spec.interval
         backoff = Backoff(policy: context.backoff)
         readings.reserveCapacity(spec.sensors.count)
+        let load = context.load
+        if let rate = load?.rate, rate > 0 { interval = 1 / rate } else { interval = spec.interval }
+        unpaced = load?.rate == 0
+        qos = load?.qos ?? spec.qos
+        messageLimit = load?.messagesPerDevice.map { UInt64(max(0, $0)) } ?? UInt64.max
     }
 
     var isConnected: Bool { client?.isConnected ?? false }
@@ -170,9 +181,11 @@ final class Device: MQTTClientDelegate {
         running = true
         producing = true
         startedAt = MonotonicClock.now()
-        let offset = UInt64(Double.random(in: 0..<interval, using: &rng) * 1e9)
-        nextTick = startedAt &+ offset
-        tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
+        if !unpaced && messageLimit > 0 {
+            let offset = UInt64(Double.random(in: 0..<interval, using: &rng) * 1e9)
+            nextTick = startedAt &+ offset
+            tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
+        }
         requestConnect(after: 0)
     }
 
@@ -250,25 +263,35 @@ final class Device: MQTTClientDelegate {
     private func tick() {
         guard running, producing else { return }
         let now = MonotonicClock.now()
-        takeReading(now: now)
-        let expired = outbox.expire(now: now)
-        forget(expired)
-        drop(.expired, count: expired.count)
-        // Next deadline from the previous one, not from now, so the rate does not drift; when
-        // we are more than a whole interval late, skip ahead and count the overrun.
-        let step = UInt64(interval * 1e9)
+        produceReading(now: now)
+        // Next deadline from the previous one, not from now, so the rate does not drift. Timers
+        // fire with 1 ms granularity, so readings due within the tolerance (one interval, at
+        // least 2 ms) are made now in a small burst; older ones are skipped and counted as
+        // overruns: a device that falls behind is never silently slowed.
+        let step = max(1, UInt64(interval * 1e9))
+        let tolerance = max(step, 2_000_000)
         nextTick &+= step
-        if nextTick < now {
-            let missed = (now - nextTick) / step + 1
+        if nextTick &+ tolerance < now {
+            let missed = (now - tolerance - nextTick) / step + 1
             nextTick &+= missed * step
             context.counters.overruns.add(Int(missed), ordering: .relaxed)
         }
-        tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
+        var burst = 0
+        while nextTick <= now && burst < 1024 && seq < messageLimit {
+            produceReading(now: now)
+            nextTick &+= step
+            burst += 1
+        }
+        let expired = outbox.expire(now: now)
+        forget(expired)
+        drop(.expired, count: expired.count)
+        if seq < messageLimit {
+            tickTimer = reactor.schedule(at: nextTick) { [unowned self] in self.tick() }
+        }
         pump()
     }
 
-    /// Reads every sensor and queues one telemetry message with the next seq.
-    private func takeReading(now: UInt64) {
+    private func produceReading(now: UInt64) {
         let elapsed = Double(now &- startedAt) / 1e9
         readings.removeAll(keepingCapacity: true)
         for i in sensors.indices {
@@ -278,9 +301,16 @@ final class Device: MQTTClientDelegate {
             }
         }
         seq += 1
-        TelemetryPayload.encode(
-            device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer
-        )
+        if let load = context.load {
+            let micros = WallClock.micros()
+            TelemetryPayload.encode(
+                device: spec.id, seq: seq, timestampMillis: micros / 1000, readings: readings,
+                timestampMicros: micros, padding: load.padding, into: &payloadBuffer)
+        } else {
+            TelemetryPayload.encode(
+                device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer
+            )
+        }
         enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer, enqueuedAt: now))
     }
 
@@ -347,9 +377,12 @@ final class Device: MQTTClientDelegate {
             if inflight.isEmpty { client.disconnect() }
             return
         }
-        let window = spec.qos == 0 ? 64 : context.maxInflight
+        let window = qos == 0 ? 64 : context.maxInflight
         let now = MonotonicClock.now()
         while inflight.count < window {
+            if outbox.isEmpty && backlogCount == 0 && unpaced && producing && seq < messageLimit {
+                produceReading(now: MonotonicClock.now())
+            }
             // The backlog of an earlier run first (it is older), at its own rate; live data alongside.
             let fromBacklog = backlogCount > 0 && backlogAllowance(now: now)
             let entry: Outbox.Entry
@@ -367,7 +400,7 @@ final class Device: MQTTClientDelegate {
                 return
             }
             let result = entry.payload.withUnsafeBytes { raw in
-                client.publish(topic: spec.topic, payload: raw, qos: spec.qos)
+                client.publish(topic: spec.topic, payload: raw, qos: qos)
             }
             switch result {
             case .success(let mid):
@@ -379,7 +412,7 @@ final class Device: MQTTClientDelegate {
                     outbox.removeFirst()
                 }
                 inflight[mid] = InflightEntry(seq: entry.seq, sentAt: now)
-                if spec.qos > 0 { armAckTimer() }
+                if qos > 0 { armAckTimer() }
             case .failure(let error):
                 // Not connected after all (the close is on its way) or refused locally: keep the
                 // message for the next connection.
@@ -485,7 +518,7 @@ final class Device: MQTTClientDelegate {
         let options = MQTTClientOptions(
             clientID: spec.id, host: context.connectHost, port: context.broker.port,
             keepAlive: context.broker.keepAlive, useMQTT5: context.broker.protocolVersion == .v5,
-            cleanSession: spec.cleanSession, bindAddress: context.broker.bindAddress,
+            cleanSession: spec.cleanSession, bindAddress: context.load?.takeBindAddress() ?? context.broker.bindAddress,
             will: MQTTWill(topic: spec.statusTopic, payload: Array("offline".utf8), qos: 1, retain: true),
             tls: tls, connectTimeout: context.connectTimeout, maxInflight: context.maxInflight
         )
@@ -513,6 +546,7 @@ final class Device: MQTTClientDelegate {
         leaveGate()
         connects += 1
         connectedAt = MonotonicClock.now()
+        context.load?.connectLatency.record(nanos: connectedAt &- client.connectStartedAt)
         lastError = nil
         context.counters.connected.add(1, ordering: .relaxed)
         logger.debug("connected", metadata: ["session_present": "\(sessionPresent)"])
@@ -521,7 +555,7 @@ final class Device: MQTTClientDelegate {
         // libmosquitto re-sends what it holds on this connection: their PUBACK clocks start now.
         let now = MonotonicClock.now()
         for mid in inflight.keys { inflight[mid]!.sentAt = now }
-        if spec.qos > 0 && !inflight.isEmpty { ackTimer?.cancel(); ackTimer = nil; armAckTimer() }
+        if qos > 0 && !inflight.isEmpty { ackTimer?.cancel(); ackTimer = nil; armAckTimer() }
         pump()
     }
 
@@ -565,7 +599,7 @@ final class Device: MQTTClientDelegate {
             backoff.connectionEnded(after: Double(MonotonicClock.now() &- connectedAt) / 1e9)
             connectedAt = 0
         }
-        if spec.qos == 0 && !inflight.isEmpty {
+        if qos == 0 && !inflight.isEmpty {
             // QoS 0 handed over but not yet written is gone with the socket.
             for entry in inflight.values { forget(seq: entry.seq) }
             drop(.connectionLost, count: inflight.count)
@@ -577,6 +611,7 @@ final class Device: MQTTClientDelegate {
 
     func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int) {
         guard let done = inflight.removeValue(forKey: messageID) else { return }
+        context.load?.publishLatency.record(nanos: MonotonicClock.now() &- done.sentAt)
         forget(seq: done.seq)
         if reasonCode >= 0x80 {
             drop(.brokerRefused)
@@ -618,7 +653,7 @@ final class Device: MQTTClientDelegate {
 
 extension Device: CommandTarget {
     func commandReadNow() -> (seq: UInt64, readings: [(name: String, value: Double)]) {
-        takeReading(now: MonotonicClock.now())
+        produceReading(now: MonotonicClock.now())
         return (seq, readings)
     }
 
@@ -668,5 +703,12 @@ enum WallClock {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// Microseconds since 1970 (CLOCK_REALTIME).
+    static func micros() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
     }
 }

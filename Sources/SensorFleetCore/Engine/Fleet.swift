@@ -20,6 +20,8 @@ public struct RunOptions: Sendable {
     public var maxInflight: Int
     /// Folder of the durable outbox (`run --state-dir`); nil: memory only.
     public var stateDirectory: String?
+    /// Load-test settings (`sensorfleet bench`); nil for a plain run.
+    public var load: LoadProfile? = nil
 
     public init(
         brokerHost: String? = nil, brokerPort: Int? = nil, reactorThreads: Int? = nil,
@@ -91,7 +93,8 @@ public final class Fleet: Sendable {
             broker: broker, connectHost: connectHost, trust: trust, tlsSettings: tlsSettings,
             limiter: ConnectRateLimiter(rate: options.connectRate ?? spec.connectRate),
             gate: ConnectGate(limit: options.maxConnecting), backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
-            outbox: spec.outbox, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout
+            outbox: spec.outbox, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout,
+            load: options.load
         )
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threads = max(1, options.reactorThreads ?? min(cores, (spec.devices.count + 499) / 500))

@@ -10,11 +10,13 @@ public enum TelemetryPayload {
     ///   - seq: the device's sequence number for this message.
     ///   - timestampMillis: milliseconds since 1970 (UTC).
     ///   - readings: sensor names and values, written in this order; non-finite values as `null`.
+    ///   - timestampMicros: when given, `,"tus":<epoch µs>` follows `ts` (load tests measure
+    ///     end-to-end latency with it; `ts` stays in milliseconds for everyone else).
     ///   - padding: when > 0, adds `,"pad":"xxx…"` with that many `x` so the payload can be sized.
     ///   - buffer: receives the UTF-8 bytes.
     public static func encode(
         device: String, seq: UInt64, timestampMillis: Int64, readings: [(name: String, value: Double)],
-        padding: Int = 0, into buffer: inout [UInt8]
+        timestampMicros: Int64? = nil, padding: Int = 0, into buffer: inout [UInt8]
     ) {
         buffer.removeAll(keepingCapacity: true)
         buffer.reserveCapacity(48 + device.utf8.count + readings.count * 28 + max(0, padding))
@@ -24,6 +26,10 @@ public enum TelemetryPayload {
         appendUnsigned(seq, to: &buffer)
         appendASCII(",\"ts\":", to: &buffer)
         appendSigned(timestampMillis, to: &buffer)
+        if let timestampMicros {
+            appendASCII(",\"tus\":", to: &buffer)
+            appendSigned(timestampMicros, to: &buffer)
+        }
         appendASCII(",\"readings\":{", to: &buffer)
         var first = true
         for reading in readings {
@@ -45,12 +51,12 @@ public enum TelemetryPayload {
     /// Encodes a payload into a new array; see ``encode(device:seq:timestampMillis:readings:padding:into:)``.
     public static func encode(
         device: String, seq: UInt64, timestampMillis: Int64, readings: [(name: String, value: Double)],
-        padding: Int = 0
+        timestampMicros: Int64? = nil, padding: Int = 0
     ) -> [UInt8] {
         var buffer: [UInt8] = []
         encode(
-            device: device, seq: seq, timestampMillis: timestampMillis, readings: readings, padding: padding,
-            into: &buffer)
+            device: device, seq: seq, timestampMillis: timestampMillis, readings: readings,
+            timestampMicros: timestampMicros, padding: padding, into: &buffer)
         return buffer
     }
 

@@ -105,6 +105,9 @@ public enum Provisioner {
                 })
         }
 
+        // 4b. Devices that fleet.yaml's `templates:` stand for, on every core.
+        try provisionTemplates(dir: dir, authority: authority, options: options, now: now, result: &result)
+
         // 5. The CRL, when there is one: re-signed so it does not expire, or dropped when the CA
         //    that signed it is gone.
         let crlPath = "\(dir)/broker/crl.pem"
@@ -249,7 +252,7 @@ public enum Provisioner {
     /// Keeps a certificate and its key when they are fine; otherwise issues what is needed.
     /// An existing key is never replaced without `force` (a missing or bad certificate is
     /// reissued for it); a missing key gets a new pair.
-    private static func ensurePair(
+    static func ensurePair(
         certPath: String, keyPath: String, label: String, force: Bool, result: inout ProvisionResult,
         problem: (Certificate, P256.Signing.PrivateKey) -> String?,
         issue: (P256.Signing.PrivateKey) throws -> Certificate

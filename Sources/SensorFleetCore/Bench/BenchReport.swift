@@ -1,0 +1,164 @@
+import Foundation
+
+/// What `sensorfleet bench` measured; written as JSON (`--report`), schema in docs/bench.md.
+public struct BenchReport: Sendable, Codable {
+    public struct Settings: Sendable, Codable {
+        public var broker: String
+        public var devices: Int
+        public var connectRate: Double
+        /// Messages per second per device; 0: as fast as acknowledged.
+        public var ratePerDevice: Double
+        public var qos: Int
+        public var payloadBytes: Int
+        public var messagesPerDevice: Int?
+        public var durationS: Double
+        public var warmupS: Double
+        public var bind: [String]
+        public var verifierConnections: Int
+        public var descriptorsPerClient: Int
+        public var reactorThreads: Int
+    }
+
+    public struct Latency: Sendable, Codable {
+        /// Verifier: receive time − the payload's timestamp (same clock, same machine).
+        public var endToEnd: LatencySummary
+        /// Hand-over to libmosquitto → PUBACK (QoS 1) or written to the socket (QoS 0).
+        public var puback: LatencySummary
+    }
+
+    public struct Second: Sendable, Codable {
+        /// Seconds since the start (warm-up included; `measured` tells).
+        public var t: Double
+        public var measured: Bool
+        public var connected: Int
+        public var sent: Int
+        public var acked: Int
+        public var received: Int
+        public var errors: Int
+        public var overruns: Int
+        public var e2eP50Ms: Double
+        public var e2eP99Ms: Double
+        public var e2eMaxMs: Double
+        public var pubackP99Ms: Double
+    }
+
+    public struct DeviceCounts: Sendable, Codable {
+        public var id: String
+        public var sent: Int
+        public var received: Int
+        public var gaps: Int
+        public var duplicates: Int
+        public var outOfOrder: Int
+        public var dropped: Int
+    }
+
+    /// Memory and CPU around connecting (whole process, getrusage and /proc/self/statm).
+    public struct Resources: Sendable, Codable {
+        /// RSS after loading the fleet, before any connection.
+        public var rssBeforeKb: Int
+        /// RSS at the end of the measured window.
+        public var rssConnectedKb: Int
+        public var connectedAtStop: Int
+        public var rssPerConnectedDeviceKb: Double
+        /// Seconds from start until every device was connected (nil: never all).
+        public var allConnectedAfterS: Double?
+        /// Process CPU from start until all were connected, and per device.
+        public var cpuConnectingS: Double?
+        public var cpuPerConnectMs: Double?
+        /// Process CPU from all connected to the end of the window, and that window's length.
+        public var cpuAfterConnectedS: Double?
+        public var secondsAfterConnected: Double?
+    }
+
+    public var version = 1
+    public var startedAt: String
+    public var settings: Settings
+    /// Messages accepted for publishing (whole run, warm-up included).
+    public var sent: Int
+    public var acknowledged: Int
+    /// Messages the verifier received (duplicates included).
+    public var received: Int
+    public var gaps: Int
+    public var duplicates: Int
+    public var outOfOrder: Int
+    public var dropped: Int
+    public var overruns: Int
+    public var connectAttempts: Int
+    public var connectFailures: Int
+    public var errors: Int
+    public var connectedAtEnd: Int
+    /// Sent and received per second over the measured window (after warm-up).
+    public var msgsPerS: Double
+    public var receivedPerS: Double
+    public var measuredS: Double
+    public var latencyMs: Latency
+    public var connectMs: LatencySummary
+    /// Latency distribution (end to end): value in ms at each percentile.
+    public var e2eDistribution: [[Double]]
+    public var cpuSeconds: Double
+    public var verifierCpuSeconds: Double?
+    public var peakRssKb: Int
+    public var resources: Resources
+    public var timeSeries: [Second]
+    /// Per device, only for fleets of at most 1,000 devices.
+    public var devices: [DeviceCounts]?
+    /// True when every message sent arrived exactly once and nothing was dropped.
+    public var verified: Bool
+
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    public static func decode(_ data: Data) throws -> BenchReport {
+        let decoder = JSONDecoder()
+        // snake_case → camelCase, except `p99_9`, which is its own key.
+        decoder.keyDecodingStrategy = .custom { path in
+            let key = path.last!.stringValue
+            if key == "p99_9" { return AnyKey(key) }
+            var result = ""
+            var upper = false
+            for c in key {
+                if c == "_" { upper = true; continue }
+                result += upper ? c.uppercased() : String(c)
+                upper = false
+            }
+            return AnyKey(result)
+        }
+        return try decoder.decode(BenchReport.self, from: data)
+    }
+
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ string: String) { stringValue = string }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+}
+
+/// Whole-process CPU time and peak RSS (getrusage).
+public enum ProcessUsage {
+    public static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+
+    public static func peakRssKb() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Int(usage.ru_maxrss)
+    }
+
+    /// Resident set size now, in KB (/proc/self/statm).
+    public static func currentRSSKB() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let parts = text.split(separator: " ")
+        guard parts.count > 1, let pages = Int(parts[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
+    }
+}

@@ -1,0 +1,261 @@
+import Foundation
+import Logging
+import MosquittoKit
+import Synchronization
+
+/// Subscribes to what a fleet publishes, with its own connections (the observer identity) on its
+/// own reactor thread, and counts per device: received, gaps, duplicates, out of order, and the
+/// end-to-end latency from the payload's timestamp.
+public final class Verifier: Sendable {
+    public struct Settings: Sendable {
+        public var host: String
+        public var port: Int
+        public var caFile: String
+        public var certFile: String
+        public var keyFile: String
+        public var tls: TLSSettings
+        public var connections: Int
+        public var bindAddress: String?
+
+        public init(host: String, port: Int, caFile: String, certFile: String, keyFile: String, tls: TLSSettings,
+                    connections: Int, bindAddress: String? = nil) {
+            self.host = host
+            self.port = port
+            self.caFile = caFile
+            self.certFile = certFile
+            self.keyFile = keyFile
+            self.tls = tls
+            self.connections = connections
+            self.bindAddress = bindAddress
+        }
+    }
+
+    public let latency = LatencyRecorder()
+    /// Messages received (all, including duplicates and unparseable ones).
+    public let received = Atomic<Int>(0)
+    public let connected = Atomic<Int>(0)
+    public let errors = Atomic<Int>(0)
+    private let reactor: Reactor
+    private let state: UncheckedBox<VerifierState>
+
+    /// - Parameters:
+    ///   - settings: broker and observer identity.
+    ///   - topics: device id → telemetry topic, for every device to verify.
+    public init(settings: Settings, topics: [(id: String, topic: String)], logger: Logger) throws {
+        reactor = try Reactor(name: "verifier")
+        let trust = try TrustStore(caFile: settings.caFile)
+        let tls = try TLSContext(trust: trust, certFile: settings.certFile, keyFile: settings.keyFile, settings: settings.tls)
+        state = UncheckedBox(VerifierState(settings: settings, tls: tls, topics: topics, logger: logger))
+    }
+
+    /// Connects every verifier connection and subscribes; returns when all subscriptions are in
+    /// force (a probe message sent after them came back), or throws after `timeout` seconds.
+    public func start(timeout: Double) async throws {
+        reactor.start()
+        let state = self.state
+        let reactor = self.reactor
+        let owner = UncheckedBox(self)
+        await reactor.submit { state.value.start(reactor: reactor, owner: owner.value) }
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let (ready, failure) = await reactor.submit { (state.value.readyCount == state.value.connections.count, state.value.lastFailure) }
+            if ready { return }
+            if let failure, Date().addingTimeInterval(timeout / 2) > deadline {
+                throw FleetStartError(description: "the verifier could not subscribe: \(failure)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let failure = await reactor.submit { state.value.lastFailure }
+        throw FleetStartError(description: "the verifier's subscriptions were not in force after \(Int(timeout)) s\(failure.map { ": \($0)" } ?? "")")
+    }
+
+    /// Per-device counts now.
+    public func counts() async -> [String: SequenceTracker] {
+        let state = self.state
+        return await reactor.submit { state.value.trackerByID() }
+    }
+
+    /// CPU seconds the verifier's thread has used.
+    public func threadCPUSeconds() async -> Double {
+        await reactor.submit {
+            var ts = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+            return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+        }
+    }
+
+    /// Disconnects and ends the reactor.
+    public func stop() async {
+        let state = self.state
+        await reactor.submit { state.value.stop() }
+        let deadline = Date().addingTimeInterval(2)
+        while Date() < deadline {
+            if await reactor.submit({ state.value.allClosed }) { break }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        await reactor.submit { state.value.destroy() }
+        reactor.stop()
+        let reactor = self.reactor
+        await Task.detached { reactor.join() }.value
+    }
+}
+
+/// The verifier's state, confined to its reactor thread.
+final class VerifierState {
+    let settings: Verifier.Settings
+    let tls: TLSContext
+    let logger: Logger
+    var trackers: [SequenceTracker]
+    let ids: [String]
+    var indexByTopic: [String: Int] = [:]
+    var connections: [VerifierConnection] = []
+    var readyCount = 0
+    var lastFailure: String?
+
+    init(settings: Verifier.Settings, tls: TLSContext, topics: [(id: String, topic: String)], logger: Logger) {
+        self.settings = settings
+        self.tls = tls
+        self.logger = logger
+        ids = topics.map(\.id)
+        trackers = Array(repeating: SequenceTracker(), count: topics.count)
+        for (i, entry) in topics.enumerated() { indexByTopic[entry.topic] = i }
+    }
+
+    func start(reactor: Reactor, owner: Verifier) {
+        let count = max(1, min(settings.connections, ids.count))
+        var shards = Array(repeating: [String](), count: count)
+        for (topic, index) in indexByTopic.sorted(by: { $0.value < $1.value }) { shards[index % count].append(topic) }
+        for i in 0..<count {
+            let connection = VerifierConnection(index: i, topics: shards[i], state: self, owner: owner, reactor: reactor)
+            connections.append(connection)
+            connection.connect()
+        }
+    }
+
+    func trackerByID() -> [String: SequenceTracker] {
+        var result: [String: SequenceTracker] = [:]
+        for (i, id) in ids.enumerated() { result[id] = trackers[i] }
+        return result
+    }
+
+    func stop() { for connection in connections { connection.close() } }
+    var allClosed: Bool { connections.allSatisfy(\.closed) }
+    func destroy() { for connection in connections { connection.client?.destroy(); connection.client = nil } }
+}
+
+/// One verifier connection: subscribes to its share of the device topics, then to its own probe
+/// topic, and publishes one probe there; when the probe comes back, the broker has processed
+/// every SUBSCRIBE before it.
+final class VerifierConnection: MQTTClientDelegate {
+    let index: Int
+    let topics: [String]
+    unowned let state: VerifierState
+    unowned let owner: Verifier
+    let reactor: Reactor
+    var client: MQTTClient?
+    var ready = false
+    var closing = false
+    var closed = false
+    var probeTopic: String { "devices/\(clientID)/commands" }
+    var clientID: String { "sensorfleet-verifier-\(getpid())-\(index)" }
+
+    init(index: Int, topics: [String], state: VerifierState, owner: Verifier, reactor: Reactor) {
+        self.index = index
+        self.topics = topics
+        self.state = state
+        self.owner = owner
+        self.reactor = reactor
+    }
+
+    func connect() {
+        do throws(MosquittoError) {
+            if client == nil {
+                let options = MQTTClientOptions(
+                    clientID: clientID, host: state.settings.host, port: state.settings.port, keepAlive: 30,
+                    cleanSession: true, bindAddress: state.settings.bindAddress, tls: state.tls, connectTimeout: 10,
+                    maxInflight: 20)
+                client = try MQTTClient(reactor: reactor, options: options)
+                client?.delegate = self
+            }
+            closed = false
+            client?.connect()
+        } catch {
+            state.lastFailure = error.description
+            owner.errors.add(1, ordering: .relaxed)
+            _ = reactor.schedule(after: 1) { [weak self] in self?.connect() }
+        }
+    }
+
+    func close() {
+        closing = true
+        if let client, client.isConnected { client.disconnect() } else { client?.abort(); closed = true }
+    }
+
+    func clientDidConnect(_ client: MQTTClient, sessionPresent: Bool) {
+        owner.connected.add(1, ordering: .relaxed)
+        // QoS 0 subscriptions: mosquitto sends them at once, outside the 20-message in-flight
+        // window and the max_queued_messages bound that would drop a burst on its way to a
+        // single subscriber; a connection that breaks shows up as gaps, not hidden.
+        for topic in topics { client.subscribe(topic, qos: 0) }
+        client.subscribe(probeTopic, qos: 1)
+        _ = Array("probe".utf8).withUnsafeBytes { client.publish(topic: probeTopic, payload: $0, qos: 1) }
+    }
+
+    func clientDidClose(_ client: MQTTClient, error: MosquittoError?) {
+        closed = true
+        if ready { state.readyCount -= 1; ready = false }
+        if client.connectStartedAt != 0, state.lastFailure == nil || error != nil {
+            if let error { state.lastFailure = error.description }
+        }
+        if closing { return }
+        owner.errors.add(1, ordering: .relaxed)
+        state.logger.warning("verifier connection \(index) closed: \(error?.description ?? "by the broker"); reconnecting")
+        _ = reactor.schedule(after: 1) { [weak self] in self?.connect() }
+    }
+
+    func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int) {}
+
+    func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer) {
+        if topic == probeTopic {
+            if !ready { ready = true; state.readyCount += 1 }
+            return
+        }
+        owner.received.add(1, ordering: .relaxed)
+        guard let index = state.indexByTopic[topic], let header = TelemetryPayload.parseHeader(payload) else {
+            owner.errors.add(1, ordering: .relaxed)
+            return
+        }
+        state.trackers[index].record(header.seq)
+        let nowMicros = WallClock.micros()
+        let sentMicros = Verifier.microsField(payload) ?? header.timestampMillis * 1000
+        owner.latency.record(micros: UInt64(max(0, nowMicros - sentMicros)))
+    }
+}
+
+extension Verifier {
+    /// The `"tus":<µs>` field a load test adds after `ts`; nil when absent.
+    static func microsField(_ payload: UnsafeRawBufferPointer) -> Int64? {
+        let key: [UInt8] = Array(",\"tus\":".utf8)
+        let count = payload.count
+        guard count > key.count else { return nil }
+        var i = 0
+        // The field sits in the header, within the first 200 bytes.
+        let limit = min(count - key.count, 200)
+        outer: while i <= limit {
+            for j in 0..<key.count where payload[i + j] != key[j] {
+                i += 1
+                continue outer
+            }
+            var j = i + key.count
+            var value: Int64 = 0
+            var digits = 0
+            while j < count, payload[j] >= 48, payload[j] <= 57, digits < 18 {
+                value = value * 10 + Int64(payload[j] - 48)
+                j += 1
+                digits += 1
+            }
+            return digits > 0 ? value : nil
+        }
+        return nil
+    }
+}

@@ -1,0 +1,214 @@
+import Foundation
+import Yams
+
+/// `templates:` in fleet.yaml: one entry stands for `count` devices of one kind.
+///
+/// ```yaml
+/// templates:
+///   - id: sensor-{0000}     # {0000}: the number, zero-padded to 4 digits; {0}: unpadded
+///     count: 5000
+///     start: 1              # first number (default 1)
+///     interval: 1           # and qos, topic, clean_session, as in device.yaml
+///     sensors:
+///       - name: temperature
+///         type: gaussian
+///         mean: 21
+///         stddev: 0.5
+///     shared_identity: false  # true: every device uses <pattern with {…} → "shared">/cert.pem
+/// ```
+/// Each device's certificate and key live in `<id>/cert.pem` and `<id>/key.pem`, made by
+/// `sensorfleet provision`.
+struct TemplateSpec {
+    var pattern: String
+    var count: Int
+    var start: Int
+    var sharedIdentity: Bool
+    /// Index in `templates:`, for messages.
+    var index: Int
+
+    /// The id of the `n`-th device (0-based).
+    func id(_ n: Int) -> String { TemplateSpec.expand(pattern, number: start + n) }
+
+    /// Folder of the shared identity, relative to the fleet folder.
+    var sharedFolder: String { TemplateSpec.expandPlaceholder(pattern) { _ in "shared" } }
+
+    static func expand(_ pattern: String, number: Int) -> String {
+        expandPlaceholder(pattern) { width in
+            let digits = String(number)
+            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        }
+    }
+
+    /// Replaces the one `{0…0}` placeholder with `replacement(width)`.
+    static func expandPlaceholder(_ pattern: String, _ replacement: (Int) -> String) -> String {
+        guard let open = pattern.firstIndex(of: "{"), let close = pattern[open...].firstIndex(of: "}") else {
+            return pattern
+        }
+        let width = pattern.distance(from: open, to: close) - 1
+        return String(pattern[..<open]) + replacement(width) + String(pattern[pattern.index(after: close)...])
+    }
+
+    /// Why `pattern` is not a usable id pattern, or nil.
+    static func problem(with pattern: String) -> String? {
+        let opens = pattern.filter { $0 == "{" }.count, closes = pattern.filter { $0 == "}" }.count
+        guard opens == 1, closes == 1, let open = pattern.firstIndex(of: "{"),
+              let close = pattern[open...].firstIndex(of: "}")
+        else {
+            return "the id pattern \"\(pattern)\" needs exactly one placeholder such as {0000} for the device number"
+        }
+        let inside = pattern[pattern.index(after: open)..<close]
+        if inside.isEmpty || inside.contains(where: { $0 != "0" }) {
+            return "the placeholder {\(inside)} in \"\(pattern)\" may only hold zeros (their count is the width, e.g. {0000})"
+        }
+        if let problem = DeviceID.problem(with: expand(pattern, number: 1)) { return problem }
+        return nil
+    }
+}
+
+/// Reads `templates:` and expands it into devices.
+struct TemplateParser {
+    static let keys = ["id", "count", "start", "interval", "qos", "topic", "clean_session", "sensors", "shared_identity"]
+    /// Devices one fleet file may describe through templates.
+    static let maximumDevices = 1_000_000
+
+    let location: FleetLocation
+    let defaults: DeviceDefaults
+    let log: IssueLog
+
+    var file: String { location.display("fleet.yaml") }
+
+    /// The devices of every template; issues logged for whatever is wrong.
+    func parse(_ root: MappingReader) -> [ParsedDevice] {
+        guard root.has("templates") else { return [] }
+        let fix = "list templates under `templates:`, each as `- id: sensor-{0000}` with `count:` and `sensors:`"
+        guard let items = root.sequence("templates", expected: "a list of device templates", fix: fix) else { return [] }
+        var devices: [ParsedDevice] = []
+        for (index, item) in items.enumerated() {
+            let path = "templates[\(index)]"
+            guard case .mapping(let mapping) = item else {
+                log.error(file, line: item.mark?.line, field: path,
+                          "expected a template (`id:`, `count:`, `sensors:` …), got \(item.humanDescription)", fix: fix)
+                continue
+            }
+            let map = MappingReader(mapping, path: path, file: file, log: log)
+            devices += parse(map, index: index, already: devices.count)
+        }
+        return devices
+    }
+
+    private func parse(_ map: MappingReader, index: Int, already: Int) -> [ParsedDevice] {
+        map.rejectUnknownKeys(allowed: Self.keys)
+        let idFix = "set \(map.field("id")) to an id pattern with the number in braces, e.g. sensor-{0000}"
+        var pattern = map.string("id", expected: "an id pattern such as sensor-{0000}", fix: idFix, required: true)
+        if let given = pattern, let problem = TemplateSpec.problem(with: given) {
+            map.problem("id", problem, fix: idFix)
+            pattern = nil
+        }
+        let count = map.integer("count", in: 1...Self.maximumDevices, expected: "a whole number from 1 to \(Self.maximumDevices)",
+                                fix: "set \(map.field("count")) to how many devices this template stands for, e.g. 1000",
+                                required: true)
+        let start = map.integer("start", in: 0...Int(Int32.max), expected: "a whole number 0 or greater",
+                                fix: "set \(map.field("start")) to the first device number, e.g. 1") ?? 1
+        let shared = map.bool("shared_identity", fix: "set \(map.field("shared_identity")) to true or false") ?? false
+        let fields = DeviceFields.read(map)
+        let sensors = SensorListParser(file: file, log: log).read(map)
+        guard let pattern, let count else { return [] }
+        if already + count > Self.maximumDevices {
+            map.problem("count", "the templates add up to more than \(Self.maximumDevices) devices",
+                        fix: "lower \(map.field("count"))")
+            return []
+        }
+        let template = TemplateSpec(pattern: pattern, count: count, start: start, sharedIdentity: shared, index: index)
+        if shared {
+            map.log.warning(
+                file, line: map.line(of: "shared_identity"), field: map.field("shared_identity"),
+                "WARNING: all \(count) devices of this template share ONE certificate and key "
+                    + "(\(location.display(template.sharedFolder))); the broker cannot tell them apart and a per-device "
+                    + "ACL (`pattern write devices/%u/#`) will refuse their telemetry",
+                fix: "use shared_identity only against a broker without per-device ACLs; remove it to give each device its own identity")
+        }
+        let lastID = template.id(count - 1)
+        if let problem = DeviceID.problem(with: lastID) {
+            map.problem("count", "the last device id would be `\(lastID)`: \(problem)", fix: idFix)
+            return []
+        }
+        let interval = fields.interval ?? defaults.interval
+        let qos = fields.qos ?? defaults.qos
+        let topicTemplate = fields.topic ?? defaults.topic
+        let cleanSession = fields.cleanSession ?? defaults.cleanSession
+        let sharedFolder = template.sharedFolder
+        var devices: [ParsedDevice] = []
+        devices.reserveCapacity(count)
+        for n in 0..<count {
+            let id = template.id(n)
+            let folder = shared ? sharedFolder : id
+            let cert = location.resolve("cert.pem", in: folder)
+            let key = location.resolve("key.pem", in: folder)
+            let spec = DeviceSpec(
+                id: id, directory: location.resolve(id, in: nil).absolute, certFile: cert.absolute, keyFile: key.absolute,
+                interval: interval, qos: qos, topic: topicTemplate.replacingOccurrences(of: "{id}", with: id),
+                cleanSession: cleanSession, sensors: sensors)
+            var device = ParsedDevice(spec: spec, file: file, idLine: map.line(of: "id"), certDisplay: cert.display,
+                                      keyDisplay: key.display, certLine: nil, keyLine: nil)
+            device.sharedIdentityCN = shared ? sharedFolder : nil
+            devices.append(device)
+        }
+        return devices
+    }
+
+    /// The templates of `fleet.yaml` in `directory` (for `provision`): no issues, only what parses.
+    static func templates(directory: String) -> [TemplateSpec] {
+        let path = directory + "/fleet.yaml"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let node = try? Yams.compose(yaml: text), let items = node.mapping?["templates"]?.sequence
+        else { return [] }
+        var result: [TemplateSpec] = []
+        for (index, item) in items.enumerated() {
+            guard let map = item.mapping, let pattern = map["id"]?.scalar?.string,
+                  TemplateSpec.problem(with: pattern) == nil,
+                  let count = map["count"]?.int, count > 0, count <= maximumDevices
+            else { continue }
+            let start = map["start"]?.int ?? 1
+            let shared = map["shared_identity"]?.bool ?? false
+            result.append(TemplateSpec(pattern: pattern, count: count, start: start, sharedIdentity: shared, index: index))
+        }
+        return result
+    }
+}
+
+/// `sensors:` of a device or template.
+struct SensorListParser {
+    let file: String
+    let log: IssueLog
+
+    func read(_ map: MappingReader) -> [SensorSpec] {
+        let fix = "list the sensors under `sensors:`, each as `- name: …` with `type:` and its parameters "
+            + "(see Devices/README.md)"
+        guard let items = map.sequence("sensors", expected: "a list of sensors", fix: fix) else { return [] }
+        if items.isEmpty {
+            map.problem("sensors", "no sensors; expected at least one", fix: fix)
+            return []
+        }
+        var sensors: [SensorSpec] = []
+        var firstIndexByName: [String: Int] = [:]
+        for (index, item) in items.enumerated() {
+            let path = map.field("sensors") + "[\(index)]"
+            guard case .mapping(let mapping) = item else {
+                log.error(file, line: item.mark?.line, field: path,
+                          "expected a sensor (`name:`, `type:` and its parameters), got \(item.humanDescription)",
+                          fix: "write the sensor as indented `key: value` lines after `- `, e.g. `- name: temperature`")
+                continue
+            }
+            let sensorMap = MappingReader(mapping, path: path, file: file, log: log)
+            guard let sensor = SensorParser.parse(sensorMap) else { continue }
+            if let first = firstIndexByName[sensor.name] {
+                sensorMap.problem("name", "the sensor name `\(sensor.name)` is already used by sensors[\(first)]",
+                                  fix: "give every sensor its own name")
+                continue
+            }
+            firstIndexByName[sensor.name] = index
+            sensors.append(sensor)
+        }
+        return sensors
+    }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SensorFleetCore
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load-test a broker with the fleet: steady rates, a verifier counting what arrived, JSON/HTML reports.",
+        discussion: "Report schema: docs/bench.md."
+    )
+
+    @Argument(help: "The fleet folder (provisioned; templates in fleet.yaml stand for many devices).")
+    var directory: String = "Devices"
+    @Option(help: "Broker as HOST:PORT (default: fleet.yaml's broker).")
+    var broker: String?
+    @Option(help: "Use the first N devices of the fleet (by id).")
+    var devices: Int?
+    @Option(help: "Connections per second while ramping up.")
+    var connectRate: Double = 100
+    @Option(help: "Messages per second per device, or `max` for as fast as the broker acknowledges (default: each device's interval).")
+    var rate: String?
+    @Option(help: "Messages per second for the whole fleet (split evenly); instead of --rate.")
+    var totalRate: Double?
+    @Option(help: "QoS 0 or 1.")
+    var qos: Int = 1
+    @Option(help: "Payload size in bytes (padding inside the JSON).")
+    var payloadSize: Int?
+    @Option(help: "Messages per device, then stop (the run ends when all are acknowledged and verified).")
+    var messages: Int?
+    @Option(help: "Seconds measured (after the warm-up).")
+    var duration: Double = 10
+    @Option(help: "Seconds of warm-up (connecting, first messages) not counted in rates and latencies.")
+    var warmup: Double = 0
+    @Option(help: "Source addresses, comma-separated (e.g. 127.0.0.1,127.0.0.2), handed out round-robin.")
+    var bind: String?
+    @Option(help: "Write the JSON report here.")
+    var report: String?
+    @Option(help: "Write the HTML report here.")
+    var html: String?
+    @Option(help: "Verifier connections (default: 1 per 250 devices, 1 to 4).")
+    var verifierConnections: Int?
+    @Flag(help: "Do not run the verifier (publishing cost only).")
+    var noVerify = false
+    @Flag(help: "Keep libmosquitto's socketpair (3 descriptors per client instead of 1).")
+    var threeDescriptors = false
+    @Option(help: "Reactor threads (default: one per core, at most one per 500 devices).")
+    var threads: Int?
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard qos == 0 || qos == 1 else { throw ValidationError("--qos \(qos): expected 0 or 1") }
+        if rate != nil && totalRate != nil { throw ValidationError("--rate and --total-rate: give one of them") }
+        if let rate, rate != "max", (Double(rate) ?? -1) <= 0 {
+            throw ValidationError("--rate \(rate): expected messages per second per device greater than 0, or `max`")
+        }
+        if let totalRate, totalRate <= 0 { throw ValidationError("--total-rate \(totalRate): expected a number greater than 0") }
+        if let payloadSize, payloadSize < 0 || payloadSize > 10_000_000 { throw ValidationError("--payload-size \(payloadSize): expected 0 to 10000000 bytes") }
+        if duration <= 0 { throw ValidationError("--duration \(duration): expected seconds greater than 0") }
+        if warmup < 0 { throw ValidationError("--warmup \(warmup): expected seconds, 0 or more") }
+        if connectRate <= 0 { throw ValidationError("--connect-rate \(connectRate): expected connections per second greater than 0") }
+        if let messages, messages < 1 { throw ValidationError("--messages \(messages): expected 1 or more") }
+    }
+
+    func run() async throws {
+        let logger = try logging.bootstrap()
+        let loaded = try loadFleet(directory)
+        for warning in loaded.warnings { printError("  ! \(warning)") }
+        var options = BenchOptions()
+        if let broker { (options.brokerHost, options.brokerPort) = try parseBroker(broker) }
+        options.devices = devices
+        options.connectRate = connectRate
+        if let rate { options.ratePerDevice = rate == "max" ? 0 : Double(rate) }
+        options.totalRate = totalRate
+        options.qos = qos
+        options.payloadSize = payloadSize
+        options.messagesPerDevice = messages
+        options.duration = duration
+        options.warmup = warmup
+        options.bind = bind.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
+        options.verify = !noVerify
+        options.verifierConnections = verifierConnections
+        options.singleDescriptor = !threeDescriptors
+        options.reactorThreads = threads
+        let terminal = isatty(STDOUT_FILENO) == 1
+        let result: BenchReport
+        do {
+            result = try await BenchRunner.run(fleet: loaded.spec, options: options, logger: logger) { second, target in
+                let line = "\(String(format: "%5.0f", second.t)) s  connected \(second.connected)/\(target)  sent/s \(second.sent)  received/s \(second.received)  p99 \(second.e2eP99Ms) ms  errors \(second.errors)\(second.overruns > 0 ? "  overruns \(second.overruns)" : "")\(second.measured ? "" : "  (warm-up)")"
+                FileHandle.standardOutput.write(Data((terminal ? "\r\u{1B}[2K" + line : line + "\n").utf8))
+            }
+        } catch let error as FleetStartError {
+            if terminal { print("") }
+            printError("bench: \(error.description)")
+            throw ExitCode(1)
+        }
+        if terminal { print("") }
+        let r = result
+        print("""
+        bench: \(r.settings.devices) devices, QoS \(r.settings.qos), \(r.measuredS) s measured
+          sent \(r.sent)  acknowledged \(r.acknowledged)  received \(r.received)  gaps \(r.gaps)  duplicates \(r.duplicates)  out of order \(r.outOfOrder)
+          dropped \(r.dropped)  overruns \(r.overruns)  connect failures \(r.connectFailures)  errors \(r.errors)
+          \(r.msgsPerS) msg/s sent, \(r.receivedPerS) msg/s received
+          end-to-end ms  p50 \(r.latencyMs.endToEnd.p50)  p90 \(r.latencyMs.endToEnd.p90)  p99 \(r.latencyMs.endToEnd.p99)  p99.9 \(r.latencyMs.endToEnd.p999)  max \(r.latencyMs.endToEnd.max)
+          PUBACK ms      p50 \(r.latencyMs.puback.p50)  p90 \(r.latencyMs.puback.p90)  p99 \(r.latencyMs.puback.p99)  p99.9 \(r.latencyMs.puback.p999)  max \(r.latencyMs.puback.max)
+          connect ms     p50 \(r.connectMs.p50)  p90 \(r.connectMs.p90)  p99 \(r.connectMs.p99)  p99.9 \(r.connectMs.p999)  max \(r.connectMs.max)
+          cpu \(r.cpuSeconds) s (verifier thread \(r.verifierCpuSeconds.map { "\($0)" } ?? "–") s)  peak RSS \(r.peakRssKb) KB
+          memory \(r.resources.rssPerConnectedDeviceKb) KB RSS per connected device (\(r.resources.connectedAtStop) connected)  all connected after \(r.resources.allConnectedAfterS.map { "\($0) s" } ?? "–")  CPU per connect \(r.resources.cpuPerConnectMs.map { "\($0) ms" } ?? "–")
+          \(r.verified ? "VERIFIED: every message sent arrived exactly once" : (options.verify ? "NOT VERIFIED" : "not verified (--no-verify)"))
+        """)
+        do {
+            if let report { try r.jsonData().write(to: URL(fileURLWithPath: report)); print("report written to \(report)") }
+            if let html { try Data(BenchHTML.render(r).utf8).write(to: URL(fileURLWithPath: html)); print("HTML report written to \(html)") }
+        } catch {
+            printError("cannot write the report: \(error.localizedDescription)")
+            throw ExitCode(1)
+        }
+        if options.verify && !r.verified { throw ExitCode(3) }
+    }
+}
