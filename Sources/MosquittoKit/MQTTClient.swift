@@ -287,10 +287,10 @@ public final class MQTTClient {
             }
             // During the handshake OpenSSL may want to read while libmosquitto says it wants to
             // write; loop_write would do nothing and we would spin. Always read.
-            rc = mosquitto_loop_read(handle, 1)
+            rc = readAll()
         } else {
             if events & (CMosquitto_EPOLLIN | CMosquitto_EPOLLERR | CMosquitto_EPOLLHUP) != 0 {
-                rc = mosquitto_loop_read(handle, 1)
+                rc = readAll()
             }
             if rc == Int32(MOSQ_ERR_SUCCESS.rawValue), mosquitto_socket(handle) >= 0,
                events & CMosquitto_EPOLLOUT != 0 || mosquitto_want_write(handle) {
@@ -299,6 +299,21 @@ public final class MQTTClient {
         }
         inLoop = false
         afterOperation(rc)
+    }
+
+    /// loop_read until OpenSSL holds nothing more. With read-ahead (TLSContext) one read()
+    /// brings several TLS records — a burst of PUBACKs — but libmosquitto only asks OpenSSL
+    /// while `SSL_pending` is non-zero, which does not count records not yet decrypted, and
+    /// epoll will not report bytes already taken off the socket: so we ask `SSL_has_pending`.
+    private func readAll() -> Int32 {
+        var rc = mosquitto_loop_read(handle, 1)
+        var rounds = 0
+        while rc == Int32(MOSQ_ERR_SUCCESS.rawValue), rounds < 10_000, mosquitto_socket(handle) >= 0,
+              let ssl = mosquitto_ssl_get(handle), SSL_has_pending(OpaquePointer(ssl)) == 1 {
+            rc = mosquitto_loop_read(handle, 1)
+            rounds += 1
+        }
+        return rc
     }
 
     func misc(now: UInt64) {

@@ -82,6 +82,10 @@ public final class TLSContext: @unchecked Sendable {
         let versionOK = settings.requireTLS13 ? CMosquitto_SSL_CTX_set_min_tls13(ctx) : CMosquitto_SSL_CTX_set_min_tls12(ctx)
         guard versionOK == 1 else { throw MosquittoError(code: tlsCode, detail: "cannot set the lowest TLS version: \(OpenSSLErrors.drain())") }
         CMosquitto_SSL_CTX_release_buffers(ctx)
+        // Read whole socket buffers, not one record header and body at a time: fewer read()
+        // calls per PUBACK (MQTTClient drains what OpenSSL holds). SENSORFLEET_TLS_READ_AHEAD=0
+        // turns it off, to compare in a benchmark.
+        if TLSContext.readAhead { CMosquitto_SSL_CTX_set_read_ahead(ctx, 1) }
         SSL_CTX_set1_cert_store(ctx, trust.store)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tlsVerifyCallback)
         SSL_CTX_set_info_callback(ctx, tlsInfoCallback)
@@ -113,6 +117,8 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     deinit { SSL_CTX_free(ctx) }
+
+    static let readAhead = ProcessInfo.processInfo.environment["SENSORFLEET_TLS_READ_AHEAD"] != "0"
 
     /// Takes the last certificate-verification failure recorded by OpenSSL's callback, if any.
     func takeVerifyError() -> String? {
