@@ -16,6 +16,8 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
 
     /// The connection was lost (libmosquitto's MOSQ_ERR_CONN_LOST).
     public static let connectionLostCode: Int32 = 7
+    /// A system call failed (libmosquitto's MOSQ_ERR_ERRNO), e.g. a connection reset.
+    public static let systemCallFailedCode: Int32 = 14
     /// No CONNACK arrived within the connect time-out (TCP + TLS + CONNECT).
     public static let connectTimeoutCode: Int32 = 1000
     /// The broker answered CONNACK with a refusal.

@@ -527,7 +527,16 @@ final class Device: MQTTClientDelegate {
         return client
     }
 
-    private func failed(_ error: MosquittoError) {
+    private func failed(_ error: MosquittoError, beforeCONNACK: Bool = true) {
+        var error = error
+        // A broker that refuses us (CONNACK refusal, TLS alert) closes the connection with our
+        // CONNECT unread, and the reset can throw its answer away: a bare "connection lost"
+        // before CONNACK, right after such a refusal and with no connection since, is taken as
+        // the same refusal, so the backoff stays at the cap and the report keeps the reason.
+        if beforeCONNACK, !error.isPermanent, let previous = lastError, previous.isPermanent,
+           error.code == MosquittoError.connectionLostCode || error.code == MosquittoError.systemCallFailedCode {
+            error = previous
+        }
         errors += 1
         context.counters.errors.add(1, ordering: .relaxed)
         lastError = error
@@ -594,6 +603,7 @@ final class Device: MQTTClientDelegate {
             return
         }
         reloadPending = false
+        let wasConnected = connectedAt != 0
         if connectedAt != 0 {
             context.counters.connected.subtract(1, ordering: .relaxed)
             backoff.connectionEnded(after: Double(MonotonicClock.now() &- connectedAt) / 1e9)
@@ -606,7 +616,7 @@ final class Device: MQTTClientDelegate {
             inflight.removeAll()
         }
         guard running else { return }
-        failed(error ?? MosquittoError(code: MosquittoError.connectionLostCode))
+        failed(error ?? MosquittoError(code: MosquittoError.connectionLostCode), beforeCONNACK: !wasConnected)
     }
 
     func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int) {
