@@ -52,6 +52,39 @@ static inline int CMosquitto_SSL_want_write_ptr(void *ssl) {
     return ssl == NULL ? 0 : SSL_want_write((const SSL *)ssl);
 }
 
+// Write batching: a buffering BIO in front of the socket BIO (installed after CONNACK), so the
+// MQTT packets written during one reactor turn leave in one write() when the turn ends.
+// Returns 1 when installed, 0 when there was nothing to do, -1 on failure.
+static inline int CMosquitto_install_write_buffer(void *sslp) {
+    SSL *ssl = (SSL *)sslp;
+    if (ssl == NULL) return 0;
+    BIO *wbio = SSL_get_wbio(ssl);
+    if (wbio == NULL || BIO_method_type(wbio) == BIO_TYPE_BUFFER) return 0;
+    BIO *buffer = BIO_new(BIO_f_buffer());
+    if (buffer == NULL) return -1;
+    BIO_set_write_buffer_size(buffer, 16384);
+    // The socket BIO is shared with the read side: the chain keeps its own reference, and
+    // SSL_set0_wbio drops the one the SSL held for writing.
+    BIO_up_ref(wbio);
+    BIO_push(buffer, wbio);
+    SSL_set0_wbio(ssl, buffer);
+    return 1;
+}
+// Bytes waiting in the write buffer (0 when there is none).
+static inline size_t CMosquitto_write_buffer_pending(void *sslp) {
+    if (sslp == NULL) return 0;
+    BIO *wbio = SSL_get_wbio((SSL *)sslp);
+    if (wbio == NULL || BIO_method_type(wbio) != BIO_TYPE_BUFFER) return 0;
+    return BIO_wpending(wbio);
+}
+// Writes the buffer out: 1 done (or nothing to do), 0 the socket is full (try on EPOLLOUT), -1 error.
+static inline int CMosquitto_flush_write_buffer(void *sslp) {
+    if (CMosquitto_write_buffer_pending(sslp) == 0) return 1;
+    BIO *wbio = SSL_get_wbio((SSL *)sslp);
+    if (BIO_flush(wbio) > 0) return 1;
+    return BIO_should_retry(wbio) ? 0 : -1;
+}
+
 // epoll's event flags as plain integers (glibc declares them in an enum Swift imports awkwardly).
 static const uint32_t CMosquitto_EPOLLIN = EPOLLIN;
 static const uint32_t CMosquitto_EPOLLOUT = EPOLLOUT;

@@ -101,6 +101,9 @@ public final class MQTTClient {
     private var timedOut = false
     private var forcedDetail: String?
     private var inPublish = false
+    /// A buffering BIO is in front of the socket on this connection (see `flushWrites`).
+    private var batching = false
+    private var isDirty = false
     private var earlyCompletions: [(Int32, Int32)] = []
     private var destroyed = false
 
@@ -191,6 +194,7 @@ public final class MQTTClient {
                 }
             }
         }
+        if batching { markDirty() }
         if !inLoop { updateInterest() }
         if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) { return .success(mid) }
         return .failure(MosquittoError(code: rc))
@@ -211,6 +215,7 @@ public final class MQTTClient {
         if added != Int32(MOSQ_ERR_SUCCESS.rawValue) { return .failure(MosquittoError(code: added, detail: "correlation data")) }
         var mid: Int32 = 0
         let rc = mosquitto_publish_v5(handle, &mid, topic, Int32(payload.count), payload.baseAddress, Int32(qos), retain, properties)
+        if batching { markDirty() }
         if !inLoop { updateInterest() }
         if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) { return .success(mid) }
         return .failure(MosquittoError(code: rc))
@@ -229,6 +234,7 @@ public final class MQTTClient {
     @discardableResult
     public func subscribe(_ pattern: String, qos: Int) -> MosquittoError? {
         let rc = mosquitto_subscribe(handle, nil, pattern, Int32(qos))
+        if batching { markDirty() }
         if !inLoop { updateInterest() }
         return rc == Int32(MOSQ_ERR_SUCCESS.rawValue) ? nil : MosquittoError(code: rc)
     }
@@ -239,6 +245,7 @@ public final class MQTTClient {
         guard state == .connected || state == .connecting else { return }
         state = .disconnecting
         let rc = mosquitto_disconnect(handle)
+        if batching { markDirty() }
         if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) {
             forceClose(rc: rc)
         } else if !inLoop {
@@ -289,7 +296,10 @@ public final class MQTTClient {
             // write; loop_write would do nothing and we would spin. Always read.
             rc = readAll()
         } else {
-            if events & (CMosquitto_EPOLLIN | CMosquitto_EPOLLERR | CMosquitto_EPOLLHUP) != 0 {
+            if batching, events & CMosquitto_EPOLLOUT != 0, CMosquitto_flush_write_buffer(ssl) < 0 {
+                rc = Int32(MOSQ_ERR_CONN_LOST.rawValue)
+            }
+            if rc == Int32(MOSQ_ERR_SUCCESS.rawValue), events & (CMosquitto_EPOLLIN | CMosquitto_EPOLLERR | CMosquitto_EPOLLHUP) != 0 {
                 rc = readAll()
             }
             if rc == Int32(MOSQ_ERR_SUCCESS.rawValue), mosquitto_socket(handle) >= 0,
@@ -298,8 +308,32 @@ public final class MQTTClient {
             }
         }
         inLoop = false
+        if batching { markDirty() }
         afterOperation(rc)
     }
+
+    private func markDirty() {
+        if !isDirty {
+            isDirty = true
+            reactor.markDirty(self)
+        }
+    }
+
+    /// Called by the reactor at the end of a turn: what libmosquitto wrote during the turn
+    /// (publishes, PUBACKs, pings) leaves in one write() instead of one per packet. A full
+    /// socket keeps the rest for EPOLLOUT; a failed write closes the connection.
+    func flushWrites() {
+        isDirty = false
+        guard batching, !destroyed, mosquitto_socket(handle) >= 0 else { return }
+        switch CMosquitto_flush_write_buffer(mosquitto_ssl_get(handle)) {
+        case 1: break
+        case 0: updateInterest()
+        default: forceClose(rc: Int32(MOSQ_ERR_CONN_LOST.rawValue), detail: "write to the broker failed")
+        }
+    }
+
+    /// Batch writes per reactor turn (SENSORFLEET_WRITE_BATCHING=0 turns it off, to compare).
+    static let writeBatching = ProcessInfo.processInfo.environment["SENSORFLEET_WRITE_BATCHING"] != "0"
 
     /// loop_read until OpenSSL holds nothing more. With read-ahead (TLSContext) one read()
     /// brings several TLS records — a burst of PUBACKs — but libmosquitto only asks OpenSSL
@@ -326,6 +360,7 @@ public final class MQTTClient {
         inLoop = true
         let rc = mosquitto_loop_misc(handle)
         inLoop = false
+        if batching { markDirty() }
         afterOperation(rc)
     }
 
@@ -359,6 +394,7 @@ public final class MQTTClient {
     private func closed(rc: Int32) {
         let wasState = state
         state = .idle
+        batching = false
         registered = false
         registeredEvents = 0
         mosquitto_log_callback_set(handle, nil)
@@ -388,7 +424,7 @@ public final class MQTTClient {
         let ssl = mosquitto_ssl_get(handle)
         if CMosquitto_SSL_is_init_finished(ssl) == 0 {
             if CMosquitto_SSL_want_write_ptr(ssl) != 0 { wanted |= CMosquitto_EPOLLOUT }
-        } else if mosquitto_want_write(handle) {
+        } else if mosquitto_want_write(handle) || (batching && CMosquitto_write_buffer_pending(ssl) > 0) {
             wanted |= CMosquitto_EPOLLOUT
         }
         if !registered {
@@ -408,6 +444,10 @@ public final class MQTTClient {
     fileprivate func didConnect(rc: Int32, flags: Int32) {
         if rc == 0 {
             state = .connected
+            if MQTTClient.writeBatching, CMosquitto_install_write_buffer(mosquitto_ssl_get(handle)) == 1 {
+                batching = true
+                markDirty()
+            }
             mosquitto_log_callback_set(handle, nil)
             delegate?.clientDidConnect(self, sessionPresent: flags & 1 != 0)
         } else {

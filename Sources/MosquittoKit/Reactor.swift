@@ -52,6 +52,19 @@ public final class Reactor: @unchecked Sendable {
     private var freeSlots: [Int] = []
     private var nextMisc: UInt64 = 0
     private(set) var clientCount = 0
+    /// Clients that wrote into their write buffer this turn (flushed before waiting again).
+    private var dirty: [MQTTClient] = []
+
+    /// Reactor thread only: `client` has buffered writes to flush at the end of this turn.
+    func markDirty(_ client: MQTTClient) { dirty.append(client) }
+
+    private func flushDirty() {
+        while !dirty.isEmpty {
+            let clients = dirty
+            dirty.removeAll(keepingCapacity: true)
+            for client in clients { client.flushWrites() }
+        }
+    }
 
     public init(name: String) throws(MosquittoError) {
         MosquittoLibrary.initialize()
@@ -179,6 +192,7 @@ public final class Reactor: @unchecked Sendable {
                 for case let client? in slots { client.misc(now: now) }
             }
             runDeferred()
+            flushDirty()
             if stopRequested.load(ordering: .acquiring) {
                 drainInbox()
                 runDeferred()
@@ -216,7 +230,7 @@ public final class Reactor: @unchecked Sendable {
     }
 
     private func computeTimeout() -> Int32 {
-        if !deferred.isEmpty { return 0 }
+        if !deferred.isEmpty || !dirty.isEmpty { return 0 }
         let now = MonotonicClock.now()
         var deadline = nextMisc
         while let first = heap.first, first.isCancelled { heapPopFirst() }
