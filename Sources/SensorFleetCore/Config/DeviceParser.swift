@@ -57,7 +57,7 @@ struct DeviceParser {
         let cert = path(map, key: "cert", defaultName: "cert.pem", what: "certificate")
         let key = path(map, key: "key", defaultName: "key.pem", what: "private key")
 
-        let sensors = readSensors(map)
+        let sensors = SensorListParser(file: file, log: log).read(map) { location.resolve($0, in: folder).absolute }
         var sysfsRoot = "/"
         if let root = map.string("sysfs_root", expected: "a folder path",
                                  fix: "set sysfs_root to the folder that holds sys/ and proc/ (default /), or remove it") {
@@ -93,37 +93,6 @@ struct DeviceParser {
         return (resolved.absolute, resolved.display, nil)
     }
 
-    private func readSensors(_ map: MappingReader) -> [SensorSpec] {
-        let fix = "list the device's sensors under `sensors:`, each as `- name: …` with `type:` and its parameters "
-            + "(see Devices/README.md)"
-        guard let items = map.sequence("sensors", expected: "a list of sensors", fix: fix) else { return [] }
-        if items.isEmpty {
-            map.problem("sensors", "the device has no sensors; expected at least one", fix: fix)
-            return []
-        }
-        var sensors: [SensorSpec] = []
-        var firstIndexByName: [String: Int] = [:]
-        for (index, item) in items.enumerated() {
-            let path = "sensors[\(index)]"
-            guard case .mapping(let mapping) = item else {
-                log.error(file, line: item.mark?.line, field: path,
-                          "expected a sensor (`name:`, `type:` and its parameters), got \(item.humanDescription)",
-                          fix: "write the sensor as indented `key: value` lines after `- `, e.g. `- name: temperature`")
-                continue
-            }
-            let sensorMap = MappingReader(mapping, path: path, file: file, log: log)
-            guard let sensor = SensorParser.parse(sensorMap, resolvePath: { location.resolve($0, in: folder).absolute })
-            else { continue }
-            if let first = firstIndexByName[sensor.name] {
-                sensorMap.problem("name", "the sensor name `\(sensor.name)` is already used by sensors[\(first)]",
-                                  fix: "give every sensor of a device its own name")
-                continue
-            }
-            firstIndexByName[sensor.name] = index
-            sensors.append(sensor)
-        }
-        return sensors
-    }
 }
 
 /// What a device id may look like: `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`.

@@ -181,7 +181,9 @@ struct SensorListParser {
     let file: String
     let log: IssueLog
 
-    func read(_ map: MappingReader) -> [SensorSpec] {
+    /// - Parameter resolvePath: turns a path in a `file` or `command` sensor into an absolute
+    ///   one (relative to the device's folder).
+    func read(_ map: MappingReader, resolvePath: (String) -> String = { $0 }) -> [SensorSpec] {
         let fix = "list the sensors under `sensors:`, each as `- name: …` with `type:` and its parameters "
             + "(see Devices/README.md)"
         guard let items = map.sequence("sensors", expected: "a list of sensors", fix: fix) else { return [] }
@@ -200,7 +202,7 @@ struct SensorListParser {
                 continue
             }
             let sensorMap = MappingReader(mapping, path: path, file: file, log: log)
-            guard let sensor = SensorParser.parse(sensorMap) else { continue }
+            guard let sensor = SensorParser.parse(sensorMap, resolvePath: resolvePath) else { continue }
             if let first = firstIndexByName[sensor.name] {
                 sensorMap.problem("name", "the sensor name `\(sensor.name)` is already used by sensors[\(first)]",
                                   fix: "give every sensor its own name")
