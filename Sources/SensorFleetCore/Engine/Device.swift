@@ -520,7 +520,9 @@ final class Device: MQTTClientDelegate {
             keepAlive: context.broker.keepAlive, useMQTT5: context.broker.protocolVersion == .v5,
             cleanSession: spec.cleanSession, bindAddress: context.load?.takeBindAddress() ?? context.broker.bindAddress,
             will: MQTTWill(topic: spec.statusTopic, payload: Array("offline".utf8), qos: 1, retain: true),
-            tls: tls, connectTimeout: context.connectTimeout, maxInflight: context.maxInflight
+            tls: tls, connectTimeout: context.connectTimeout, maxInflight: context.maxInflight,
+            // Ten messages a second or more: batch a turn's writes; slower devices keep the memory.
+            batchWrites: unpaced || interval <= 0.1
         )
         let client = try MQTTClient(reactor: reactor, options: options)
         client.delegate = self
