@@ -62,35 +62,16 @@ enum FleetPKI {
     static func makeServer(key: P256.Signing.PrivateKey, authority: FleetAuthority, now: Date, validityDays: Int)
         throws -> Certificate
     {
-        let subject = try DistinguishedName {
-            OrganizationName(organization)
-            CommonName("localhost")
-        }
-        let publicKey = Certificate.PublicKey(key.publicKey)
         let loopback4: [UInt8] = [127, 0, 0, 1]
         let loopback6: [UInt8] = Array(repeating: 0, count: 15) + [1]
-        return try Certificate(
-            version: .v3,
-            serialNumber: randomSerial(),
-            publicKey: publicKey,
-            notValidBefore: now - backdate,
-            notValidAfter: now + Double(validityDays) * day,
-            issuer: authority.certificate.subject,
-            subject: subject,
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.notCertificateAuthority)
-                Critical(KeyUsage(digitalSignature: true))
-                try ExtendedKeyUsage([.serverAuth])
-                SubjectAlternativeNames([
-                    .dnsName("localhost"),
-                    .ipAddress(ASN1OctetString(contentBytes: loopback4[...])),
-                    .ipAddress(ASN1OctetString(contentBytes: loopback6[...])),
-                ])
-                SubjectKeyIdentifier(hash: publicKey)
-                AuthorityKeyIdentifier(keyIdentifier: authority.keyIdentifier[...])
-            },
-            issuerPrivateKey: authority.certificateKey
+        return try makeLeaf(
+            commonName: "localhost", usage: .serverAuth, key: key, authority: authority, now: now,
+            validityDays: validityDays,
+            alternativeNames: SubjectAlternativeNames([
+                .dnsName("localhost"),
+                .ipAddress(ASN1OctetString(contentBytes: loopback4[...])),
+                .ipAddress(ASN1OctetString(contentBytes: loopback6[...])),
+            ])
         )
     }
 
@@ -98,9 +79,17 @@ enum FleetPKI {
     static func makeDevice(
         id: String, key: P256.Signing.PrivateKey, authority: FleetAuthority, now: Date, validityDays: Int
     ) throws -> Certificate {
+        try makeLeaf(commonName: id, usage: .clientAuth, key: key, authority: authority, now: now, validityDays: validityDays)
+    }
+
+    /// A certificate signed by the fleet CA for one TLS role (server or client), not a CA itself.
+    private static func makeLeaf(
+        commonName: String, usage: ExtendedKeyUsage.Usage, key: P256.Signing.PrivateKey, authority: FleetAuthority,
+        now: Date, validityDays: Int, alternativeNames: SubjectAlternativeNames? = nil
+    ) throws -> Certificate {
         let subject = try DistinguishedName {
             OrganizationName(organization)
-            CommonName(id)
+            CommonName(commonName)
         }
         let publicKey = Certificate.PublicKey(key.publicKey)
         return try Certificate(
@@ -115,7 +104,8 @@ enum FleetPKI {
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true))
-                try ExtendedKeyUsage([.clientAuth])
+                try ExtendedKeyUsage([usage])
+                if let alternativeNames { alternativeNames }
                 SubjectKeyIdentifier(hash: publicKey)
                 AuthorityKeyIdentifier(keyIdentifier: authority.keyIdentifier[...])
             },
