@@ -154,7 +154,9 @@ struct AgentIntegrationTests {
 
         agent.signal(SIGTERM)
         // Bounded: a blocking wait on a process that ignores SIGTERM would hang the suite.
-        #expect(await waitFor(20) { !agent.isRunning }, "the agent ignored SIGTERM: \(log())")
+        let stopped = await waitFor(20) { !agent.isRunning }
+        #expect(stopped, "the agent ignored SIGTERM: \(log())")
+        if !stopped { agent.signal(SIGKILL) }
         #expect(agent.wait() == 0, "agent output: \(log())")
         #expect(notify.messages().contains { $0.hasPrefix("STOPPING=1") })
         // Everything published was delivered, seq 1…N without gaps.

@@ -44,7 +44,10 @@ public final class SystemdNotifier: Sendable {
         let sent = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
                 bytes.withUnsafeBytes { raw in
-                    sendto(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL), sockaddrPointer, length)
+                    // Never block the event loop on the notify socket: a receiver that does not
+                    // read (its datagram queue holds ~10) would stall every device, shutdown
+                    // included. A dropped WATCHDOG=1 is sent again at the next tick.
+                    sendto(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT), sockaddrPointer, length)
                 }
             }
         }

@@ -57,9 +57,13 @@ final class ChildProcess: @unchecked Sendable {
 
     func signal(_ number: Int32) { if isRunning { kill(pid, number) } }
 
-    /// Waits for the exit; returns the exit code (128 + signal when killed).
+    /// Waits for the exit, at most `timeout` seconds (then SIGKILL, so a hung child can never
+    /// hang the suite); returns the exit code (128 + signal when killed).
     @discardableResult
-    func wait() -> Int32 {
+    func wait(timeout: Double = 60) -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while isRunning && Date() < deadline { usleep(10_000) }
+        if isRunning { kill(pid, SIGKILL) }
         if exitStatus == nil {
             var status: Int32 = 0
             var rc: pid_t
