@@ -27,19 +27,9 @@ final class TCPProxy: @unchecked Sendable {
 
     init(target: Int) throws {
         self.target = target
-        let listenFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (listenFD, port) = try loopbackListener(reuseAddress: true)
         self.listenFD = listenFD
-        var one: Int32 = 1
-        setsockopt(listenFD, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0, listen(listenFD, 64) == 0 else { throw TestFailure("proxy cannot listen: \(String(cString: strerror(errno)))") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listenFD, $0, &length) } }
-        port = Int(UInt16(bigEndian: addr.sin_port))
+        self.port = port
         let thread = Thread { [self] in acceptLoop() }
         thread.start()
     }
