@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         // The C library and nothing else: libmosquitto plus the OpenSSL calls we need for our own SSL_CTX.
@@ -28,12 +29,16 @@ let package = Package(
         // A `socketpair` that libmosquitto's `mosquitto_new` can be refused (one descriptor per
         // client instead of three); see Sources/CSocketpairGuard/include/socketpair_guard.h.
         .target(name: "CSocketpairGuard", linkerSettings: [.linkedLibrary("dl")]),
-        // The only Swift code that imports the C module.
+        // epoll and eventfd behind a few plain C functions, for the reactor.
+        .target(name: "CEpoll"),
+        // The only Swift code that imports the C modules: the reactor and the MQTT client.
         .target(
             name: "MosquittoKit",
             dependencies: [
                 "CMosquitto",
                 "CSocketpairGuard",
+                "CEpoll",
+                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -49,6 +54,7 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
         .executableTarget(
@@ -63,6 +69,7 @@ let package = Package(
             name: "SensorFleetCoreTests",
             dependencies: [
                 "SensorFleetCore",
+                "MosquittoKit",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -11,8 +11,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <openssl/pem.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <netdb.h>
@@ -84,22 +82,5 @@ static inline int CMosquitto_flush_write_buffer(void *sslp) {
     if (BIO_flush(wbio) > 0) return 1;
     return BIO_should_retry(wbio) ? 0 : -1;
 }
-
-// epoll's event flags as plain integers (glibc declares them in an enum Swift imports awkwardly).
-static const uint32_t CMosquitto_EPOLLIN = EPOLLIN;
-static const uint32_t CMosquitto_EPOLLOUT = EPOLLOUT;
-static const uint32_t CMosquitto_EPOLLERR = EPOLLERR;
-static const uint32_t CMosquitto_EPOLLHUP = EPOLLHUP;
-static const uint32_t CMosquitto_EPOLLRDHUP = EPOLLRDHUP;
-
-static inline uint64_t CMosquitto_epoll_event_u64(const struct epoll_event *ev) { return ev->data.u64; }
-static inline uint32_t CMosquitto_epoll_event_events(const struct epoll_event *ev) { return ev->events; }
-static inline int CMosquitto_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
-    struct epoll_event ev;
-    ev.events = events;
-    ev.data.u64 = data;
-    return epoll_ctl(epfd, op, fd, &ev);
-}
-static inline size_t CMosquitto_epoll_event_size(void) { return sizeof(struct epoll_event); }
 
 #endif

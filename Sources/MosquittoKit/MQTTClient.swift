@@ -85,7 +85,7 @@ extension MQTTClientDelegate {
 
 /// One libmosquitto client (`struct mosquitto *`), owned by one reactor. Create it, use it and
 /// close it on that reactor's thread only.
-public final class MQTTClient {
+public final class MQTTClient: ReactorSource {
     public enum State: Sendable, Equatable { case idle, connecting, connected, disconnecting }
 
     public private(set) var options: MQTTClientOptions
@@ -93,12 +93,12 @@ public final class MQTTClient {
     public weak var delegate: MQTTClientDelegate?
     public private(set) var state: State = .idle
     /// When the current connection attempt started (monotonic ns).
-    public private(set) var connectStartedAt: UInt64 = 0
+    public private(set) var connectStartedAt = MonotonicInstant.zero
 
     private let handle: OpaquePointer
     private var slot = -1
     private var registered = false
-    private var registeredEvents: UInt32 = 0
+    private var registeredEvents = ReactorEvents()
     private var inLoop = false
     private var closeRC: Int32?
     private var refusal: Int?
@@ -148,7 +148,7 @@ public final class MQTTClient {
         mosquitto_publish_v5_callback_set(handle, onPublish)
         mosquitto_message_v5_callback_set(handle, onMessage)
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
-        slot = reactor.attach(self)
+        slot = reactor.register(self)
     }
 
     deinit {
@@ -162,7 +162,7 @@ public final class MQTTClient {
     public func connect() {
         precondition(state == .idle && !destroyed, "connect() while \(state)")
         state = .connecting
-        connectStartedAt = MonotonicClock.now()
+        connectStartedAt = MonotonicInstant.now()
         closeRC = nil
         refusal = nil
         lastLog = nil
@@ -269,14 +269,14 @@ public final class MQTTClient {
         guard !destroyed else { return }
         destroyed = true
         mosquitto_destroy(handle)
-        reactor.detach(slot: slot)
+        reactor.unregister(token: slot)
         registered = false
         state = .idle
     }
 
     // MARK: Reactor side
 
-    func handle(events: UInt32) {
+    public func reactorHandle(events: ReactorEvents) {
         guard registered, !destroyed else { return }
         let ssl = mosquitto_ssl_get(handle)
         var rc = Int32(MOSQ_ERR_SUCCESS.rawValue)
@@ -284,7 +284,7 @@ public final class MQTTClient {
         if CMosquitto_SSL_is_init_finished(ssl) == 0 {
             // libmosquitto 2.0.11 treats SSL_ERROR_SYSCALL during the handshake as "try again",
             // so a refused or reset connect would spin here for ever: ask the socket itself.
-            if events & (CMosquitto_EPOLLERR | CMosquitto_EPOLLHUP) != 0 {
+            if !events.isDisjoint(with: [.error, .hangUp]) {
                 inLoop = false
                 let fd = mosquitto_socket(handle)
                 var soError: Int32 = 0
@@ -301,14 +301,14 @@ public final class MQTTClient {
             // write; loop_write would do nothing and we would spin. Always read.
             rc = readAll()
         } else {
-            if batching, events & CMosquitto_EPOLLOUT != 0, CMosquitto_flush_write_buffer(ssl) < 0 {
+            if batching, events.contains(.writable), CMosquitto_flush_write_buffer(ssl) < 0 {
                 rc = Int32(MOSQ_ERR_CONN_LOST.rawValue)
             }
-            if rc == Int32(MOSQ_ERR_SUCCESS.rawValue), events & (CMosquitto_EPOLLIN | CMosquitto_EPOLLERR | CMosquitto_EPOLLHUP) != 0 {
+            if rc == Int32(MOSQ_ERR_SUCCESS.rawValue), !events.isDisjoint(with: [.readable, .error, .hangUp]) {
                 rc = readAll()
             }
             if rc == Int32(MOSQ_ERR_SUCCESS.rawValue), mosquitto_socket(handle) >= 0,
-               events & CMosquitto_EPOLLOUT != 0 || mosquitto_want_write(handle) {
+               events.contains(.writable) || mosquitto_want_write(handle) {
                 rc = mosquitto_loop_write(handle, 1)
             }
         }
@@ -320,14 +320,14 @@ public final class MQTTClient {
     private func markDirty() {
         if !isDirty {
             isDirty = true
-            reactor.markDirty(self)
+            reactor.flushAtEndOfTurn(self)
         }
     }
 
     /// Called by the reactor at the end of a turn: what libmosquitto wrote during the turn
     /// (publishes, PUBACKs, pings) leaves in one write() instead of one per packet. A full
     /// socket keeps the rest for EPOLLOUT; a failed write closes the connection.
-    func flushWrites() {
+    public func reactorFlush() {
         isDirty = false
         guard batching, !destroyed, mosquitto_socket(handle) >= 0 else { return }
         switch CMosquitto_flush_write_buffer(mosquitto_ssl_get(handle)) {
@@ -355,9 +355,9 @@ public final class MQTTClient {
         return rc
     }
 
-    func misc(now: UInt64) {
+    public func reactorHousekeeping(now: MonotonicInstant) {
         guard registered, !destroyed else { return }
-        if state == .connecting, now &- connectStartedAt > UInt64(options.connectTimeout * 1e9) {
+        if state == .connecting, now.duration(since: connectStartedAt) > Duration.saturating(seconds: options.connectTimeout) {
             timedOut = true
             forceClose(rc: MosquittoError.connectTimeoutCode, detail: "nothing within \(options.connectTimeout) s from \(options.host):\(options.port)")
             return
@@ -401,7 +401,7 @@ public final class MQTTClient {
         state = .idle
         batching = false
         registered = false
-        registeredEvents = 0
+        registeredEvents = []
         mosquitto_log_callback_set(handle, nil)
         let success = Int32(MOSQ_ERR_SUCCESS.rawValue)
         var error: MosquittoError?
@@ -425,21 +425,19 @@ public final class MQTTClient {
     private func updateInterest() {
         let fd = mosquitto_socket(handle)
         guard fd >= 0 else { return }
-        var wanted = CMosquitto_EPOLLIN
+        var wanted: ReactorEvents = .readable
         let ssl = mosquitto_ssl_get(handle)
         if CMosquitto_SSL_is_init_finished(ssl) == 0 {
-            if CMosquitto_SSL_want_write_ptr(ssl) != 0 { wanted |= CMosquitto_EPOLLOUT }
+            if CMosquitto_SSL_want_write_ptr(ssl) != 0 { wanted.insert(.writable) }
         } else if mosquitto_want_write(handle) || (batching && CMosquitto_write_buffer_pending(ssl) > 0) {
-            wanted |= CMosquitto_EPOLLOUT
+            wanted.insert(.writable)
         }
         if !registered {
-            if CMosquitto_epoll_ctl(reactor.epfd, EPOLL_CTL_ADD, fd, wanted, UInt64(slot)) != 0 {
-                _ = CMosquitto_epoll_ctl(reactor.epfd, EPOLL_CTL_MOD, fd, wanted, UInt64(slot))
-            }
+            reactor.watch(fd: fd, events: wanted, token: slot, modify: false)
             registered = true
             registeredEvents = wanted
         } else if wanted != registeredEvents {
-            _ = CMosquitto_epoll_ctl(reactor.epfd, EPOLL_CTL_MOD, fd, wanted, UInt64(slot))
+            reactor.watch(fd: fd, events: wanted, token: slot, modify: true)
             registeredEvents = wanted
         }
     }

@@ -1,24 +1,37 @@
-internal import CMosquitto
+internal import CEpoll
 import Foundation
+import HeapModule
 import Synchronization
 
-/// Monotonic time in nanoseconds (CLOCK_MONOTONIC): for deadlines, never for timestamps.
-public enum MonotonicClock {
-    @inline(__always)
-    public static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-    }
+/// What epoll reported for a source's descriptor.
+public struct ReactorEvents: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let readable = ReactorEvents(rawValue: CEpoll_IN)
+    public static let writable = ReactorEvents(rawValue: CEpoll_OUT)
+    public static let error = ReactorEvents(rawValue: CEpoll_ERR)
+    public static let hangUp = ReactorEvents(rawValue: CEpoll_HUP)
+}
+
+/// Something a reactor waits on: one descriptor at a time, registered with `Reactor.register`.
+/// Every method is called on the reactor's thread.
+public protocol ReactorSource: AnyObject {
+    /// epoll reported `events` on the source's descriptor.
+    func reactorHandle(events: ReactorEvents)
+    /// About once a second: keep-alives, time-outs.
+    func reactorHousekeeping(now: MonotonicInstant)
+    /// End of the turn, for a source that asked with `Reactor.flushAtEndOfTurn`.
+    func reactorFlush()
 }
 
 /// A timer scheduled on a reactor. Cancel it from the reactor's thread only.
 public final class ReactorTimer {
-    public private(set) var deadline: UInt64
+    public let deadline: MonotonicInstant
     fileprivate var work: (() -> Void)?
     fileprivate let sequence: UInt64
 
-    fileprivate init(deadline: UInt64, sequence: UInt64, work: @escaping () -> Void) {
+    fileprivate init(deadline: MonotonicInstant, sequence: UInt64, work: @escaping () -> Void) {
         self.deadline = deadline
         self.sequence = sequence
         self.work = work
@@ -28,53 +41,54 @@ public final class ReactorTimer {
     public func cancel() { work = nil }
 }
 
-/// One event-loop thread that owns a set of libmosquitto clients and waits on their sockets with
-/// epoll. Every libmosquitto call for those clients happens on this thread; other threads hand
-/// work over with `execute` (a locked queue plus an eventfd wake-up). Timers live in one heap
-/// per reactor, so 10,000 periodic devices cost no thread and no sleeping task each.
+/// Orders timers by deadline, then by the order they were scheduled in.
+private struct TimerEntry: Comparable {
+    let timer: ReactorTimer
+    static func < (a: TimerEntry, b: TimerEntry) -> Bool {
+        a.timer.deadline != b.timer.deadline ? a.timer.deadline < b.timer.deadline : a.timer.sequence < b.timer.sequence
+    }
+    static func == (a: TimerEntry, b: TimerEntry) -> Bool { a.timer === b.timer }
+}
+
+/// One event-loop thread that owns a set of sources (libmosquitto clients) and waits on their
+/// descriptors with epoll. It is also a `SerialExecutor`: an actor whose `unownedExecutor` is a
+/// reactor's runs on that thread (jobs come in through the same queue as `execute`), and code
+/// the reactor calls directly (epoll events, timers) enters such an actor with
+/// `assumeIsolated`, which this executor checks. Timers live in one heap per reactor, so 10,000
+/// periodic devices cost no thread and no sleeping task each.
 public final class Reactor: @unchecked Sendable {
     public let name: String
-    let epfd: Int32
-    let wakeFD: Int32
+    private let epfd: Int32
+    private let wakeFD: Int32
     private static let wakeToken: UInt64 = .max
 
     private let inbox = Mutex<[@Sendable () -> Void]>([])
     private let wakePending = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
-    private let threadID = Mutex<pthread_t?>(nil)
+    /// The loop thread's pthread id (0 until it runs): `isCurrent` is one atomic load.
+    private let threadID = Atomic<UInt>(0)
 
     // Reactor-thread state.
     private var deferred: [() -> Void] = []
-    private var heap: [ReactorTimer] = []
+    private var timers = Heap<TimerEntry>()
     private var timerSequence: UInt64 = 0
-    private var slots: [MQTTClient?] = []
+    private var sources: [ReactorSource?] = []
     private var freeSlots: [Int] = []
-    private var nextMisc: UInt64 = 0
-    private(set) var clientCount = 0
-    /// Clients that wrote into their write buffer this turn (flushed before waiting again).
-    private var dirty: [MQTTClient] = []
-
-    /// Reactor thread only: `client` has buffered writes to flush at the end of this turn.
-    func markDirty(_ client: MQTTClient) { dirty.append(client) }
-
-    private func flushDirty() {
-        while !dirty.isEmpty {
-            let clients = dirty
-            dirty.removeAll(keepingCapacity: true)
-            for client in clients { client.flushWrites() }
-        }
-    }
+    private var nextHousekeeping = MonotonicInstant.zero
+    public private(set) var sourceCount = 0
+    /// Sources that buffered writes this turn (flushed before waiting again).
+    private var dirty: [ReactorSource] = []
 
     public init(name: String) throws(MosquittoError) {
         MosquittoLibrary.initialize()
         self.name = name
-        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
-        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        epfd = CEpoll_create()
+        wakeFD = CEpoll_eventfd()
         guard epfd >= 0, wakeFD >= 0 else {
-            throw MosquittoError(code: Int32(MOSQ_ERR_ERRNO.rawValue), detail: "epoll/eventfd: \(String(cString: strerror(CMosquitto_errno())))")
+            throw MosquittoError(code: MosquittoError.systemCallFailedCode, detail: "epoll/eventfd: \(String(cString: strerror(CEpoll_errno())))")
         }
-        _ = CMosquitto_epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, CMosquitto_EPOLLIN, Reactor.wakeToken)
+        _ = CEpoll_watch(epfd, wakeFD, CEpoll_IN, Reactor.wakeToken)
     }
 
     deinit {
@@ -85,7 +99,7 @@ public final class Reactor: @unchecked Sendable {
     /// Starts the thread. Call once.
     public func start() {
         let thread = Thread { [self] in
-            self.threadID.withLock { $0 = pthread_self() }
+            self.threadID.store(UInt(pthread_self()), ordering: .releasing)
             self.loop()
             self.finished.signal()
         }
@@ -95,8 +109,14 @@ public final class Reactor: @unchecked Sendable {
     }
 
     /// True on this reactor's own thread.
+    @inline(__always)
     public var isCurrent: Bool {
-        threadID.withLock { id in id.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
+        threadID.load(ordering: .acquiring) == UInt(pthread_self())
+    }
+
+    /// Stops the process with `message` unless called on this reactor's thread.
+    public func preconditionIsCurrent(_ message: @autoclosure () -> String = "", file: StaticString = #fileID, line: UInt = #line) {
+        precondition(isCurrent, "not on reactor \(name): \(message())", file: file, line: line)
     }
 
     /// Runs `work` on the reactor thread, soon. Safe from any thread.
@@ -128,68 +148,78 @@ public final class Reactor: @unchecked Sendable {
 
     /// Runs `work` after the current event batch (reactor thread only); used to deliver results
     /// without re-entering the caller.
-    func deferToNextTurn(_ work: @escaping () -> Void) { deferred.append(work) }
+    public func deferToNextTurn(_ work: @escaping () -> Void) { deferred.append(work) }
 
     /// Schedules `work` at a monotonic deadline. Reactor thread only.
     @discardableResult
-    public func schedule(at deadline: UInt64, _ work: @escaping () -> Void) -> ReactorTimer {
+    public func schedule(at deadline: MonotonicInstant, _ work: @escaping () -> Void) -> ReactorTimer {
         timerSequence &+= 1
         let timer = ReactorTimer(deadline: deadline, sequence: timerSequence, work: work)
-        heapPush(timer)
+        timers.insert(TimerEntry(timer: timer))
         return timer
     }
 
-    /// Schedules `work` after `seconds`. Reactor thread only.
+    /// Schedules `work` after `delay`. Reactor thread only.
     @discardableResult
-    public func schedule(after seconds: Double, _ work: @escaping () -> Void) -> ReactorTimer {
-        schedule(at: MonotonicClock.now() &+ UInt64(max(0, seconds) * 1e9), work)
+    public func schedule(after delay: Duration, _ work: @escaping () -> Void) -> ReactorTimer {
+        schedule(at: MonotonicInstant.now().advanced(by: delay), work)
     }
 
-    func attach(_ client: MQTTClient) -> Int {
+    /// Adds a source; returns its token for `watch`/`unregister`. Reactor thread only.
+    public func register(_ source: ReactorSource) -> Int {
         let slot: Int
-        if let free = freeSlots.popLast() { slot = free; slots[slot] = client } else { slot = slots.count; slots.append(client) }
-        clientCount += 1
+        if let free = freeSlots.popLast() { slot = free; sources[slot] = source } else { slot = sources.count; sources.append(source) }
+        sourceCount += 1
         return slot
     }
 
-    func detach(slot: Int) {
-        slots[slot] = nil
-        freeSlots.append(slot)
-        clientCount -= 1
+    /// Removes a source (its descriptor leaves the epoll set when it is closed).
+    public func unregister(token: Int) {
+        sources[token] = nil
+        freeSlots.append(token)
+        sourceCount -= 1
     }
+
+    /// Waits for `events` on `fd` on behalf of the source `token` (adds or changes the watch).
+    public func watch(fd: Int32, events: ReactorEvents, token: Int, modify: Bool) {
+        if modify {
+            _ = CEpoll_modify(epfd, fd, events.rawValue, UInt64(token))
+        } else {
+            _ = CEpoll_watch(epfd, fd, events.rawValue, UInt64(token))
+        }
+    }
+
+    /// `source` has buffered writes: `reactorFlush()` runs before the loop waits again.
+    public func flushAtEndOfTurn(_ source: ReactorSource) { dirty.append(source) }
 
     // MARK: Loop
 
     private func loop() {
-        let maxEvents = 256
-        let eventSize = CMosquitto_epoll_event_size()
-        let events = UnsafeMutableRawPointer.allocate(byteCount: eventSize * maxEvents, alignment: 8)
-        defer { events.deallocate() }
-        nextMisc = MonotonicClock.now() &+ 1_000_000_000
+        let capacity = 256
+        var tokens = [UInt64](repeating: 0, count: capacity)
+        var events = [UInt32](repeating: 0, count: capacity)
+        nextHousekeeping = MonotonicInstant.now().advanced(by: .seconds(1))
         while true {
             let timeout = computeTimeout()
-            let n = epoll_wait(epfd, events.assumingMemoryBound(to: epoll_event.self), Int32(maxEvents), timeout)
-            if n > 0 {
-                for i in 0..<Int(n) {
-                    let ev = (events + i * eventSize).assumingMemoryBound(to: epoll_event.self)
-                    let token = CMosquitto_epoll_event_u64(ev)
-                    if token == Reactor.wakeToken {
-                        var value: UInt64 = 0
-                        _ = read(wakeFD, &value, 8)
-                        continue
-                    }
-                    if let client = slots[Int(token)] {
-                        client.handle(events: CMosquitto_epoll_event_events(ev))
-                    }
+            let n = CEpoll_wait(epfd, &tokens, &events, Int32(capacity), timeout)
+            for i in 0..<Int(max(0, n)) {
+                let token = tokens[i]
+                if token == Reactor.wakeToken {
+                    var value: UInt64 = 0
+                    _ = read(wakeFD, &value, 8)
+                    continue
+                }
+                if let source = sources[Int(token)] {
+                    source.reactorHandle(events: ReactorEvents(rawValue: events[i]))
                 }
             }
             drainInbox()
             runDeferred()
-            let now = MonotonicClock.now()
+            let now = MonotonicInstant.now()
             runTimers(now: now)
-            if now >= nextMisc {
-                nextMisc = now &+ 1_000_000_000
-                for case let client? in slots { client.misc(now: now) }
+            if now >= nextHousekeeping {
+                nextHousekeeping = now.advanced(by: .seconds(1))
+                for case let source? in sources { source.reactorHousekeeping(now: now) }
             }
             runDeferred()
             flushDirty()
@@ -198,6 +228,14 @@ public final class Reactor: @unchecked Sendable {
                 runDeferred()
                 break
             }
+        }
+    }
+
+    private func flushDirty() {
+        while !dirty.isEmpty {
+            let batch = dirty
+            dirty.removeAll(keepingCapacity: true)
+            for source in batch { source.reactorFlush() }
         }
     }
 
@@ -219,11 +257,11 @@ public final class Reactor: @unchecked Sendable {
         }
     }
 
-    private func runTimers(now: UInt64) {
-        while let first = heap.first, first.deadline <= now {
-            heapPopFirst()
-            if let work = first.work {
-                first.work = nil
+    private func runTimers(now: MonotonicInstant) {
+        while let first = timers.min, first.timer.deadline <= now {
+            _ = timers.removeMin()
+            if let work = first.timer.work {
+                first.timer.work = nil
                 work()
             }
         }
@@ -231,44 +269,51 @@ public final class Reactor: @unchecked Sendable {
 
     private func computeTimeout() -> Int32 {
         if !deferred.isEmpty || !dirty.isEmpty { return 0 }
-        let now = MonotonicClock.now()
-        var deadline = nextMisc
-        while let first = heap.first, first.isCancelled { heapPopFirst() }
-        if let first = heap.first, first.deadline < deadline { deadline = first.deadline }
+        let now = MonotonicInstant.now()
+        var deadline = nextHousekeeping
+        while let first = timers.min, first.timer.isCancelled { _ = timers.removeMin() }
+        if let first = timers.min, first.timer.deadline < deadline { deadline = first.timer.deadline }
         if deadline <= now { return 0 }
         // Round up so a timer is never woken for early and spun on.
-        return Int32(min(1000, (deadline - now + 999_999) / 1_000_000))
+        return Int32(min(1000, (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000))
+    }
+}
+
+// MARK: The reactor as an actor executor
+
+extension Reactor: SerialExecutor {
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        execute { [unowned self] in job.runSynchronously(on: self.asUnownedSerialExecutor()) }
     }
 
-    // MARK: Binary heap of timers (deadline, then sequence)
-
-    private func less(_ a: ReactorTimer, _ b: ReactorTimer) -> Bool {
-        a.deadline != b.deadline ? a.deadline < b.deadline : a.sequence < b.sequence
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
     }
 
-    private func heapPush(_ timer: ReactorTimer) {
-        heap.append(timer)
-        var i = heap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            if less(heap[i], heap[parent]) { heap.swapAt(i, parent); i = parent } else { break }
-        }
+    /// `assumeIsolated` on an actor of this reactor, from code the reactor runs directly.
+    public func checkIsolated() {
+        precondition(isCurrent, "expected to run on reactor \(name)")
     }
 
-    private func heapPopFirst() {
-        let last = heap.removeLast()
-        guard !heap.isEmpty else { return }
-        heap[0] = last
-        var i = 0
-        let count = heap.count
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var smallest = i
-            if l < count && less(heap[l], heap[smallest]) { smallest = l }
-            if r < count && less(heap[r], heap[smallest]) { smallest = r }
-            if smallest == i { break }
-            heap.swapAt(i, smallest)
-            i = smallest
-        }
+    public func isIsolatingCurrentContext() -> Bool? { isCurrent }
+}
+
+/// A value confined to one reactor, carried across threads and checked on use: reading `value`
+/// anywhere but on its reactor's thread stops the process (as swift-nio's `NIOLoopBound`).
+public struct ReactorBound<Value>: @unchecked Sendable {
+    private let wrapped: Value
+    public let reactor: Reactor
+
+    /// Wraps `value`; on `reactor`'s thread only.
+    public init(_ value: Value, on reactor: Reactor) {
+        reactor.preconditionIsCurrent("ReactorBound made off its reactor")
+        wrapped = value
+        self.reactor = reactor
+    }
+
+    public var value: Value {
+        reactor.preconditionIsCurrent("ReactorBound used off its reactor")
+        return wrapped
     }
 }

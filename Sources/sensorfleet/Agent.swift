@@ -148,7 +148,7 @@ struct Agent: AsyncParsableCommand {
         print("stopping (\(stopReason)): waiting up to \(Int(drainTimeout)) s for acknowledgements…")
         let summary = await runner.stop(drainTimeout: drainTimeout)
         let t = summary.totals
-        print("summary after \(String(format: "%.1f", summary.durationSeconds)) s: published \(t.published), acknowledged \(t.acknowledged), dropped \(t.dropped), errors \(t.errors)")
+        print("summary after \(String(format: "%.1f", summary.durationSeconds)) s: published \(t.accepted), acknowledged \(t.acknowledged), dropped \(t.dropped), errors \(t.errors)")
     }
 
     private func reload(_ runner: Fleet, logger: Logger, notifier: SystemdNotifier, device: DeviceSpec) async {

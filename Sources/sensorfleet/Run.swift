@@ -88,7 +88,7 @@ struct Run: AsyncParsableCommand {
         }
         status.finish()
         let waiting = fleet.counters.snapshot()
-        let pendingNow = waiting.published + waiting.restored - waiting.acknowledged - waiting.dropped
+        let pendingNow = waiting.accepted + waiting.restored - waiting.acknowledged - waiting.dropped
         print("stopping (\(stopReason)): \(pendingNow) message(s) not yet acknowledged; waiting up to \(Int(drainTimeout)) s for them…")
         let summary = await fleet.stop(drainTimeout: drainTimeout)
         printSummary(summary)
@@ -131,7 +131,7 @@ struct Run: AsyncParsableCommand {
         print("""
         summary after \(String(format: "%.1f", summary.durationSeconds)) s:
           devices       \(t.devices) (\(t.connected) connected at the end)
-          published     \(t.published)
+          published     \(t.accepted)
           acknowledged  \(t.acknowledged)
           dropped       \(t.dropped)\(Self.reasons(t.droppedByReason))
         \(t.restored > 0 || t.kept > 0 ? "  restored      \(t.restored) (from the durable outbox)\n  kept          \(t.kept) (in the durable outbox, for the next run)\n" : "")\
@@ -211,8 +211,8 @@ final class StatusLine: Sendable {
             let now = ContinuousClock.now
             let current = counters.snapshot()
             let seconds = Double((now - lastTime).components.attoseconds) / 1e18 + Double((now - lastTime).components.seconds)
-            let rate = Double(current.published - last.published) / max(seconds, 0.001)
-            let line = "connected \(current.connected)/\(current.devices)  sent \(current.published)  acked \(current.acknowledged)  \(String(format: "%.1f", rate)) msg/s  dropped \(current.dropped)  errors \(current.errors)"
+            let rate = Double(current.accepted - last.accepted) / max(seconds, 0.001)
+            let line = "connected \(current.connected)/\(current.devices)  sent \(current.accepted)  acked \(current.acknowledged)  \(String(format: "%.1f", rate)) msg/s  dropped \(current.dropped)  errors \(current.errors)"
             if isTerminal {
                 FileHandle.standardOutput.write(Data("\r\u{1B}[2K\(line)".utf8))
             } else {

@@ -154,7 +154,7 @@ struct RefusalTests {
         #expect(device.failing, "a refusal does not fix itself")
         // A permanent failure waits between cap / 2 and cap (1–2 s here) before each retry.
         #expect(device.attempts <= 1 + Int(elapsed / 1.0), "\(device.attempts) attempts in \(elapsed) s")
-        #expect(summary.totals.published == summary.totals.acknowledged + summary.totals.dropped)
+        #expect(summary.totals.accepted == summary.totals.acknowledged + summary.totals.dropped)
         print("fault i (CONNACK): \(device.attempts) attempt(s), error: \(device.lastError ?? "nil")")
     }
 }

@@ -69,10 +69,10 @@ struct FaultTests {
         #expect(await runner.waitUntilAllDevices(timeout: 10) { !$0.connected && $0.queued + $0.inflight >= 10 })
         try fleet.broker.start()
         try subscriber.resume()
-        #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.connects >= 2 && $0.queued == 0 && $0.acknowledged >= $0.published - 25 })
+        #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.connects >= 2 && $0.queued == 0 && $0.acknowledged >= $0.accepted - 25 })
         let result = await runner.stop()
         #expect(result.totals.dropped == 0, "dropped: \(result.totals.droppedByReason)")
-        #expect(result.totals.published == result.totals.acknowledged)
+        #expect(result.totals.accepted == result.totals.acknowledged)
         let complete = await waitFor(15) { gaps(subscriber, result.devices).isEmpty }
         #expect(complete, "gaps at the subscriber: \(summary(gaps(subscriber, result.devices)))")
         let published = result.devices.reduce(0) { $0 + Int($1.lastSeq) }
@@ -93,16 +93,16 @@ struct FaultTests {
         #expect(await runner.waitUntilAllDevices(timeout: 10) { !$0.connected })
         let offline = await runner.snapshot()
         for device in offline {
-            #expect(device.published == device.acknowledged + device.dropped + device.queued + device.inflight,
-                    "\(device.id): published \(device.published) ≠ acked \(device.acknowledged) + dropped \(device.dropped) + queued \(device.queued) + in flight \(device.inflight)")
+            #expect(device.accepted == device.acknowledged + device.dropped + device.queued + device.inflight,
+                    "\(device.id): published \(device.accepted) ≠ acked \(device.acknowledged) + dropped \(device.dropped) + queued \(device.queued) + in flight \(device.inflight)")
         }
         try fleet.broker.start()
         #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.connected && $0.connects >= 2 && $0.queued == 0 })
         let result = await runner.stop()
-        #expect(result.totals.published == result.totals.acknowledged + result.totals.dropped,
-                "published \(result.totals.published), acked \(result.totals.acknowledged), dropped \(result.totals.dropped)")
+        #expect(result.totals.accepted == result.totals.acknowledged + result.totals.dropped,
+                "published \(result.totals.accepted), acked \(result.totals.acknowledged), dropped \(result.totals.dropped)")
         #expect(result.totals.dropped == 0, "nothing had to be dropped: \(result.totals.droppedByReason)")
-        print("fault b: kill -9 of the broker: \(result.totals.published) published = \(result.totals.acknowledged) acknowledged + \(result.totals.dropped) dropped; reconnects \(result.devices.map(\.connects))")
+        print("fault b: kill -9 of the broker: \(result.totals.accepted) published = \(result.totals.acknowledged) acknowledged + \(result.totals.dropped) dropped; reconnects \(result.devices.map(\.connects))")
     }
 
     @Test("d: broker down longer than the outbox holds — dropped is exactly what never arrived")
@@ -123,7 +123,7 @@ struct FaultTests {
         try subscriber.resume()
         #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.connects >= 2 && $0.queued == 0 })
         let result = await runner.stop()
-        #expect(result.totals.published == result.totals.acknowledged + result.totals.dropped)
+        #expect(result.totals.accepted == result.totals.acknowledged + result.totals.dropped)
         #expect(result.totals.droppedByReason["overflow"] == result.totals.dropped)
         // Wait for the subscriber to get everything that was acknowledged.
         _ = await waitFor(15) {
@@ -176,7 +176,7 @@ struct FaultTests {
             #expect(device.last_seq > lastBefore, "seq must go on after the restart")
         }
         let devices = parsed.per_device.map { id, d in
-            DeviceSnapshot(id: id, connected: true, published: d.published, acknowledged: d.acknowledged, dropped: d.dropped,
+            DeviceSnapshot(id: id, connected: true, accepted: d.published, acknowledged: d.acknowledged, dropped: d.dropped,
                            lastSeq: d.last_seq, queued: 0, inflight: 0, attempts: 0, connects: d.connects, errors: 0,
                            lastError: nil, failing: false)
         }
@@ -263,13 +263,13 @@ struct ProxyFaultTests {
         let result = await runner.stop()
         #expect(zip(result.devices.map(\.acknowledged), acknowledgedBefore).allSatisfy { $0 > $1 })
         #expect(result.totals.dropped == 0, "\(result.totals.droppedByReason)")
-        #expect(result.totals.published == result.totals.acknowledged)
+        #expect(result.totals.accepted == result.totals.acknowledged)
         let complete = await waitFor(15) {
             let seen = subscriber.sequences().mapValues(Set.init)
             return result.devices.allSatisfy { d in (1...d.lastSeq).allSatisfy { seen[d.id]?.contains($0) ?? false } }
         }
         #expect(complete, "gaps at the subscriber")
-        print("fault c: reset → reconnected; stall → detected and reconnected after \(String(format: "%.1f", detection)) s (ack_timeout 4 s, keep-alive 10 s); \(result.totals.published) published, 0 gaps")
+        print("fault c: reset → reconnected; stall → detected and reconnected after \(String(format: "%.1f", detection)) s (ack_timeout 4 s, keep-alive 10 s); \(result.totals.accepted) published, 0 gaps")
     }
 }
 

@@ -34,7 +34,7 @@ struct FleetIntegrationTests {
         #expect(summary.totals.connected == ids.count)
         #expect(summary.devices.allSatisfy { $0.connected })
         #expect(summary.totals.dropped == 0)
-        #expect(summary.totals.published == summary.totals.acknowledged)
+        #expect(summary.totals.accepted == summary.totals.acknowledged)
         #expect(summary.failedDevices.isEmpty)
         let expected = Dictionary(uniqueKeysWithValues: summary.devices.map { ($0.id, Array(1...$0.lastSeq)) })
         let arrived = await waitFor(10) { subscriber.sequences() == expected }
@@ -115,14 +115,14 @@ struct FleetIntegrationTests {
         let subscriber = try fleet.subscriber(["devices/dev-b/telemetry"])
         let runner = try fleet.makeFleet()
         await runner.start()
-        #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.published >= 10 && $0.inflight == 0 && $0.queued == 0 })
+        #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.accepted >= 10 && $0.inflight == 0 && $0.queued == 0 })
         let summary = await runner.stop()
         let intruder = try #require(summary.devices.first { $0.id == "dev-a" })
         let victim = try #require(summary.devices.first { $0.id == "dev-b" })
         #expect(await waitFor(10) { (subscriber.sequences()["dev-b"]?.count ?? 0) >= Int(victim.acknowledged) })
         #expect(subscriber.sequences()["dev-a"] == nil, "dev-a's messages reached devices/dev-b/telemetry")
         #expect(intruder.acknowledged == 0)
-        #expect(intruder.dropped == intruder.published)
+        #expect(intruder.dropped == intruder.accepted)
         #expect(intruder.lastError?.contains("not authorised") == true, "error: \(intruder.lastError ?? "nil")")
     }
 
@@ -166,7 +166,7 @@ struct FleetIntegrationTests {
         #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.connected && $0.connects >= 2 })
         let summary = await runner.stop()
         // Everything accepted was acknowledged or counted as dropped.
-        #expect(summary.totals.published == summary.totals.acknowledged + summary.totals.dropped)
+        #expect(summary.totals.accepted == summary.totals.acknowledged + summary.totals.dropped)
     }
 
     @Test("run validates first: an invalid fleet exits 1 with a clear error and nothing connects")

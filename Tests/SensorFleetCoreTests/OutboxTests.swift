@@ -1,4 +1,5 @@
 import Foundation
+import MosquittoKit
 import Testing
 
 @testable import SensorFleetCore
@@ -7,7 +8,7 @@ import Testing
 /// `outbox:` section of fleet.yaml.
 @Suite struct OutboxTests {
     private func entry(_ seq: UInt64, bytes: Int = 10, at time: UInt64 = 0) -> Outbox.Entry {
-        Outbox.Entry(seq: seq, payload: [UInt8](repeating: UInt8(seq & 0xff), count: bytes), enqueuedAt: time)
+        Outbox.Entry(seq: seq, payload: [UInt8](repeating: UInt8(seq & 0xff), count: bytes), enqueuedAt: MonotonicInstant(nanoseconds: time))
     }
 
     private func seqs(_ outbox: inout Outbox) -> [UInt64] { outbox.removeAll().map(\.seq) }
@@ -62,13 +63,13 @@ import Testing
         _ = outbox.append(entry(1, at: 1 * second))
         _ = outbox.append(entry(2, at: 2 * second))
         _ = outbox.append(entry(3, at: 4 * second))
-        #expect(outbox.expire(now: 3 * second).isEmpty)
-        #expect(outbox.expire(now: 4 * second + 1).map(\.seq) == [1, 2])
+        #expect(outbox.expire(now: MonotonicInstant(nanoseconds: 3 * second)).isEmpty)
+        #expect(outbox.expire(now: MonotonicInstant(nanoseconds: 4 * second + 1)).map(\.seq) == [1, 2])
         #expect(outbox.bytes == 10)
         #expect(seqs(&outbox) == [3])
         var forever = Outbox(spec: OutboxSpec(maxMessages: 10))
         _ = forever.append(entry(1, at: 0))
-        #expect(forever.expire(now: 1_000 * second).isEmpty)
+        #expect(forever.expire(now: MonotonicInstant(nanoseconds: 1_000 * second)).isEmpty)
     }
 
     @Test func manyAppendsAndRemovalsKeepOrderAndBytes() {

@@ -1,4 +1,5 @@
 import Synchronization
+import MosquittoKit
 import Testing
 @testable import SensorFleetCore
 
@@ -75,7 +76,7 @@ struct SeededGenerator: RandomNumberGenerator {
     @Test func slotsAreSpreadAtTheConfiguredRate() {
         let limiter = ConnectRateLimiter(rate: 100)  // one every 10 ms
         let start: UInt64 = 5_000_000_000
-        let slots = (0..<1000).map { _ in limiter.reserve(now: start) }
+        let slots = (0..<1000).map { _ in limiter.reserve(now: MonotonicInstant(nanoseconds: start)).nanoseconds }
         #expect(slots.first == start)
         for (a, b) in zip(slots, slots.dropFirst()) { #expect(b - a == 10_000_000) }
         // 1,000 attempts at 100/s take 10 s: no second holds more than 100.
@@ -88,12 +89,13 @@ struct SeededGenerator: RandomNumberGenerator {
     @Test func anIdleLimiterGrantsAtOnceAndABurstAllowsThatMany() {
         let limiter = ConnectRateLimiter(rate: 10, burst: 3)
         let now: UInt64 = 1_000_000_000_000
-        #expect(limiter.reserve(now: now) == now)
-        #expect(limiter.reserve(now: now) == now)
-        #expect(limiter.reserve(now: now) == now)
-        #expect(limiter.reserve(now: now) == now + 100_000_000)
+        func reserve(_ at: UInt64) -> UInt64 { limiter.reserve(now: MonotonicInstant(nanoseconds: at)).nanoseconds }
+        #expect(reserve(now) == now)
+        #expect(reserve(now) == now)
+        #expect(reserve(now) == now)
+        #expect(reserve(now) == now + 100_000_000)
         // Long idle: back to granting at once.
-        #expect(limiter.reserve(now: now + 60_000_000_000) == now + 60_000_000_000)
+        #expect(reserve(now + 60_000_000_000) == now + 60_000_000_000)
     }
 }
 
@@ -108,7 +110,7 @@ struct SeededGenerator: RandomNumberGenerator {
         var outbox = Outbox(spec: OutboxSpec(maxMessages: 3))
         var evicted: [UInt64] = []
         for seq in 1...5 as ClosedRange<UInt64> {
-            if let old = append(.init(seq: seq, payload: [UInt8(seq)], enqueuedAt: 0), to: &outbox) { evicted.append(old.seq) }
+            if let old = append(.init(seq: seq, payload: [UInt8(seq)], enqueuedAt: .zero), to: &outbox) { evicted.append(old.seq) }
         }
         #expect(evicted == [1, 2])
         #expect(outbox.count == 3)
@@ -124,7 +126,7 @@ struct SeededGenerator: RandomNumberGenerator {
         var expected: UInt64 = 1
         for round in 0..<1000 {
             for _ in 0..<(round % 7 + 1) {
-                if let evicted = append(.init(seq: next, payload: [], enqueuedAt: 0), to: &outbox) {
+                if let evicted = append(.init(seq: next, payload: [], enqueuedAt: .zero), to: &outbox) {
                     // Full: the oldest goes, and it is exactly the one we would have taken next.
                     #expect(evicted.seq == expected)
                     expected += 1

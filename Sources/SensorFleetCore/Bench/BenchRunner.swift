@@ -75,10 +75,15 @@ public enum BenchRunner {
             let withMicros = sample.count + ",\"tus\":".utf8.count + 16
             padding = max(0, size - withMicros - ",\"pad\":\"\"".utf8.count)
         }
-        var load = LoadProfile(rate: rate, qos: options.qos, padding: padding, messagesPerDevice: options.messagesPerDevice)
-        load.bindAddresses = options.bind
-        let publishLatency = load.publishLatency
-        let connectLatency = load.connectLatency
+        let pace: PublishSettings.Pace
+        switch rate {
+        case nil: pace = .deviceInterval
+        case let rate? where rate > 0: pace = .every(.saturating(seconds: 1 / rate))
+        default: pace = .asFastAsAcknowledged
+        }
+        let publishing = PublishSettings(
+            pace: pace, qos: options.qos, messagesPerDevice: options.messagesPerDevice,
+            format: TelemetryFormat(padding: padding, microsecondTimestamps: true), bindAddresses: options.bind)
 
         var broker = spec.broker
         if let host = options.brokerHost { broker.host = host }
@@ -86,10 +91,13 @@ public enum BenchRunner {
         let runOptions = {
             var o = RunOptions(brokerHost: options.brokerHost, brokerPort: options.brokerPort,
                                reactorThreads: options.reactorThreads, connectRate: options.connectRate)
-            o.load = load
+            o.publishing = publishing
+            o.recordLatencies = true
             return o
         }()
         let fleet = try Fleet(spec: spec, options: runOptions, logger: logger)
+        let publishLatency = fleet.counters.publishLatency!
+        let connectLatency = fleet.counters.connectLatency!
 
         var verifier: Verifier?
         if options.verify {
@@ -131,7 +139,7 @@ public enum BenchRunner {
             guard let limit = options.messagesPerDevice else { return false }
             let now = fleet.counters.snapshot()
             let received = verifier?.received.load(ordering: .relaxed) ?? 0
-            return now.published >= limit * count && now.acknowledged + now.dropped >= limit * count
+            return now.accepted >= limit * count && now.acknowledged + now.dropped >= limit * count
                 && (!options.verify || received >= now.acknowledged)
         }
         while true {
@@ -153,7 +161,7 @@ public enum BenchRunner {
             func ms(_ v: UInt64) -> Double { (Double(v) / 10).rounded() / 100 }
             let second = BenchReport.Second(
                 t: elapsed, measured: elapsed > options.warmup, connected: now.connected,
-                sent: now.published - last.published, acked: now.acknowledged - last.acknowledged,
+                sent: now.accepted - last.accepted, acked: now.acknowledged - last.acknowledged,
                 received: received - lastReceived, errors: now.errors - last.errors + verifierErrors - lastVerifierErrors,
                 overruns: now.overruns - last.overruns,
                 e2eP50Ms: e2e.map { $0.totalCount == 0 ? 0 : ms($0.valueAtPercentile(50)) } ?? 0,
@@ -169,7 +177,7 @@ public enum BenchRunner {
                 // End of the warm-up: latencies from here on.
                 verifier?.latency.reset()
                 publishLatency.reset()
-                measuredFrom = (now.published, received, clock.now)
+                measuredFrom = (now.accepted, received, clock.now)
             }
             tick += 1
             if elapsed >= end { break }
@@ -194,7 +202,7 @@ public enum BenchRunner {
             var still = 0
             while Date() < settleDeadline {
                 let got = verifier.received.load(ordering: .relaxed)
-                if got >= summary.totals.published - summary.totals.dropped { break }
+                if got >= summary.totals.accepted - summary.totals.dropped { break }
                 if got == previous { still += 1; if still >= 10 { break } } else { still = 0 }
                 previous = got
                 try? await Task.sleep(for: .milliseconds(100))
@@ -220,7 +228,7 @@ public enum BenchRunner {
         }
         let window = measuredFrom.map { measuredEnd - $0.at } ?? .zero
         let windowSeconds = max(0.001, Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18)
-        let sentInWindow = snapshotAtEnd.published - (measuredFrom?.sent ?? 0)
+        let sentInWindow = snapshotAtEnd.accepted - (measuredFrom?.sent ?? 0)
         let receivedInWindow = receivedAtEnd - (measuredFrom?.received ?? 0)
         let totals = summary.totals
         let e2eTotal = verifier?.latency.total
@@ -241,7 +249,7 @@ public enum BenchRunner {
         let formatter = ISO8601DateFormatter()
         return BenchReport(
             startedAt: formatter.string(from: startedAt), settings: settings,
-            sent: totals.published, acknowledged: totals.acknowledged, received: receivedTotal, gaps: gaps,
+            sent: totals.accepted, acknowledged: totals.acknowledged, received: receivedTotal, gaps: gaps,
             duplicates: duplicates, outOfOrder: outOfOrder, dropped: totals.dropped, overruns: totals.overruns,
             connectAttempts: totals.connectAttempts, connectFailures: connectFailures, errors: totals.errors,
             connectedAtEnd: totals.connected,
@@ -263,6 +271,6 @@ public enum BenchRunner {
                 secondsAfterConnected: allConnected.map { seconds(measuredEnd - $0.at) }),
             timeSeries: series,
             devices: perDevice.isEmpty ? nil : perDevice,
-            verified: options.verify && gaps == 0 && duplicates == 0 && totals.dropped == 0 && receivedTotal == totals.published)
+            verified: options.verify && gaps == 0 && duplicates == 0 && totals.dropped == 0 && receivedTotal == totals.accepted)
     }
 }

@@ -182,7 +182,7 @@ final class VerifierConnection: MQTTClientDelegate {
         } catch {
             state.lastFailure = error.description
             owner.errors.add(1, ordering: .relaxed)
-            _ = reactor.schedule(after: 1) { [weak self] in self?.connect() }
+            _ = reactor.schedule(after: .seconds(1)) { [weak self] in self?.connect() }
         }
     }
 
@@ -204,13 +204,13 @@ final class VerifierConnection: MQTTClientDelegate {
     func clientDidClose(_ client: MQTTClient, error: MosquittoError?) {
         closed = true
         if ready { state.readyCount -= 1; ready = false }
-        if client.connectStartedAt != 0, state.lastFailure == nil || error != nil {
+        if client.connectStartedAt != .zero, state.lastFailure == nil || error != nil {
             if let error { state.lastFailure = error.description }
         }
         if closing { return }
         owner.errors.add(1, ordering: .relaxed)
         state.logger.warning("verifier connection \(index) closed: \(error?.description ?? "by the broker"); reconnecting")
-        _ = reactor.schedule(after: 1) { [weak self] in self?.connect() }
+        _ = reactor.schedule(after: .seconds(1)) { [weak self] in self?.connect() }
     }
 
     func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int) {}

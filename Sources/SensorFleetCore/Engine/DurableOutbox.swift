@@ -7,7 +7,7 @@ import Synchronization
 /// The durable outbox of `run --state-dir DIR` (and of the agent): one SQLite database in WAL
 /// mode, `DIR/outbox.sqlite`, holding every accepted message until its PUBACK and each device's
 /// last sequence number. Thread-safe (GRDB serialises the writers); each reactor writes its own
-/// batches through an `OutboxJournal`.
+/// batches through a `DurableOutboxWriter`.
 ///
 /// Durability: `synchronous = FULL`, so a committed batch survives `kill -9` and a power cut.
 /// When a write fails (disk full, read-only folder, I/O error) the transaction rolls back, the
@@ -109,7 +109,7 @@ public final class DurableOutbox: Sendable {
     /// Writes one batch in one transaction. False when the store does not write (anymore).
     func commit(_ batch: Batch) -> Bool {
         guard let queue, isDurable else { return false }
-        let started = MonotonicClock.now()
+        let started = MonotonicInstant.now()
         do {
             try queue.write { db in
                 if !batch.inserts.isEmpty {
@@ -131,7 +131,7 @@ public final class DurableOutbox: Sendable {
                 }
             }
             batches.add(1, ordering: .relaxed)
-            batchNanos.add(Int(MonotonicClock.now() &- started), ordering: .relaxed)
+            batchNanos.add(Int(clamping: MonotonicInstant.now().nanoseconds(since: started)), ordering: .relaxed)
             return true
         } catch {
             fail(error)
@@ -179,7 +179,7 @@ public final class DurableOutbox: Sendable {
 
 /// One reactor's pending writes to the durable outbox, committed as one transaction per reactor
 /// turn. Reactor-confined.
-final class OutboxJournal {
+final class DurableOutboxWriter {
     let store: DurableOutbox
     private let reactor: Reactor
     private var batch = DurableOutbox.Batch()
@@ -208,7 +208,7 @@ final class OutboxJournal {
     private func scheduleFlush() {
         guard flushTimer == nil else { return }
         // Runs after this turn's timers and events: everything they produced goes in one transaction.
-        flushTimer = reactor.schedule(after: 0) { [unowned self] in self.flush() }
+        flushTimer = reactor.schedule(after: .zero) { [unowned self] in self.flush() }
     }
 
     /// Commits what is pending now.

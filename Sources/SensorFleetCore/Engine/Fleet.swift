@@ -3,67 +3,15 @@ import Logging
 import MosquittoKit
 import Synchronization
 
-/// How a fleet runs, beyond what its files say.
-public struct RunOptions: Sendable {
-    /// Overrides `broker.host` / `broker.port` of fleet.yaml.
-    public var brokerHost: String?
-    public var brokerPort: Int?
-    /// Reactor threads; default: one per core, at most one per 500 devices (at least one).
-    public var reactorThreads: Int?
-    public var backoff: BackoffPolicy
-    /// Overrides fleet.yaml's `connect_rate`.
-    public var connectRate: Double?
-    public var connectTimeout: Double
-    /// Connections being set up at once, fleet-wide (below mosquitto's listen backlog of ~100).
-    public var maxConnecting: Int
-    /// QoS 1 messages in flight per device.
-    public var maxInflight: Int
-    /// Folder of the durable outbox (`run --state-dir`); nil: memory only.
-    public var stateDirectory: String?
-    /// Load-test settings (`sensorfleet bench`); nil for a plain run.
-    public var load: LoadProfile? = nil
-
-    public init(
-        brokerHost: String? = nil, brokerPort: Int? = nil, reactorThreads: Int? = nil,
-        backoff: BackoffPolicy = BackoffPolicy(), connectRate: Double? = nil, connectTimeout: Double = 10,
-        maxConnecting: Int = 64, maxInflight: Int = 20
-    ) {
-        self.maxConnecting = maxConnecting
-        self.brokerHost = brokerHost
-        self.brokerPort = brokerPort
-        self.reactorThreads = reactorThreads
-        self.backoff = backoff
-        self.connectRate = connectRate
-        self.connectTimeout = connectTimeout
-        self.maxInflight = maxInflight
-        stateDirectory = nil
-    }
-}
-
-/// A failure to start a fleet, said so a person can act on it.
-public struct FleetStartError: Error, Sendable, CustomStringConvertible {
-    public var description: String
-}
-
-/// What a fleet did, at the end of a run.
-public struct FleetSummary: Sendable {
-    public var totals: FleetTotals
-    public var devices: [DeviceSnapshot]
-    public var durationSeconds: Double
-    /// Devices that never connected, or whose last error will not fix itself.
-    public var failedDevices: [String] {
-        devices.filter { $0.connects == 0 || $0.failing }.map(\.id)
-    }
-}
-
 /// Runs a fleet: devices spread over a few reactor threads, each device on one reactor.
 public final class Fleet: Sendable {
     public let spec: FleetSpec
-    public let counters = FleetCounters()
+    public let counters: FleetCounters
     private let context: FleetContext
     private let reactors: [Reactor]
     private let devicesByReactor: [[DeviceSpec]]
-    private let devices = Mutex<[UncheckedBox<[Device]>]>([])
+    /// The devices of each reactor, in the reactors' order (empty until `start()`).
+    private let devices = Mutex<[[Device]]>([])
     private let startedAt = Mutex<Date?>(nil)
     /// The durable outbox, when `RunOptions.stateDirectory` is set.
     public let durableOutbox: DurableOutbox?
@@ -72,6 +20,7 @@ public final class Fleet: Sendable {
     /// reactors. Nothing connects until `start()`.
     public init(spec: FleetSpec, options: RunOptions = RunOptions(), logger: Logger) throws {
         self.spec = spec
+        counters = FleetCounters(recordLatencies: options.recordLatencies)
         var broker = spec.broker
         if let host = options.brokerHost { broker.host = host }
         if let port = options.brokerPort { broker.port = port }
@@ -93,11 +42,10 @@ public final class Fleet: Sendable {
             broker: broker, connectHost: connectHost, trust: trust, tlsSettings: tlsSettings,
             limiter: ConnectRateLimiter(rate: options.connectRate ?? spec.connectRate),
             gate: ConnectGate(limit: options.maxConnecting), backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
-            outbox: spec.outbox, maxInflight: options.maxInflight, connectTimeout: options.connectTimeout,
-            load: options.load
+            outbox: spec.outbox, maxInflight: options.maxInflight,
+            connectTimeout: .saturating(seconds: options.connectTimeout), publishing: options.publishing
         )
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let threads = max(1, options.reactorThreads ?? min(cores, (spec.devices.count + 499) / 500))
+        let threads = options.reactorCount(devices: spec.devices.count, cores: ProcessInfo.processInfo.activeProcessorCount)
         reactors = try (0..<threads).map { try Reactor(name: "reactor-\($0)") }
         var split = Array(repeating: [DeviceSpec](), count: threads)
         for (i, device) in spec.devices.enumerated() { split[i % threads].append(device) }
@@ -136,22 +84,22 @@ public final class Fleet: Sendable {
     public func start() async {
         startedAt.withLock { $0 = Date() }
         for reactor in reactors { reactor.start() }
-        var all: [UncheckedBox<[Device]>] = []
+        var all: [[Device]] = []
         let store = durableOutbox
-        let restored = UncheckedBox(store?.restore() ?? [:])
+        let restored = store?.restore() ?? [:]
         for (index, reactor) in reactors.enumerated() {
             let specs = devicesByReactor[index]
             let context = self.context
-            let made = await reactor.submit { () -> UncheckedBox<[Device]> in
-                let journal = store.map { OutboxJournal(store: $0, reactor: reactor) }
-                let devices = specs.map { spec -> Device in
-                    let device = Device(spec: spec, context: context, reactor: reactor)
-                    device.journal = journal
-                    if let state = restored.value[spec.id] { device.restore(state) }
-                    return device
+            let made = await reactor.submit { () -> [Device] in
+                let writer = store.map { ReactorBound(DurableOutboxWriter(store: $0, reactor: reactor), on: reactor) }
+                let devices = specs.map { Device(spec: $0, context: context, reactor: reactor) }
+                for device in devices {
+                    device.assumeIsolated { device in
+                        if let state = restored[device.spec.id] { device.restore(state) }
+                        device.start(durable: writer)
+                    }
                 }
-                for device in devices { device.start() }
-                return UncheckedBox(devices)
+                return devices
             }
             all.append(made)
         }
@@ -163,7 +111,7 @@ public final class Fleet: Sendable {
         var result: [DeviceSnapshot] = []
         let groups = devices.withLock { $0 }
         for (index, group) in groups.enumerated() {
-            result += await reactors[index].submit { group.value.map { $0.snapshot() } }
+            result += await reactors[index].submit { group.map { $0.assumeIsolated { $0.snapshot() } } }
         }
         return result.sorted { $0.id < $1.id }
     }
@@ -185,7 +133,7 @@ public final class Fleet: Sendable {
     public func stop(drainTimeout: Double = 10, disconnectTimeout: Double = 3) async -> FleetSummary {
         let groups = devices.withLock { $0 }
         for (index, group) in groups.enumerated() {
-            await reactors[index].submit { for device in group.value { device.stopProducing() } }
+            await reactors[index].submit { for device in group { device.assumeIsolated { $0.stopProducing() } } }
         }
         // Offline devices keep reconnecting meanwhile: a broker back within the drain time still
         // gets what they hold.
@@ -193,18 +141,23 @@ public final class Fleet: Sendable {
         var connectedAtEnd = Set<String>()
         for (index, group) in groups.enumerated() {
             connectedAtEnd.formUnion(await reactors[index].submit { () -> [String] in
-                let connected = group.value.filter(\.isConnected).map(\.spec.id)
-                for device in group.value { device.disconnect() }
-                return connected
+                group.compactMap { device in
+                    device.assumeIsolated { device in
+                        defer { device.disconnect() }
+                        return device.isConnected ? device.spec.id : nil
+                    }
+                }
             })
         }
         _ = await waitUntil(timeout: disconnectTimeout, groups) { $0.isClosed }
         var snapshots: [DeviceSnapshot] = []
         for (index, group) in groups.enumerated() {
             snapshots += await reactors[index].submit { () -> [DeviceSnapshot] in
-                group.value.map { device -> DeviceSnapshot in
-                    device.finish()
-                    return device.snapshot()
+                group.map { device in
+                    device.assumeIsolated { device in
+                        device.finish()
+                        return device.snapshot()
+                    }
                 }
             }
         }
@@ -228,7 +181,9 @@ public final class Fleet: Sendable {
         for (index, group) in groups.enumerated() {
             let result = await reactors[index].submit { () -> [String: String] in
                 var failed: [String: String] = [:]
-                for device in group.value { if let error = device.reloadCredentials() { failed[device.spec.id] = error } }
+                for device in group {
+                    if let error = device.assumeIsolated({ $0.reloadCredentials() }) { failed[device.spec.id] = error }
+                }
                 return failed
             }
             failures.merge(result) { a, _ in a }
@@ -248,7 +203,7 @@ public final class Fleet: Sendable {
                     }
                     func fire() {
                         body()
-                        _ = reactor.schedule(after: seconds) { self.fire() }
+                        _ = reactor.schedule(after: .saturating(seconds: seconds)) { self.fire() }
                     }
                 }
                 Repeater(reactor, seconds, body).fire()
@@ -256,13 +211,12 @@ public final class Fleet: Sendable {
         }
     }
 
-    private func waitUntil(timeout: Double, _ groups: [UncheckedBox<[Device]>], _ condition: @escaping (Device) -> Bool) async -> Bool {
+    private func waitUntil(timeout: Double, _ groups: [[Device]], _ condition: @escaping @Sendable (isolated Device) -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
-        let check = UncheckedBox(condition)
         while true {
             var all = true
             for (index, group) in groups.enumerated() {
-                let ok = await reactors[index].submit { group.value.allSatisfy(check.value) }
+                let ok = await reactors[index].submit { group.allSatisfy { $0.assumeIsolated(condition) } }
                 all = all && ok
             }
             if all { return true }
@@ -270,11 +224,4 @@ public final class Fleet: Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
     }
-}
-
-/// Carries reactor-confined objects across a hop whose other side only hands them back to the
-/// same reactor.
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }

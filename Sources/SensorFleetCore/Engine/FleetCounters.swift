@@ -4,8 +4,8 @@ import Synchronization
 public final class FleetCounters: Sendable {
     public let devices = Atomic<Int>(0)
     public let connected = Atomic<Int>(0)
-    /// Telemetry messages accepted into an outbox.
-    public let published = Atomic<Int>(0)
+    /// Telemetry messages accepted for publishing (into an outbox). Reports call it `published`.
+    public let accepted = Atomic<Int>(0)
     /// PUBACK received (QoS 1) or written to the socket (QoS 0).
     public let acknowledged = Atomic<Int>(0)
     /// Accepted but never delivered: outbox overflow, refused by the broker, left at exit.
@@ -26,7 +26,16 @@ public final class FleetCounters: Sendable {
     /// Accepted while the durable outbox could not write: in memory only.
     public let notDurable = Atomic<Int>(0)
 
-    public init() {}
+    /// PUBACK (QoS 1) or write-out (QoS 0) latency from the hand-over to libmosquitto; nil
+    /// unless the run asked for latencies (`RunOptions.recordLatencies`).
+    public let publishLatency: LatencyRecorder?
+    /// TCP + TLS + CONNACK time of every successful connect (same condition).
+    public let connectLatency: LatencyRecorder?
+
+    public init(recordLatencies: Bool = false) {
+        publishLatency = recordLatencies ? LatencyRecorder() : nil
+        connectLatency = recordLatencies ? LatencyRecorder() : nil
+    }
 
     /// Counts `count` accepted messages as dropped for `reason`.
     public func drop(_ reason: DropReason, count: Int = 1) {
@@ -42,7 +51,7 @@ public final class FleetCounters: Sendable {
     public func snapshot() -> FleetTotals {
         FleetTotals(
             devices: devices.load(ordering: .relaxed), connected: connected.load(ordering: .relaxed),
-            published: published.load(ordering: .relaxed), acknowledged: acknowledged.load(ordering: .relaxed),
+            accepted: accepted.load(ordering: .relaxed), acknowledged: acknowledged.load(ordering: .relaxed),
             dropped: dropped.load(ordering: .relaxed), errors: errors.load(ordering: .relaxed),
             connectAttempts: connectAttempts.load(ordering: .relaxed), overruns: overruns.load(ordering: .relaxed),
             droppedByReason: Dictionary(uniqueKeysWithValues: DropReason.allCases.map { ($0.rawValue, dropped($0)) }),
@@ -55,7 +64,8 @@ public final class FleetCounters: Sendable {
 public struct FleetTotals: Sendable, Equatable, Codable {
     public var devices: Int
     public var connected: Int
-    public var published: Int
+    /// Accepted for publishing (reports: `published`).
+    public var accepted: Int
     public var acknowledged: Int
     public var dropped: Int
     public var errors: Int
@@ -70,6 +80,11 @@ public struct FleetTotals: Sendable, Equatable, Codable {
     public var kept: Int = 0
     /// Accepted while the durable outbox could not write.
     public var notDurable: Int = 0
+
+    enum CodingKeys: String, CodingKey {
+        case devices, connected, accepted = "published", acknowledged, dropped, errors, connectAttempts, overruns
+        case droppedByReason, ackTimeouts, restored, kept, notDurable
+    }
 }
 
 /// An atomic that can live in an array.

@@ -1,4 +1,5 @@
-import Foundation
+import DequeModule
+import MosquittoKit
 
 /// What a full outbox does with one more message.
 public enum OutboxFullPolicy: String, Sendable, Equatable, Codable, CaseIterable {
@@ -58,8 +59,8 @@ struct Outbox {
     struct Entry {
         var seq: UInt64
         var payload: [UInt8]
-        /// Monotonic ns when it was accepted (for the TTL).
-        var enqueuedAt: UInt64
+        /// When it was accepted (for the TTL).
+        var enqueuedAt: MonotonicInstant
     }
 
     enum Admission {
@@ -70,8 +71,7 @@ struct Outbox {
         case refused
     }
 
-    private var storage: [Entry] = []
-    private var head = 0
+    private var storage: Deque<Entry> = []
     let spec: OutboxSpec
     private(set) var bytes = 0
 
@@ -82,9 +82,9 @@ struct Outbox {
         self.spec = spec
     }
 
-    var count: Int { storage.count - head }
-    var isEmpty: Bool { count == 0 }
-    var first: Entry? { isEmpty ? nil : storage[head] }
+    var count: Int { storage.count }
+    var isEmpty: Bool { storage.isEmpty }
+    var first: Entry? { storage.first }
 
     mutating func append(_ entry: Entry) -> Admission {
         let size = entry.payload.count
@@ -100,12 +100,12 @@ struct Outbox {
     }
 
     /// Removes, oldest first, the entries older than the TTL.
-    mutating func expire(now: UInt64) -> [Entry] {
+    mutating func expire(now: MonotonicInstant) -> [Entry] {
         guard let ttl = spec.ttl, let oldest = first else { return [] }
-        let limit = UInt64(ttl * 1e9)
-        guard now &- oldest.enqueuedAt > limit, now >= oldest.enqueuedAt else { return [] }
+        let limit = Duration.saturating(seconds: ttl)
+        guard now.duration(since: oldest.enqueuedAt) > limit else { return [] }
         var expired: [Entry] = []
-        while let entry = first, now >= entry.enqueuedAt, now - entry.enqueuedAt > limit {
+        while let entry = first, now.duration(since: entry.enqueuedAt) > limit {
             expired.append(entry)
             removeFirst()
         }
@@ -114,22 +114,15 @@ struct Outbox {
 
     @discardableResult
     mutating func removeFirst() -> Entry? {
-        guard !isEmpty else { return nil }
-        let entry = storage[head]
-        head += 1
+        guard let entry = storage.popFirst() else { return nil }
         bytes -= entry.payload.count
-        if head > 64 && head * 2 > storage.count {
-            storage.removeFirst(head)
-            head = 0
-        }
         return entry
     }
 
     /// Empties the outbox and returns what it held, oldest first.
     mutating func removeAll() -> [Entry] {
-        let all = Array(storage[head...])
+        let all = Array(storage)
         storage.removeAll()
-        head = 0
         bytes = 0
         return all
     }
@@ -138,6 +131,6 @@ struct Outbox {
 /// A QoS 1 message handed to libmosquitto and not yet acknowledged.
 struct InflightEntry {
     var seq: UInt64
-    /// Monotonic ns when it was handed over, or when the connection that re-sends it came up.
-    var sentAt: UInt64
+    /// When it was handed over, or when the connection that re-sends it came up.
+    var sentAt: MonotonicInstant
 }

@@ -36,7 +36,7 @@ public struct RunReport: Codable, Sendable, Equatable {
         self.broker = broker
         devices = summary.totals.devices
         connected = summary.totals.connected
-        published = summary.totals.published
+        published = summary.totals.accepted
         acknowledged = summary.totals.acknowledged
         dropped = summary.totals.dropped
         errors = summary.totals.errors
@@ -48,7 +48,7 @@ public struct RunReport: Codable, Sendable, Equatable {
         failed_devices = summary.failedDevices
         per_device = Dictionary(uniqueKeysWithValues: summary.devices.map {
             ($0.id, Device(
-                published: $0.published, acknowledged: $0.acknowledged, dropped: $0.dropped, last_seq: $0.lastSeq,
+                published: $0.accepted, acknowledged: $0.acknowledged, dropped: $0.dropped, last_seq: $0.lastSeq,
                 connects: $0.connects, errors: $0.errors, connected_at_end: $0.connected, last_error: $0.lastError,
                 dropped_by_reason: $0.droppedByReason.isEmpty ? nil : $0.droppedByReason
             ))

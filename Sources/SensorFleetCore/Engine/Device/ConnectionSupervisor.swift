@@ -1,0 +1,229 @@
+import Logging
+import MosquittoKit
+
+/// One device's connection life: backoff → a place among the connects in flight (the fleet's
+/// gate, first come first served) → a slot from the fleet-wide rate limiter → connect → CONNACK
+/// or a classified failure → backoff again. Also the device's identity: its TLS context, built
+/// once and rebuilt when the certificate is reloaded. Reactor-confined.
+final class ConnectionSupervisor {
+    private let spec: DeviceSpec
+    private let context: FleetContext
+    private let reactor: Reactor
+    private let logger: Logger
+
+    /// Receives the client's events (the device).
+    weak var delegate: MQTTClientDelegate?
+    /// Batch a reactor turn's writes on the next connection (devices at ≥ 10 msg/s).
+    var batchWrites = false
+
+    private(set) var client: MQTTClient?
+    private var tls: TLSContext?
+    private var backoff: Backoff
+    private var rng = SystemRandomNumberGenerator()
+    private var timer: ReactorTimer?
+    private var holdsGate = false
+    private var running = false
+    private var connectedAt: MonotonicInstant?
+    private var reportedErrors: Set<String> = []
+
+    private(set) var attempts = 0
+    private(set) var connects = 0
+    private(set) var errors = 0
+    private(set) var lastError: MosquittoError?
+    private(set) var lastErrorText: String?
+    private(set) var credentialReloads = 0
+    /// A reloaded certificate waits for what is in flight, then the connection is renewed.
+    private(set) var renewing = false
+
+    init(spec: DeviceSpec, context: FleetContext, reactor: Reactor, logger: Logger) {
+        self.spec = spec
+        self.context = context
+        self.reactor = reactor
+        self.logger = logger
+        backoff = Backoff(policy: context.backoff)
+    }
+
+    var isConnected: Bool { client?.isConnected ?? false }
+    var isClosed: Bool { client == nil || client?.state == .idle }
+    /// The last failure will not fix itself by retrying.
+    var isFailing: Bool { lastError?.isPermanent ?? false }
+
+    // MARK: Life cycle
+
+    func start() {
+        running = true
+        connect(after: .zero)
+    }
+
+    /// No more attempts; a live connection gets the retained `offline` status and DISCONNECT.
+    func stop(offlineStatus: () -> Void) {
+        running = false
+        timer?.cancel()
+        guard let client else { return }
+        if client.isConnected {
+            offlineStatus()
+            client.disconnect()
+        } else {
+            client.abort()
+        }
+    }
+
+    /// Frees the client (after `stop`).
+    func finish() {
+        leaveGate()
+        if client?.isConnected == true { context.counters.connected.subtract(1, ordering: .relaxed) }
+        client?.destroy()
+        client = nil
+    }
+
+    // MARK: Attempts
+
+    private func connect(after delay: Duration) {
+        guard running else { return }
+        timer?.cancel()
+        timer = reactor.schedule(after: delay) { [unowned self] in self.waitForSlot() }
+    }
+
+    /// Backoff first, then a place among the connects in flight (queued, first come first
+    /// served), then a slot from the fleet-wide rate limiter.
+    private func waitForSlot() {
+        let reactor = self.reactor
+        let waiter = ReactorBound(self, on: reactor)
+        let entered = context.gate.enter {
+            reactor.execute { waiter.value.gateEntered() }
+        }
+        if entered { gateEntered() }
+    }
+
+    private func gateEntered() {
+        holdsGate = true
+        guard running else { leaveGate(); return }
+        let slot = context.limiter.reserve(now: MonotonicInstant.now())
+        timer = reactor.schedule(at: slot) { [unowned self] in self.attempt() }
+    }
+
+    private func leaveGate() {
+        if holdsGate {
+            holdsGate = false
+            context.gate.leave()
+        }
+    }
+
+    private func attempt() {
+        guard running, client?.state ?? .idle == .idle else { leaveGate(); return }
+        do throws(MosquittoError) {
+            let client: MQTTClient
+            if let existing = self.client { client = existing } else { client = try makeClient() }
+            self.client = client
+            attempts += 1
+            context.counters.connectAttempts.add(1, ordering: .relaxed)
+            client.connect()
+        } catch {
+            leaveGate()
+            failed(error)
+        }
+    }
+
+    private func makeClient() throws(MosquittoError) -> MQTTClient {
+        let tls: TLSContext
+        if let existing = self.tls {
+            tls = existing
+        } else {
+            tls = try TLSContext(trust: context.trust, certFile: spec.certFile, keyFile: spec.keyFile, settings: context.tlsSettings)
+            self.tls = tls
+        }
+        let options = MQTTClientOptions(
+            clientID: spec.id, host: context.connectHost, port: context.broker.port,
+            keepAlive: context.broker.keepAlive, useMQTT5: context.broker.protocolVersion == .v5,
+            cleanSession: spec.cleanSession, bindAddress: context.takeBindAddress(),
+            will: MQTTWill(topic: spec.statusTopic, payload: Array("offline".utf8), qos: 1, retain: true),
+            tls: tls, connectTimeout: context.connectTimeout.seconds, maxInflight: context.maxInflight,
+            batchWrites: batchWrites
+        )
+        let client = try MQTTClient(reactor: reactor, options: options)
+        client.delegate = delegate
+        return client
+    }
+
+    // MARK: Outcomes (called by the device, the client's delegate)
+
+    /// CONNACK with success.
+    func connected(_ client: MQTTClient) {
+        leaveGate()
+        connects += 1
+        let now = MonotonicInstant.now()
+        connectedAt = now
+        context.counters.connectLatency?.record(nanos: now.nanoseconds(since: client.connectStartedAt))
+        lastError = nil
+        context.counters.connected.add(1, ordering: .relaxed)
+    }
+
+    /// The connection, or the attempt at one, is over: reconnect at once after our own renewal,
+    /// otherwise after the backoff.
+    func closed(error: MosquittoError?) {
+        leaveGate()
+        let wasConnected = connectedAt != nil
+        if let connectedAt {
+            context.counters.connected.subtract(1, ordering: .relaxed)
+            backoff.connectionEnded(after: MonotonicInstant.now().seconds(since: connectedAt))
+            self.connectedAt = nil
+        }
+        if renewing && error == nil && running {
+            // Our own disconnect after a certificate reload: reconnect at once, no backoff.
+            renewing = false
+            logger.info("reconnecting with the reloaded certificate")
+            connect(after: .zero)
+            return
+        }
+        renewing = false
+        guard running else { return }
+        failed(error ?? MosquittoError(code: MosquittoError.connectionLostCode), beforeCONNACK: !wasConnected)
+    }
+
+    private func failed(_ error: MosquittoError, beforeCONNACK: Bool = true) {
+        var error = error
+        // A broker that refuses us (CONNACK refusal, TLS alert) closes the connection with our
+        // CONNECT unread, and the reset can throw its answer away: a bare "connection lost"
+        // before CONNACK, right after such a refusal and with no connection since, is taken as
+        // the same refusal, so the backoff stays at the cap and the report keeps the reason.
+        if beforeCONNACK, !error.isPermanent, let previous = lastError, previous.isPermanent,
+           error.code == MosquittoError.connectionLostCode || error.code == MosquittoError.systemCallFailedCode {
+            error = previous
+        }
+        lastError = error
+        note(error: error.description, permanent: error.isPermanent)
+        connect(after: .saturating(seconds: backoff.nextDelay(permanent: error.isPermanent, using: &rng)))
+    }
+
+    /// Counts an error; each distinct one is logged once per device, then only counted.
+    func note(error text: String, permanent: Bool = false, prefix: String = "connection failed: ") {
+        errors += 1
+        context.counters.errors.add(1, ordering: .relaxed)
+        lastErrorText = text
+        if reportedErrors.insert(text).inserted {
+            logger.warning("\(prefix)\(text)\(permanent ? " (will not fix itself: retrying at most every \(Int(context.backoff.cap)) s)" : "")")
+        } else {
+            logger.debug("connection failed again: \(text)")
+        }
+    }
+
+    // MARK: Credentials
+
+    /// Reads the certificate and key again (rotated files); on success the next connection uses
+    /// them, and a live connection is renewed once nothing is in flight (`renewing`). Returns
+    /// the error when the new files are unusable (the old identity stays in use).
+    func reloadCredentials() -> String? {
+        let fresh: TLSContext
+        do throws(MosquittoError) {
+            fresh = try TLSContext(trust: context.trust, certFile: spec.certFile, keyFile: spec.keyFile, settings: context.tlsSettings)
+        } catch {
+            return "\(error)"
+        }
+        tls = fresh
+        credentialReloads += 1
+        guard let client else { return nil }
+        if let error = client.replaceTLS(fresh) { return "\(error)" }
+        if client.isConnected { renewing = true }
+        return nil
+    }
+}

@@ -1,0 +1,237 @@
+import Logging
+import MosquittoKit
+
+/// One device: an actor whose executor is its reactor, so its state is confined to the thread
+/// that owns its MQTT client — checked by the compiler for the code inside it, and at run time
+/// (`assumeIsolated`) where the reactor calls in (the client's callbacks). No hop per message.
+///
+/// It wires four parts, each with one job: `ReadingSchedule` (when), the sensors and the payload
+/// (what), `Delivery` (outbox, in-flight, PUBACKs: the session side) and `ConnectionSupervisor`
+/// (backoff, gate, rate limit, identity). It is the client's delegate, routes commands
+/// (`Device+Commands.swift`) and builds the snapshot.
+actor Device: MQTTClientDelegate {
+    nonisolated let spec: DeviceSpec
+    nonisolated let reactor: Reactor
+    nonisolated var unownedExecutor: UnownedSerialExecutor { reactor.asUnownedSerialExecutor() }
+
+    let context: FleetContext
+    let logger: Logger
+    let schedule: ReadingSchedule
+    let delivery: Delivery
+    let supervisor: ConnectionSupervisor
+    private var sensors: [DeviceSensor]
+    private let format: TelemetryFormat
+    private var payloadBuffer: [UInt8] = []
+    private(set) var readings: [(name: String, value: Double)] = []
+    private var reportedSensorErrors: Set<String> = []
+    private(set) var seq: UInt64 = 0
+    private(set) var sensorErrors = 0
+    var commandsReceived = 0
+    private(set) var startedAt = MonotonicInstant.zero
+
+    init(spec: DeviceSpec, context: FleetContext, reactor: Reactor) {
+        self.spec = spec
+        self.reactor = reactor
+        self.context = context
+        var logger = context.logger
+        logger[metadataKey: "device"] = "\(spec.id)"
+        self.logger = logger
+        sensors = spec.sensors.map {
+            DeviceSensor(spec: $0, fleetSeed: context.seed, deviceID: spec.id, sysfsRoot: spec.sysfsRoot)
+        }
+        readings.reserveCapacity(spec.sensors.count)
+        let publishing = context.publishing
+        format = publishing.format
+        let interval: Duration
+        switch publishing.pace {
+        case .deviceInterval, .asFastAsAcknowledged: interval = .saturating(seconds: spec.interval)
+        case .every(let every): interval = every
+        }
+        schedule = ReadingSchedule(
+            interval: interval, unpaced: publishing.pace == .asFastAsAcknowledged,
+            limit: publishing.messagesPerDevice.map { UInt64(max(0, $0)) } ?? .max,
+            reactor: reactor, counters: context.counters)
+        delivery = Delivery(
+            deviceID: spec.id, topic: spec.topic, qos: publishing.qos ?? spec.qos, outbox: context.outbox,
+            window: context.maxInflight,
+            ackTimeout: .saturating(seconds: context.outbox.ackTimeout ?? Double(context.broker.keepAlive)),
+            reactor: reactor, counters: context.counters, logger: logger)
+        supervisor = ConnectionSupervisor(spec: spec, context: context, reactor: reactor, logger: logger)
+    }
+
+    /// Takes over what an earlier run left: the seq goes on from its last one, and its
+    /// unacknowledged messages become the backlog. Before `start()`.
+    func restore(_ state: DurableOutbox.Restored) {
+        seq = state.lastSeq
+        delivery.restore(state.backlog, now: MonotonicInstant.now())
+    }
+
+    // MARK: Life cycle
+
+    /// Starts readings (the first at a random point of the first interval, so a fleet does not
+    /// publish in lock-step) and the first connection attempt.
+    /// - Parameter durable: the reactor's writer into the durable outbox, shared by the devices
+    ///   of this reactor (so one transaction per turn carries them all).
+    func start(durable: ReactorBound<DurableOutboxWriter>?) {
+        delivery.durable = durable?.value
+        schedule.produce = { [unowned self] now in self.produceReading(now: now) }
+        schedule.afterTick = { [unowned self] now in
+            self.delivery.expire(now: now)
+            self.pump()
+        }
+        delivery.readingOnDemand = { [unowned self] in
+            guard self.schedule.wantsReadingOnDemand else { return false }
+            self.produceReading(now: MonotonicInstant.now())
+            return true
+        }
+        supervisor.delegate = self
+        supervisor.batchWrites = schedule.isFast
+        startedAt = MonotonicInstant.now()
+        var rng = SystemRandomNumberGenerator()
+        let offset = Duration.nanoseconds(Int64.random(in: 0..<Int64(clamping: max(1, schedule.interval.saturatingNanoseconds)), using: &rng))
+        schedule.start(now: startedAt, offset: offset)
+        supervisor.start()
+    }
+
+    /// Stops readings; what is queued keeps going out, and a device that is offline keeps
+    /// reconnecting (with its backoff) until `disconnect()`, so a stop can drain its outbox.
+    func stopProducing() { schedule.stop() }
+
+    var isConnected: Bool { supervisor.isConnected }
+    var isClosed: Bool { supervisor.isClosed }
+    /// Nothing left to send, or nothing will get it out (a failure that does not fix itself).
+    var isSettled: Bool { delivery.pending == 0 || (!isConnected && supervisor.isFailing) }
+
+    /// Publishes the retained `offline` status (a clean DISCONNECT suppresses the will) and
+    /// disconnects.
+    func disconnect() {
+        schedule.stop()
+        supervisor.stop { publishStatus("offline") }
+    }
+
+    /// Counts what never reached the broker (kept on disk, or dropped) and frees the client.
+    func finish() {
+        delivery.transport = nil
+        delivery.finish()
+        supervisor.finish()
+    }
+
+    func snapshot() -> DeviceSnapshot {
+        DeviceSnapshot(
+            id: spec.id, connected: isConnected, accepted: delivery.accepted, acknowledged: delivery.acknowledged,
+            dropped: delivery.dropped, lastSeq: seq, queued: delivery.queued, inflight: delivery.inflightCount,
+            attempts: supervisor.attempts, connects: supervisor.connects, errors: supervisor.errors,
+            lastError: supervisor.lastErrorText, failing: supervisor.isFailing, sensorErrors: sensorErrors,
+            droppedByReason: Dictionary(uniqueKeysWithValues: delivery.dropCounts.map { ($0.key.rawValue, $0.value) })
+        )
+    }
+
+    // MARK: Readings
+
+    /// Reads every sensor, makes the payload and hands it to delivery.
+    func produceReading(now: MonotonicInstant) {
+        let elapsed = now.seconds(since: startedAt)
+        readings.removeAll(keepingCapacity: true)
+        for i in sensors.indices {
+            switch sensors[i].read(elapsed: elapsed) {
+            case .success(let value): readings.append((sensors[i].name, value))
+            case .failure(let error): sensorFailed(sensors[i].name, error)
+            }
+        }
+        seq += 1
+        schedule.noteReading()
+        if format.microsecondTimestamps || format.padding > 0 {
+            let micros = WallClock.micros()
+            TelemetryPayload.encode(
+                device: spec.id, seq: seq, timestampMillis: micros / 1000, readings: readings,
+                timestampMicros: format.microsecondTimestamps ? micros : nil, padding: format.padding, into: &payloadBuffer)
+        } else {
+            TelemetryPayload.encode(
+                device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer)
+        }
+        delivery.enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer, enqueuedAt: now))
+    }
+
+    /// A failed read is skipped: the message goes out without that reading. Each distinct
+    /// failure is logged once, then only counted.
+    private func sensorFailed(_ name: String, _ error: SensorReadError) {
+        sensorErrors += 1
+        if reportedSensorErrors.count < 100, reportedSensorErrors.insert("\(name): \(error)").inserted {
+            logger.warning("sensor \(name): reading skipped: \(error)")
+        }
+    }
+
+    /// Hands what is queued to the connection; during a certificate renewal nothing more goes
+    /// out, and the connection is closed once the broker has acknowledged everything.
+    func pump() {
+        guard let client = supervisor.client, client.isConnected else { return }
+        delivery.isHeld = supervisor.renewing
+        if supervisor.renewing {
+            if delivery.inflightCount == 0 { client.disconnect() }
+            return
+        }
+        delivery.pump()
+    }
+
+    func publishStatus(_ status: String) {
+        guard let client = supervisor.client else { return }
+        _ = Array(status.utf8).withUnsafeBytes { raw in
+            client.publish(topic: spec.statusTopic, payload: raw, qos: 1, retain: true)
+        }
+    }
+
+    /// Re-reads the certificate and key; see `ConnectionSupervisor.reloadCredentials`.
+    func reloadCredentials() -> String? {
+        let error = supervisor.reloadCredentials()
+        if error == nil { pump() }
+        return error
+    }
+
+    // MARK: The client's delegate (called by the reactor, on this actor's executor)
+
+    nonisolated func clientDidConnect(_ client: MQTTClient, sessionPresent: Bool) {
+        assumeIsolated { $0.didConnect(sessionPresent: sessionPresent) }
+    }
+
+    nonisolated func clientDidClose(_ client: MQTTClient, error: MosquittoError?) {
+        assumeIsolated { $0.didClose(error: error) }
+    }
+
+    nonisolated func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int) {
+        assumeIsolated { $0.didCompletePublish(messageID: messageID, reasonCode: reasonCode) }
+    }
+
+    nonisolated func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer) {
+        let bytes = Array(payload)
+        assumeIsolated { $0.didReceive(topic: topic, payload: bytes, responseTopic: nil, correlationData: nil) }
+    }
+
+    nonisolated func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer,
+                            responseTopic: String?, correlationData: [UInt8]?) {
+        let bytes = Array(payload)
+        assumeIsolated { $0.didReceive(topic: topic, payload: bytes, responseTopic: responseTopic, correlationData: correlationData) }
+    }
+
+    private func didConnect(sessionPresent: Bool) {
+        guard let client = supervisor.client else { return }
+        supervisor.connected(client)
+        delivery.transport = client
+        logger.debug("connected", metadata: ["session_present": "\(sessionPresent)"])
+        publishStatus("online")
+        client.subscribe(commandsTopic, qos: 1)
+        delivery.connectionUp()
+        pump()
+    }
+
+    private func didClose(error: MosquittoError?) {
+        delivery.connectionDown()
+        supervisor.closed(error: error)
+    }
+
+    private func didCompletePublish(messageID: Int32, reasonCode: Int) {
+        if let refusal = delivery.didComplete(messageID: messageID, reasonCode: reasonCode) {
+            supervisor.note(error: refusal, prefix: "")
+        }
+        pump()
+    }
+}

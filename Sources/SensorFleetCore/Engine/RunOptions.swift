@@ -1,0 +1,65 @@
+import MosquittoKit
+
+/// How a fleet runs, beyond what its files say.
+public struct RunOptions: Sendable {
+    /// Overrides `broker.host` / `broker.port` of fleet.yaml.
+    public var brokerHost: String?
+    public var brokerPort: Int?
+    /// Reactor threads; default: `RunOptions.reactorCount(devices:)`.
+    public var reactorThreads: Int?
+    public var backoff: BackoffPolicy
+    /// Overrides fleet.yaml's `connect_rate`.
+    public var connectRate: Double?
+    /// From the start of a connection attempt to CONNACK, in seconds.
+    public var connectTimeout: Double
+    /// Connections being set up at once, fleet-wide (below mosquitto's listen backlog of ~100).
+    public var maxConnecting: Int
+    /// QoS 1 messages in flight per device.
+    public var maxInflight: Int
+    /// Folder of the durable outbox (`run --state-dir`); nil: memory only.
+    public var stateDirectory: String?
+    /// How devices publish where it differs from their device.yaml (the load tester's rate,
+    /// QoS, payload size, message limit, source addresses).
+    public var publishing = PublishSettings()
+    /// Keep HDR histograms of publish and connect latency in `FleetCounters`.
+    public var recordLatencies = false
+
+    public init(
+        brokerHost: String? = nil, brokerPort: Int? = nil, reactorThreads: Int? = nil,
+        backoff: BackoffPolicy = BackoffPolicy(), connectRate: Double? = nil, connectTimeout: Double = 10,
+        maxConnecting: Int = 64, maxInflight: Int = 20
+    ) {
+        self.maxConnecting = maxConnecting
+        self.brokerHost = brokerHost
+        self.brokerPort = brokerPort
+        self.reactorThreads = reactorThreads
+        self.backoff = backoff
+        self.connectRate = connectRate
+        self.connectTimeout = connectTimeout
+        self.maxInflight = maxInflight
+        stateDirectory = nil
+    }
+
+    /// Reactor threads for a fleet of `devices`: one per core, at most one per 500 devices,
+    /// at least one (or `reactorThreads` when set). The one place this rule lives.
+    public func reactorCount(devices: Int, cores: Int) -> Int {
+        max(1, reactorThreads ?? min(cores, (devices + 499) / 500))
+    }
+}
+
+/// A failure to start a fleet, said so a person can act on it.
+public struct FleetStartError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(description: String) { self.description = description }
+}
+
+/// What a fleet did, at the end of a run.
+public struct FleetSummary: Sendable {
+    public var totals: FleetTotals
+    public var devices: [DeviceSnapshot]
+    public var durationSeconds: Double
+    /// Devices that never connected, or whose last error will not fix itself.
+    public var failedDevices: [String] {
+        devices.filter { $0.connects == 0 || $0.failing }.map(\.id)
+    }
+}
