@@ -226,6 +226,11 @@ public final class MQTTClient: ReactorSource {
         return .failure(MosquittoError(code: rc))
     }
 
+    /// Connects to `host` (a fresh address of the same broker) from the next `connect()` on.
+    public func retarget(host: String) {
+        options.host = host
+    }
+
     /// Uses `tls` (a reloaded certificate and key) from the next connect on; the current
     /// connection, if any, keeps its session. libmosquitto keeps its QoS 1 queue.
     public func replaceTLS(_ tls: TLSContext) -> MosquittoError? {

@@ -18,6 +18,8 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
     public static let connectionLostCode: Int32 = 7
     /// A system call failed (libmosquitto's MOSQ_ERR_ERRNO), e.g. a connection reset.
     public static let systemCallFailedCode: Int32 = 14
+    /// The broker's host name did not resolve (libmosquitto's MOSQ_ERR_EAI).
+    public static let nameResolutionCode: Int32 = 15
     /// No CONNACK arrived within the connect time-out (TCP + TLS + CONNECT).
     public static let connectTimeoutCode: Int32 = 1000
     /// The broker answered CONNACK with a refusal.

@@ -24,7 +24,13 @@ public final class Fleet: Sendable {
         var broker = spec.broker
         if let host = options.brokerHost { broker.host = host }
         if let port = options.brokerPort { broker.port = port }
-        let connectHost = try Fleet.resolve(broker.host)
+        let resolver = BrokerResolver(host: broker.host)
+        do {
+            try resolver.resolveNow()
+        } catch {
+            guard options.resolveBrokerLater else { throw error }
+            logger.warning("\(error); starting anyway, readings are kept and the name is looked up again with each connection attempt")
+        }
         let trust: TrustStore
         do {
             trust = try TrustStore(caFile: broker.caFile)
@@ -39,7 +45,7 @@ public final class Fleet: Sendable {
             verifyHostname: !broker.insecureSkipHostnameVerification
         )
         context = FleetContext(
-            broker: broker, connectHost: connectHost, trust: trust, tlsSettings: tlsSettings,
+            broker: broker, resolver: resolver, trust: trust, tlsSettings: tlsSettings,
             limiter: ConnectRateLimiter(rate: options.connectRate ?? spec.connectRate),
             gate: ConnectGate(limit: options.maxConnecting), backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
             outbox: spec.outbox, maxInflight: options.maxInflight,
@@ -56,28 +62,7 @@ public final class Fleet: Sendable {
 
     /// The broker's address: IPv4 first, as libmosquitto would try it. Runs before any reactor.
     static func resolve(_ host: String) throws -> String {
-        if IPAddress.isLiteral(host) { return host }
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(host, nil, &hints, &result)
-        guard rc == 0, let first = result else {
-            throw FleetStartError(description: "cannot resolve broker host \"\(host)\": \(String(cString: gai_strerror(rc))); check broker.host in fleet.yaml or --broker")
-        }
-        defer { freeaddrinfo(result) }
-        var chosen: UnsafeMutablePointer<addrinfo>? = nil
-        var cursor: UnsafeMutablePointer<addrinfo>? = first
-        while let entry = cursor {
-            if entry.pointee.ai_family == AF_INET { chosen = entry; break }
-            if chosen == nil { chosen = entry }
-            cursor = entry.pointee.ai_next
-        }
-        guard let entry = chosen else { throw FleetStartError(description: "no address for broker host \"\(host)\"") }
-        var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-        guard getnameinfo(entry.pointee.ai_addr, entry.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 else {
-            throw FleetStartError(description: "cannot format the address of \"\(host)\"")
-        }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        try BrokerResolver.lookUp(host).get()
     }
 
     /// Starts the reactors, then every device (connections paced by the connect-rate limiter).

@@ -21,6 +21,10 @@ public struct RunOptions: Sendable {
     /// How devices publish where it differs from their device.yaml (the load tester's rate,
     /// QoS, payload size, message limit, source addresses).
     public var publishing = PublishSettings()
+    /// Start even when the broker's name does not resolve, and keep looking it up with each
+    /// connection attempt (the agent: a Pi that boots before its network). Otherwise a name that
+    /// does not resolve at start is an error.
+    public var resolveBrokerLater = false
     /// Keep HDR histograms of publish and connect latency in `FleetCounters`.
     public var recordLatencies = false
 

@@ -111,9 +111,20 @@ final class ConnectionSupervisor {
 
     private func attempt() {
         guard running, client?.state ?? .idle == .idle else { leaveGate(); return }
+        guard let host = context.resolver.address else {
+            // The name never resolved (no network yet): an attempt that failed at its first step;
+            // ask again, and back off like any failure.
+            leaveGate()
+            attempts += 1
+            context.counters.connectAttempts.add(1, ordering: .relaxed)
+            context.resolver.refresh()
+            failed(MosquittoError(code: MosquittoError.nameResolutionCode, detail: context.resolver.lastError))
+            return
+        }
         do throws(MosquittoError) {
             let client: MQTTClient
-            if let existing = self.client { client = existing } else { client = try makeClient() }
+            if let existing = self.client { client = existing } else { client = try makeClient(host: host) }
+            if client.options.host != host { client.retarget(host: host) }
             self.client = client
             attempts += 1
             context.counters.connectAttempts.add(1, ordering: .relaxed)
@@ -124,7 +135,7 @@ final class ConnectionSupervisor {
         }
     }
 
-    private func makeClient() throws(MosquittoError) -> MQTTClient {
+    private func makeClient(host: String) throws(MosquittoError) -> MQTTClient {
         let tls: TLSContext
         if let existing = self.tls {
             tls = existing
@@ -133,7 +144,7 @@ final class ConnectionSupervisor {
             self.tls = tls
         }
         let options = MQTTClientOptions(
-            clientID: spec.id, host: context.connectHost, port: context.broker.port,
+            clientID: spec.id, host: host, port: context.broker.port,
             keepAlive: context.broker.keepAlive, useMQTT5: context.broker.protocolVersion == .v5,
             cleanSession: spec.cleanSession, bindAddress: context.takeBindAddress(),
             will: MQTTWill(topic: spec.statusTopic, payload: Array("offline".utf8), qos: 1, retain: true),
@@ -191,6 +202,9 @@ final class ConnectionSupervisor {
             error = previous
         }
         lastError = error
+        // The broker may have moved (or the network only now come up): a fresh lookup, at most
+        // one at a time and one per `refreshAfter` for the whole fleet.
+        if !error.isPermanent { context.resolver.refresh() }
         note(error: error.description, permanent: error.isPermanent)
         connect(after: .saturating(seconds: backoff.nextDelay(permanent: error.isPermanent, using: &rng)))
     }

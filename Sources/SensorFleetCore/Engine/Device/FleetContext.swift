@@ -6,8 +6,8 @@ import Synchronization
 /// how devices publish. Made once by `Fleet`, read by every reactor.
 final class FleetContext: Sendable {
     let broker: BrokerSpec
-    /// The broker's address as resolved at start (DNS never runs on a reactor thread).
-    let connectHost: String
+    /// The broker's address, looked up off the reactors (DNS never runs on a reactor thread).
+    let resolver: BrokerResolver
     let trust: TrustStore
     let tlsSettings: TLSSettings
     let limiter: ConnectRateLimiter
@@ -23,13 +23,13 @@ final class FleetContext: Sendable {
     private let nextBindAddress = Atomic<Int>(0)
 
     init(
-        broker: BrokerSpec, connectHost: String, trust: TrustStore, tlsSettings: TLSSettings,
+        broker: BrokerSpec, resolver: BrokerResolver, trust: TrustStore, tlsSettings: TLSSettings,
         limiter: ConnectRateLimiter, gate: ConnectGate, backoff: BackoffPolicy, counters: FleetCounters,
         logger: Logger, seed: UInt64, outbox: OutboxSpec, maxInflight: Int, connectTimeout: Duration,
         publishing: PublishSettings
     ) {
         self.broker = broker
-        self.connectHost = connectHost
+        self.resolver = resolver
         self.trust = trust
         self.tlsSettings = tlsSettings
         self.limiter = limiter
