@@ -22,7 +22,7 @@ struct StormTests {
 
     @Test("e: 2,000 devices and a broker restart — attempts per second never above the limit (broker's log), all back in the time it implies")
     func reconnectStormIsPaced() async throws {
-        let count = 2000
+        let count = Int(ProcessInfo.processInfo.environment["STORM_DEVICES"] ?? "") ?? 2000
         let rate = 250.0
         let ids = (1...count).map { String(format: "storm-%04d", $0) }
         let began = Date()

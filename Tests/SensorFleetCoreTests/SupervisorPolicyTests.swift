@@ -190,3 +190,43 @@ struct SeededGenerator: RandomNumberGenerator {
         #expect(gate.current == 0)
     }
 }
+
+/// The engine's last line behind the range checks: no setting, however extreme, makes a timer,
+/// a backoff or a rate limiter trap.
+@Suite struct EngineArithmeticTests {
+    static let extremes: [Double] = [.nan, .infinity, -.infinity, 0, -0.0, -1, 1e-308, 1e308, .leastNonzeroMagnitude, .greatestFiniteMagnitude]
+
+    @Test func durationsFromAnySecondsSaturate() {
+        for value in Self.extremes {
+            let duration = Duration.saturating(seconds: value)
+            #expect(duration >= .zero)
+            _ = MonotonicInstant.now().advanced(by: duration)
+            _ = duration.saturatingNanoseconds
+        }
+        #expect(Duration.saturating(seconds: 1.5) == .milliseconds(1500))
+        #expect(MonotonicInstant.distantFuture.advanced(by: .seconds(1)) == .distantFuture)
+    }
+
+    @Test func backoffWithAnyPolicyGivesAFiniteDelay() {
+        var rng = SystemRandomNumberGenerator()
+        for base in Self.extremes {
+            for cap in Self.extremes {
+                var backoff = Backoff(policy: BackoffPolicy(base: base, cap: cap))
+                for permanent in [false, true, false] {
+                    let delay = backoff.nextDelay(permanent: permanent, using: &rng)
+                    #expect(delay.isFinite && delay >= 0, "base \(base), cap \(cap): \(delay)")
+                }
+            }
+        }
+    }
+
+    @Test func aRateLimiterAtAnyRateGivesSlots() {
+        for rate in [1e-9, 1e-3, 1, 1e9, 1e300] {
+            let limiter = ConnectRateLimiter(rate: rate)
+            let now = MonotonicInstant.now()
+            let first = limiter.reserve(now: now)
+            let second = limiter.reserve(now: now)
+            #expect(first == now && second >= first)
+        }
+    }
+}

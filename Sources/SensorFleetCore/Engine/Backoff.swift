@@ -25,7 +25,15 @@ public struct Backoff: Sendable {
     /// Failed attempts since the last reset.
     public private(set) var attempt = 0
 
-    public init(policy: BackoffPolicy) { self.policy = policy }
+    /// The policy as given, with non-finite or negative values taken as the defaults' bounds
+    /// (the settings are range-checked where they enter; this only keeps the engine from trapping).
+    public init(policy: BackoffPolicy) {
+        var policy = policy
+        if !(policy.cap > 0 && policy.cap.isFinite) { policy.cap = BackoffPolicy().cap }
+        if !(policy.base > 0 && policy.base.isFinite) { policy.base = min(BackoffPolicy().base, policy.cap) }
+        policy.base = min(policy.base, policy.cap)
+        self.policy = policy
+    }
 
     /// The ceiling for the next delay.
     public var ceiling: Double {
@@ -35,11 +43,12 @@ public struct Backoff: Sendable {
     /// Delay before the next attempt, after a failure; counts the failure.
     public mutating func nextDelay<R: RandomNumberGenerator>(permanent: Bool = false, using rng: inout R) -> Double {
         if permanent {
-            attempt = max(attempt, Int(ceil(log2(policy.cap / policy.base))))
+            // Enough doublings that the ceiling is the cap (at most 62: 2^62 × any base > any cap).
+            attempt = max(attempt, Int(min(62, max(0, ceil(log2(policy.cap / policy.base))))))
             return Double.random(in: (policy.cap / 2)...policy.cap, using: &rng)
         }
         let ceiling = self.ceiling
-        attempt += 1
+        attempt = min(attempt + 1, 1 << 20)
         return Double.random(in: 0...ceiling, using: &rng)
     }
 
