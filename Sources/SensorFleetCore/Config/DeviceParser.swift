@@ -46,7 +46,7 @@ struct DeviceParser {
                 id = declared
             }
         } else if !map.has("id"), let problem = DeviceID.problem(with: folder) {
-            log.error(file, field: "id", "the device id comes from the folder name `\(folder)`, but \(problem)",
+            log.error(file, field: "id", "the device id comes from the folder name `\(SettingText.clipped(folder))`, but \(problem)",
                       fix: "rename the folder \(location.display(folder)) or set `id:` in \(file) to letters, "
                           + "digits, `.`, `_` or `-`, e.g. thermostat-001")
         }
@@ -99,13 +99,13 @@ struct DeviceParser {
 enum DeviceID {
     static func problem(with id: String) -> String? {
         if id.isEmpty { return "the id is empty" }
-        if id.utf8.count > 64 { return "the id \"\(id)\" is longer than 64 characters" }
+        if id.utf8.count > 64 { return "the id \"\(SettingText.clipped(id))\" is longer than 64 characters" }
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
         if let bad = id.first(where: { !allowed.contains($0) }) {
-            return "the id \"\(id)\" contains `\(bad)`; only letters, digits, `.`, `_` and `-` are allowed"
+            return "the id \"\(SettingText.clipped(id))\" contains `\(bad)`; only letters, digits, `.`, `_` and `-` are allowed"
         }
         if let first = id.first, first == "." || first == "_" || first == "-" {
-            return "the id \"\(id)\" starts with `\(first)`; it must start with a letter or digit"
+            return "the id \"\(SettingText.clipped(id))\" starts with `\(first)`; it must start with a letter or digit"
         }
         return nil
     }
@@ -128,7 +128,7 @@ enum SensorParser {
         let nameFix = "set \(map.field("name")) to a name made of letters, digits, `_`, `.` or `-`, e.g. temperature"
         var name = map.string("name", expected: "a sensor name such as temperature", fix: nameFix, required: true)
         if let given = name, given.isEmpty || given.contains(where: { !isNameCharacter($0) }) {
-            map.problem("name", "the sensor name \"\(given)\" may only hold letters, digits, `_`, `.` and `-`",
+            map.problem("name", "the sensor name \"\(SettingText.clipped(given))\" may only hold letters, digits, `_`, `.` and `-`",
                         fix: nameFix)
             name = nil
         }
@@ -137,7 +137,7 @@ enum SensorParser {
         let typeFix = "set \(map.field("type")) to one of \(typeList)"
         var type = map.string("type", expected: "one of \(typeList)", fix: typeFix, required: true)
         if let given = type, parameters[given] == nil {
-            var problem = "unknown sensor type \"\(given)\"; expected one of \(typeList)"
+            var problem = "unknown sensor type \"\(SettingText.clipped(given))\"; expected one of \(typeList)"
             var fix = typeFix
             if let guess = Suggestion.closest(to: given, in: types) {
                 problem += "; did you mean `\(guess)`?"

@@ -264,7 +264,7 @@ struct FleetSettings {
         if let host = map.string("host", expected: "a host name or IP address",
                                  fix: "set broker.host to the broker's host name, e.g. localhost") {
             if host.isEmpty || host.contains(where: \.isWhitespace) {
-                map.problem("host", "expected a host name or IP address, got \"\(host)\"",
+                map.problem("host", "expected a host name or IP address, got \"\(SettingText.clipped(host))\"",
                             fix: "set broker.host to the broker's host name, e.g. localhost")
             } else {
                 broker.host = host
@@ -291,7 +291,7 @@ struct FleetSettings {
             if let parsed = MQTTVersion(rawValue: version) {
                 broker.protocolVersion = parsed
             } else {
-                map.problem("protocol", "expected \"3.1.1\" or \"5\", got \"\(version)\"",
+                map.problem("protocol", "expected \"3.1.1\" or \"5\", got \"\(SettingText.clipped(version))\"",
                             fix: "set broker.protocol to \"3.1.1\" (MQTT 3.1.1) or \"5\" (MQTT 5)")
             }
         }
@@ -308,14 +308,14 @@ struct FleetSettings {
                             "TLS \(tls) is refused: TLS 1.0 and 1.1 are obsolete and insecure; expected \"1.2\" or \"1.3\"",
                             fix: "set broker.tls_min_version to \"1.2\" (or \"1.3\") and enable TLS 1.2 on the broker")
             default:
-                map.problem("tls_min_version", "expected \"1.2\" or \"1.3\", got \"\(tls)\"",
+                map.problem("tls_min_version", "expected \"1.2\" or \"1.3\", got \"\(SettingText.clipped(tls))\"",
                             fix: "set broker.tls_min_version to \"1.2\" or \"1.3\"")
             }
         }
         if let alpn = map.string("alpn", expected: "an ALPN protocol name such as x-amzn-mqtt-ca",
                                  fix: "set broker.alpn to the protocol name the broker expects, or remove it") {
             if alpn.isEmpty || alpn.utf8.count > 255 {
-                map.problem("alpn", "expected an ALPN protocol name of 1 to 255 bytes, got \"\(alpn)\"",
+                map.problem("alpn", "expected an ALPN protocol name of 1 to 255 bytes, got \"\(SettingText.clipped(alpn))\"",
                             fix: "set broker.alpn to the protocol name the broker expects, or remove it")
             } else {
                 broker.alpn = alpn
@@ -324,7 +324,7 @@ struct FleetSettings {
         if let bind = map.string("bind", expected: "a local IP address such as 127.0.0.1",
                                  fix: "set broker.bind to a local address of this machine, or remove it") {
             if bind.isEmpty || bind.contains(where: \.isWhitespace) {
-                map.problem("bind", "expected a local IP address such as 127.0.0.1, got \"\(bind)\"",
+                map.problem("bind", "expected a local IP address such as 127.0.0.1, got \"\(SettingText.clipped(bind))\"",
                             fix: "set broker.bind to a local address of this machine, or remove it")
             } else {
                 broker.bindAddress = bind
@@ -381,13 +381,13 @@ enum TopicRules {
     static func problem(with template: String) -> String? {
         if template.isEmpty { return "the topic is empty" }
         if template.contains("+") || template.contains("#") {
-            return "the topic \"\(template)\" contains a wildcard (`+` or `#`), which only subscriptions may use"
+            return "the topic \"\(SettingText.clipped(template))\" contains a wildcard (`+` or `#`), which only subscriptions may use"
         }
         if template.hasPrefix("$") {
-            return "the topic \"\(template)\" starts with `$`, which is reserved for the broker's own topics ($SYS)"
+            return "the topic \"\(SettingText.clipped(template))\" starts with `$`, which is reserved for the broker's own topics ($SYS)"
         }
         if template.hasPrefix("/") {
-            return "the topic \"\(template)\" starts with `/`, which makes an empty first level"
+            return "the topic \"\(SettingText.clipped(template))\" starts with `/`, which makes an empty first level"
         }
         if template.contains("\u{0}") { return "the topic contains a NUL character" }
         var rest = Substring(template)
@@ -395,7 +395,7 @@ enum TopicRules {
             guard let close = rest[open...].firstIndex(of: "}") else { break }
             let name = rest[rest.index(after: open)..<close]
             if name != "id" {
-                return "the topic \"\(template)\" has the placeholder `{\(name)}`; only `{id}` is replaced"
+                return "the topic \"\(SettingText.clipped(template))\" has the placeholder `{\(name)}`; only `{id}` is replaced"
             }
             rest = rest[rest.index(after: close)...]
         }

@@ -18,7 +18,7 @@ enum OutboxSettings {
             if let policy = OutboxFullPolicy(rawValue: text) {
                 outbox.whenFull = policy
             } else {
-                map.problem("when_full", "expected \(policies), got \"\(text)\"",
+                map.problem("when_full", "expected \(policies), got \"\(SettingText.clipped(text))\"",
                             fix: "set outbox.when_full to drop_oldest (evict the oldest message) or refuse_newest (keep the queue, refuse the new message)")
             }
         }

@@ -24,7 +24,7 @@ enum SystemSensorParser {
             let fix = "set \(map.field(key)) to \(expected), e.g. \(example)"
             let value = map.string(key, expected: expected, fix: fix, required: required)
             if let value, value.isEmpty || value.contains("/") && key != "path" {
-                map.problem(key, "expected \(expected), got \"\(value)\"", fix: fix)
+                map.problem(key, "expected \(expected), got \"\(SettingText.clipped(value))\"", fix: fix)
                 return nil
             }
             return value
@@ -58,7 +58,7 @@ enum SystemSensorParser {
         case "w1_ds18b20":
             let id = text("id", "the sensor's 1-Wire id", example: "28-0316a2793bff", required: false)
             if let id, !id.hasPrefix("28-") {
-                map.problem("id", "a DS18B20's 1-Wire id starts with `28-`, got \"\(id)\"",
+                map.problem("id", "a DS18B20's 1-Wire id starts with `28-`, got \"\(SettingText.clipped(id))\"",
                             fix: "set \(map.field("id")) to a folder name from /sys/bus/w1/devices, e.g. 28-0316a2793bff, or remove it to take the first found")
                 return nil
             }

@@ -54,11 +54,11 @@ struct TemplateSpec {
         guard opens == 1, closes == 1, let open = pattern.firstIndex(of: "{"),
               let close = pattern[open...].firstIndex(of: "}")
         else {
-            return "the id pattern \"\(pattern)\" needs exactly one placeholder such as {0000} for the device number"
+            return "the id pattern \"\(SettingText.clipped(pattern))\" needs exactly one placeholder such as {0000} for the device number"
         }
         let inside = pattern[pattern.index(after: open)..<close]
         if inside.isEmpty || inside.contains(where: { $0 != "0" }) {
-            return "the placeholder {\(inside)} in \"\(pattern)\" may only hold zeros (their count is the width, e.g. {0000})"
+            return "the placeholder {\(SettingText.clipped(String(inside)))} in \"\(SettingText.clipped(pattern))\" may only hold zeros (their count is the width, e.g. {0000})"
         }
         if let problem = DeviceID.problem(with: expand(pattern, number: 1)) { return problem }
         return nil
