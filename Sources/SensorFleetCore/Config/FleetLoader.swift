@@ -232,12 +232,11 @@ struct FleetSettings {
                                     fix: "set seed to a whole number such as 42 (the same seed gives the same readings)") {
             self.seed = seed
         }
-        if let rate = root.number("connect_rate", expected: "a number of connection attempts per second greater than 0",
-                                  fix: "set connect_rate to how many devices may connect per second, e.g. 50",
-                                  where: { $0 > 0 }) {
+        if let rate = root.number("connect_rate", in: .connectRate,
+                                  fix: "set connect_rate to how many devices may connect per second, e.g. 50") {
             connectRate = rate
         }
-        if let limit = root.integer("outbox_limit", in: 1...Int.max, expected: "a whole number 1 or greater",
+        if let limit = root.integer("outbox_limit", in: .outboxMessages,
                                     fix: "set outbox_limit to how many messages a device may queue, e.g. 1000") {
             outbox.maxMessages = limit
             if let section = root.mapping("outbox", fix: "write the outbox settings indented under `outbox:`"),
@@ -270,8 +269,7 @@ struct FleetSettings {
                 broker.host = host
             }
         }
-        if let port = map.integer("port", in: 1...65535, expected: "a whole number from 1 to 65535",
-                                  fix: "set broker.port to the broker's TLS port, e.g. 8883") {
+        if let port = map.integer("port", in: .port, fix: "set broker.port to the broker's TLS port, e.g. 8883") {
             broker.port = port
         }
         if let ca = map.string("ca", expected: "the path of the CA certificate file",
@@ -295,7 +293,7 @@ struct FleetSettings {
                             fix: "set broker.protocol to \"3.1.1\" (MQTT 3.1.1) or \"5\" (MQTT 5)")
             }
         }
-        if let keepAlive = map.integer("keepalive", in: 5...65535, expected: "a whole number of seconds from 5 to 65535",
+        if let keepAlive = map.integer("keepalive", in: .keepAlive,
                                        fix: "set broker.keepalive to the MQTT keep-alive in seconds, e.g. 30") {
             broker.keepAlive = keepAlive
         }
@@ -356,9 +354,8 @@ struct DeviceFields {
     static func read(_ map: MappingReader) -> DeviceFields {
         var fields = DeviceFields()
         let intervalKey = map.field("interval")
-        fields.interval = map.number("interval", expected: "a number of seconds greater than 0",
-                                     fix: "set \(intervalKey) to the seconds between two readings, e.g. 5",
-                                     where: { $0 > 0 })
+        fields.interval = map.number("interval", in: .interval,
+                                     fix: "set \(intervalKey) to the seconds between two readings, e.g. 5 (at least 0.001, at most 86400)")
         fields.qos = map.integer("qos", in: 0...1, expected: "0 or 1",
                                  fix: "set \(map.field("qos")) to 0 (at most once) or 1 (at least once)")
         if let topic = map.string("topic", expected: "an MQTT topic such as devices/{id}/telemetry",

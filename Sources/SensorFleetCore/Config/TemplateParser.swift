@@ -69,7 +69,7 @@ struct TemplateSpec {
 struct TemplateParser {
     static let keys = ["id", "count", "start", "interval", "qos", "topic", "clean_session", "sensors", "shared_identity"]
     /// Devices one fleet file may describe through templates.
-    static let maximumDevices = 1_000_000
+    static let maximumDevices = Int(SettingRange.devices.upper)
 
     let location: FleetLocation
     let defaults: DeviceDefaults
@@ -104,10 +104,10 @@ struct TemplateParser {
             map.problem("id", problem, fix: idFix)
             pattern = nil
         }
-        let count = map.integer("count", in: 1...Self.maximumDevices, expected: "a whole number from 1 to \(Self.maximumDevices)",
+        let count = map.integer("count", in: .devices,
                                 fix: "set \(map.field("count")) to how many devices this template stands for, e.g. 1000",
                                 required: true)
-        let start = map.integer("start", in: 0...Int(Int32.max), expected: "a whole number 0 or greater",
+        let start = map.integer("start", in: .templateStart,
                                 fix: "set \(map.field("start")) to the first device number, e.g. 1") ?? 1
         let shared = map.bool("shared_identity", fix: "set \(map.field("shared_identity")) to true or false") ?? false
         let fields = DeviceFields.read(map)

@@ -286,6 +286,20 @@ final class MappingReader {
         return value
     }
 
+    /// A number inside `range` (finite; whole when the range says so). The problem names the
+    /// range; `fix` says what the setting means.
+    func number(_ key: String, in range: SettingRange, fix: String, required: Bool = false) -> Double? {
+        let value = number(key, expected: range.expected, fix: fix, required: required, where: range.contains)
+        return value.map { $0 == 0 ? 0 : $0 }
+    }
+
+    /// A whole number inside `range`.
+    func integer(_ key: String, in range: SettingRange, fix: String, required: Bool = false) -> Int? {
+        precondition(range.wholeNumber, "integer(_:in:) needs a whole-number range")
+        return integer(key, in: Int(range.lower)...Int(range.upper), expected: range.expected, fix: fix,
+                       required: required)
+    }
+
     /// A non-negative whole number that fits 64 bits.
     func unsigned(_ key: String, expected: String, fix: String) -> UInt64? {
         guard let entry = entry(key) else { return nil }
@@ -350,7 +364,8 @@ final class MappingReader {
 
     static func int(_ node: Node) -> Int? {
         guard node.isPlainScalar, node.tagName == .int, case .scalar(let scalar) = node else { return nil }
-        return Int.construct(from: scalar)
+        // Yams refuses a signed zero ("-0"); it is 0.
+        return Int.construct(from: scalar) ?? Int(scalar.string)
     }
 }
 
