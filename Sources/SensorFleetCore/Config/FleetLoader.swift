@@ -98,7 +98,10 @@ public enum FleetLoader {
         return ParsedFleet(spec: spec, settings: settings, devices: sorted)
     }
 
-    /// Subfolders holding a `device.yaml`, by name; hidden folders are skipped.
+    /// Subfolders holding a `device.yaml`, by name; hidden entries are skipped, and so are
+    /// plain files and folders without a `device.yaml`. Nothing else disappears silently: a
+    /// folder that cannot be searched, a broken symbolic link, or a `device.yaml` that is not a
+    /// readable file is an error naming it.
     static func deviceFolders(_ location: FleetLocation, log: IssueLog) -> [String] {
         let names: [String]
         do {
@@ -110,10 +113,7 @@ public enum FleetLoader {
         }
         return names.sorted().filter { name in
             guard !name.hasPrefix(".") else { return false }
-            var isDirectory: ObjCBool = false
-            let yaml = location.absolute(name, "device.yaml")
-            return FileManager.default.fileExists(atPath: location.absolute(name), isDirectory: &isDirectory)
-                && isDirectory.boolValue && FileManager.default.fileExists(atPath: yaml)
+            return EntryCheck.isDeviceFolder(location: location, name: name, log: log)
         }
     }
 
