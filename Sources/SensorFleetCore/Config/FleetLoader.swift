@@ -51,8 +51,9 @@ public enum FleetLoader {
         var devices: [ParsedDevice]
     }
 
-    /// - Parameter onlyFolder: read only this device folder (the agent runs one device).
-    static func parse(directory: String, log: IssueLog, onlyFolder: String? = nil) -> ParsedFleet? {
+    /// - Parameter onlyDevice: read only this device folder, wherever it is, and no templates
+    ///   (the agent runs exactly the device it is given).
+    static func parse(directory: String, log: IssueLog, onlyDevice: FleetLocation? = nil) -> ParsedFleet? {
         let location = FleetLocation(argument: directory)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: location.absolute, isDirectory: &isDirectory),
@@ -71,7 +72,9 @@ public enum FleetLoader {
                                                log: log, whatItHolds: "`broker:`, `seed:`, `defaults:` …",
                                                allowEmpty: true) {
                 settings.read(root)
-                templateDevices = TemplateParser(location: location, defaults: settings.defaults, log: log).parse(root)
+                if onlyDevice == nil {
+                    templateDevices = TemplateParser(location: location, defaults: settings.defaults, log: log).parse(root)
+                }
             }
         } else {
             log.error(fleetFile, "fleet.yaml is missing from the fleet folder",
@@ -79,10 +82,19 @@ public enum FleetLoader {
                           + "(see Devices/README.md)")
         }
 
-        let folders = deviceFolders(location, log: log).filter { onlyFolder == nil || $0 == onlyFolder }
-        let devices = folders.compactMap { folder in
-            DeviceParser(location: location, folder: folder, defaults: settings.defaults, log: log).parse()
-        } + templateDevices
+        let devices: [ParsedDevice]
+        let folders: [String]
+        if let onlyDevice {
+            let parent = onlyDevice.parent
+            folders = [onlyDevice.name]
+            devices = DeviceParser(location: parent, folder: onlyDevice.name, defaults: settings.defaults, log: log)
+                .parse().map { [$0] } ?? []
+        } else {
+            folders = deviceFolders(location, log: log)
+            devices = folders.compactMap { folder in
+                DeviceParser(location: location, folder: folder, defaults: settings.defaults, log: log).parse()
+            } + templateDevices
+        }
         if folders.isEmpty && templateDevices.isEmpty {
             log.error(location.displayRoot, "the fleet has no devices: no subfolder holds a device.yaml",
                       fix: "create \(location.display("<id>/device.yaml")) for each device, "
@@ -153,6 +165,18 @@ struct FleetLocation {
 
     /// The folder as the user typed it.
     var displayRoot: String { argument.isEmpty ? "." : argument }
+
+    /// The last component of the folder (a device folder's name).
+    var name: String { (absolute as NSString).lastPathComponent }
+
+    /// The folder that holds this one, named as the user would (`fleet` for `fleet/pi-0001`).
+    var parent: FleetLocation {
+        let typed = (argument as NSString).deletingLastPathComponent
+        let typedName = (argument as NSString).lastPathComponent
+        if !typed.isEmpty, typedName == name { return FleetLocation(argument: typed) }
+        if typed.isEmpty, typedName == name { return FleetLocation(argument: ".") }
+        return FleetLocation(argument: (absolute as NSString).deletingLastPathComponent)
+    }
 
     /// `argument/components…`, as the user sees it.
     func display(_ components: String...) -> String {
