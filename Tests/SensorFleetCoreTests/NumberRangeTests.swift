@@ -207,6 +207,15 @@ struct NumberRangeTests {
         }
     }
 
+    @Test("$WATCHDOG_USEC: whole microseconds from systemd; nan, inf, negative, huge or fractional values are ignored, never scheduled")
+    func watchdogEnvironment() {
+        for bad in ["nan", "inf", "-inf", "-5", "0", "1e30", "99999999999999999999999", "1.5", "999", "86400000001", ""] {
+            #expect(SystemdNotifier(environment: ["WATCHDOG_USEC": bad]).watchdogInterval == nil, "\(bad)")
+        }
+        #expect(SystemdNotifier(environment: ["WATCHDOG_USEC": "400000"]).watchdogInterval == 0.2)
+        #expect(SystemdNotifier(environment: ["WATCHDOG_USEC": "86400000000"]).watchdogInterval == 43_200)
+    }
+
     @Test("the ranges are finite, ordered, and say what they are")
     func rangesAreSane() {
         for table in OptionRanges.all {

@@ -54,6 +54,10 @@ public struct SettingRange: Sendable, Equatable, CustomStringConvertible {
     /// One full wave of a `sine` sensor (`period`): 1 ms to 366 days.
     public static let period = SettingRange(0.001, 31_622_400, unit: "seconds", example: "3600")
 
+    /// systemd's `$WATCHDOG_USEC` (whole microseconds): 1 ms to 1 day; outside, no pings.
+    public static let watchdogMicroseconds = SettingRange(1_000, 86_400_000_000, wholeNumber: true,
+                                                          unit: "microseconds", example: "30000000")
+
     // MARK: Rates (per second)
 
     /// Connection attempts per second for the whole fleet (`connect_rate`, `--connect-rate`).
