@@ -39,8 +39,10 @@ struct Agent: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
-        guard watchInterval > 0 else { throw ValidationError("--watch-interval \(watchInterval): expected seconds > 0") }
-        guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout \(drainTimeout): expected seconds ≥ 0") }
+        do {
+            try OptionRanges.agent.check("--watch-interval", watchInterval)
+            try OptionRanges.agent.check("--drain-timeout", drainTimeout)
+        } catch { throw ValidationError("\(error)") }
     }
 
     func run() async throws {

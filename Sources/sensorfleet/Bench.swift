@@ -48,17 +48,21 @@ struct Bench: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
-        guard qos == 0 || qos == 1 else { throw ValidationError("--qos \(qos): expected 0 or 1") }
         if rate != nil && totalRate != nil { throw ValidationError("--rate and --total-rate: give one of them") }
-        if let rate, rate != "max", (Double(rate) ?? -1) <= 0 {
-            throw ValidationError("--rate \(rate): expected messages per second per device greater than 0, or `max`")
-        }
-        if let totalRate, totalRate <= 0 { throw ValidationError("--total-rate \(totalRate): expected a number greater than 0") }
-        if let payloadSize, payloadSize < 0 || payloadSize > 10_000_000 { throw ValidationError("--payload-size \(payloadSize): expected 0 to 10000000 bytes") }
-        if duration <= 0 { throw ValidationError("--duration \(duration): expected seconds greater than 0") }
-        if warmup < 0 { throw ValidationError("--warmup \(warmup): expected seconds, 0 or more") }
-        if connectRate <= 0 { throw ValidationError("--connect-rate \(connectRate): expected connections per second greater than 0") }
-        if let messages, messages < 1 { throw ValidationError("--messages \(messages): expected 1 or more") }
+        do {
+            let ranges = OptionRanges.bench
+            try ranges.check("--devices", devices)
+            try ranges.check("--connect-rate", connectRate)
+            try ranges.check("--qos", qos)
+            try ranges.check("--rate", text: rate, allowed: ["max"])
+            try ranges.check("--total-rate", totalRate)
+            try ranges.check("--payload-size", payloadSize)
+            try ranges.check("--messages", messages)
+            try ranges.check("--duration", duration)
+            try ranges.check("--warmup", warmup)
+            try ranges.check("--verifier-connections", verifierConnections)
+            try ranges.check("--threads", threads)
+        } catch { throw ValidationError("\(error)") }
     }
 
     func run() async throws {

@@ -38,9 +38,14 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
-        if let duration, duration <= 0 { throw ValidationError("--duration \(duration): expected a number of seconds > 0") }
-        if connectTimeout <= 0 { throw ValidationError("--connect-timeout \(connectTimeout): expected a number of seconds > 0") }
-        if let connectRate, connectRate <= 0 { throw ValidationError("--connect-rate \(connectRate): expected attempts per second > 0") }
+        do {
+            let ranges = OptionRanges.run
+            try ranges.check("--duration", duration)
+            try ranges.check("--connect-rate", connectRate)
+            try ranges.check("--status-interval", statusInterval)
+            try ranges.check("--drain-timeout", drainTimeout)
+            try ranges.check("--connect-timeout", connectTimeout)
+        } catch { throw ValidationError("\(error)") }
         if let broker { _ = try parseBroker(broker) }
     }
 

@@ -85,8 +85,10 @@ struct Provision: ParsableCommand {
     var force = false
 
     func validate() throws {
-        guard devices >= 0 else { throw ValidationError("--devices \(devices): expected 0 or more") }
-        guard (1...65535).contains(port) else { throw ValidationError("--port \(port): expected 1…65535") }
+        do {
+            try OptionRanges.provision.check("--devices", devices)
+            try OptionRanges.provision.check("--port", port)
+        } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {

@@ -31,7 +31,7 @@ final class FakeSysfs {
 
     func sensor(_ source: SystemSource, min: Double? = nil, max: Double? = nil, precision: Int? = nil) -> SystemSensor {
         SystemSensor(spec: SensorSpec(name: "s", kind: .system(source, min: min, max: max), precision: precision),
-                     source: source, minimum: min, maximum: max, root: root)
+                     source: source, minimum: min, maximum: max, root: root, freshReadWait: 10)
     }
 }
 
@@ -204,11 +204,11 @@ struct SystemSensorTests {
     @Test("this machine's real /proc: loadavg and meminfo")
     func realProc() throws {
         let load = SystemSensor(spec: SensorSpec(name: "load", kind: .system(.loadavg(minutes: 1))),
-                                source: .loadavg(minutes: 1), minimum: 0, maximum: 10_000, root: "/")
+                                source: .loadavg(minutes: 1), minimum: 0, maximum: 10_000, root: "/", freshReadWait: 10)
         let reading = try #require(value(load.read()))
         #expect(reading >= 0)
         let memory = SystemSensor(spec: SensorSpec(name: "mem", kind: .system(.meminfo(field: "MemTotal"))),
-                                  source: .meminfo(field: "MemTotal"), minimum: nil, maximum: nil, root: "/")
+                                  source: .meminfo(field: "MemTotal"), minimum: nil, maximum: nil, root: "/", freshReadWait: 10)
         let total = try #require(value(memory.read()))
         // Compare with an independent source: sysconf's physical pages.
         let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE))) / 1024

@@ -122,7 +122,7 @@ import Testing
         try check(deviceYAML: TempFleet.deviceYAML("interval: \(value)")) { issues, _, deviceFile in
             let found = try issue(in: issues, file: deviceFile, field: "interval")
             #expect(found.line == 1)
-            #expect(found.problem.contains("expected a number of seconds greater than 0"))
+            #expect(found.problem.contains("expected a number of seconds from 0.001 to 86400 (1 day)"))
             #expect(found.fix.contains("interval"))
         }
     }
@@ -255,7 +255,7 @@ import Testing
     @Test func gaussianNeedsNonNegativeStddev() throws {
         let found = try sensorIssue("  - name: g\n    type: gaussian\n    mean: 1\n    stddev: -1\n", field: "sensors[1].stddev")
         #expect(found.line == 8)
-        #expect(found.problem.contains("0 or greater"))
+        #expect(found.problem.contains("expected a number from 0 to 1e15, got -1"))
     }
 
     @Test func gaussianClampNeedsMinBelowMax() throws {
@@ -274,7 +274,7 @@ import Testing
     @Test func randomWalkStepMustBePositive() throws {
         let found = try sensorIssue(
             "  - name: w\n    type: random_walk\n    start: 1\n    step: 0\n    min: 0\n    max: 30\n", field: "sensors[1].step")
-        #expect(found.problem.contains("greater than 0"))
+        #expect(found.problem.contains("expected a number from 1e-09 to 1e15, got 0"))
     }
 
     @Test func randomWalkNeedsEveryParameter() throws {
@@ -285,13 +285,13 @@ import Testing
 
     @Test func sinePeriodMustBePositive() throws {
         let found = try sensorIssue("  - name: s\n    type: sine\n    period: 0\n    amplitude: 1\n", field: "sensors[1].period")
-        #expect(found.problem.contains("greater than 0"))
+        #expect(found.problem.contains("expected a number of seconds from 0.001 to 31622400 (366 days), got 0"))
     }
 
     @Test func sineNoiseMustNotBeNegative() throws {
         let found = try sensorIssue("  - name: s\n    type: sine\n    period: 5\n    amplitude: 1\n    noise: -0.1\n",
                                     field: "sensors[1].noise")
-        #expect(found.problem.contains("0 or greater"))
+        #expect(found.problem.contains("expected a number from 0 to 1e15, got -0.1"))
     }
 
     @Test func parameterOfAnotherTypeIsNamedAsSuch() throws {

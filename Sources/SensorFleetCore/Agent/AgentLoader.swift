@@ -5,7 +5,8 @@ import Foundation
 /// Layout: the device folder (`device.yaml`, `cert.pem`, `key.pem`) sits inside a fleet folder
 /// whose `fleet.yaml` names the broker and CA (as `provision` and `Scripts/install-agent` make
 /// it: `/etc/sensorfleet/fleet.yaml`, `/etc/sensorfleet/ca.pem`, `/etc/sensorfleet/<id>/`).
-/// Only that device is read and checked; other device folders beside it are ignored.
+/// Only that device is read and checked, from wherever it is (also with `--fleet` elsewhere);
+/// other device folders beside it and the `templates:` of fleet.yaml are ignored.
 public enum AgentLoader {
     /// - Parameters:
     ///   - deviceDirectory: the device folder.
@@ -25,7 +26,11 @@ public enum AgentLoader {
                 problem: "the device folder has no device.yaml (looked in \(device.absolute))",
                 fix: "pass the device's folder (the one holding device.yaml, cert.pem and key.pem), e.g. /etc/sensorfleet/\(folderName)")])
         }
-        guard var parsed = FleetLoader.parse(directory: fleetArgument, log: log, onlyFolder: folderName) else {
+        // A device.yaml that is a folder, a FIFO or unreadable is named, never read (a FIFO would block).
+        guard EntryCheck.isDeviceFolder(location: device.parent, name: device.name, log: log) else {
+            throw FleetValidationError(issues: IssueLog.ordered(log.errors))
+        }
+        guard var parsed = FleetLoader.parse(directory: fleetArgument, log: log, onlyDevice: device) else {
             throw FleetValidationError(issues: IssueLog.ordered(log.errors))
         }
         if let keyFile {

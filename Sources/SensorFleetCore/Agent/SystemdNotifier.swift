@@ -15,7 +15,10 @@ public final class SystemdNotifier: Sendable {
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         let path = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
         socketPath = path
-        if let usec = environment["WATCHDOG_USEC"].flatMap(Double.init), usec > 0,
+        // systemd writes whole microseconds; anything else (nan, inf, a negative or a huge value)
+        // is not from systemd and is ignored rather than scheduled.
+        if let usec = environment["WATCHDOG_USEC"].flatMap({ UInt64($0) }).map({ Double($0) }),
+           SettingRange.watchdogMicroseconds.contains(usec),
            environment["WATCHDOG_PID"].flatMap(Int32.init).map({ $0 == getpid() }) ?? true {
             watchdogInterval = usec / 1e6 / 2
         } else {

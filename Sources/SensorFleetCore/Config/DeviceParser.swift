@@ -46,7 +46,7 @@ struct DeviceParser {
                 id = declared
             }
         } else if !map.has("id"), let problem = DeviceID.problem(with: folder) {
-            log.error(file, field: "id", "the device id comes from the folder name `\(folder)`, but \(problem)",
+            log.error(file, field: "id", "the device id comes from the folder name `\(SettingText.clipped(folder))`, but \(problem)",
                       fix: "rename the folder \(location.display(folder)) or set `id:` in \(file) to letters, "
                           + "digits, `.`, `_` or `-`, e.g. thermostat-001")
         }
@@ -99,13 +99,13 @@ struct DeviceParser {
 enum DeviceID {
     static func problem(with id: String) -> String? {
         if id.isEmpty { return "the id is empty" }
-        if id.utf8.count > 64 { return "the id \"\(id)\" is longer than 64 characters" }
+        if id.utf8.count > 64 { return "the id \"\(SettingText.clipped(id))\" is longer than 64 characters" }
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
         if let bad = id.first(where: { !allowed.contains($0) }) {
-            return "the id \"\(id)\" contains `\(bad)`; only letters, digits, `.`, `_` and `-` are allowed"
+            return "the id \"\(SettingText.clipped(id))\" contains `\(bad)`; only letters, digits, `.`, `_` and `-` are allowed"
         }
         if let first = id.first, first == "." || first == "_" || first == "-" {
-            return "the id \"\(id)\" starts with `\(first)`; it must start with a letter or digit"
+            return "the id \"\(SettingText.clipped(id))\" starts with `\(first)`; it must start with a letter or digit"
         }
         return nil
     }
@@ -128,7 +128,7 @@ enum SensorParser {
         let nameFix = "set \(map.field("name")) to a name made of letters, digits, `_`, `.` or `-`, e.g. temperature"
         var name = map.string("name", expected: "a sensor name such as temperature", fix: nameFix, required: true)
         if let given = name, given.isEmpty || given.contains(where: { !isNameCharacter($0) }) {
-            map.problem("name", "the sensor name \"\(given)\" may only hold letters, digits, `_`, `.` and `-`",
+            map.problem("name", "the sensor name \"\(SettingText.clipped(given))\" may only hold letters, digits, `_`, `.` and `-`",
                         fix: nameFix)
             name = nil
         }
@@ -137,7 +137,7 @@ enum SensorParser {
         let typeFix = "set \(map.field("type")) to one of \(typeList)"
         var type = map.string("type", expected: "one of \(typeList)", fix: typeFix, required: true)
         if let given = type, parameters[given] == nil {
-            var problem = "unknown sensor type \"\(given)\"; expected one of \(typeList)"
+            var problem = "unknown sensor type \"\(SettingText.clipped(given))\"; expected one of \(typeList)"
             var fix = typeFix
             if let guess = Suggestion.closest(to: given, in: types) {
                 problem += "; did you mean `\(guess)`?"
@@ -149,7 +149,7 @@ enum SensorParser {
 
         let unit = map.string("unit", expected: "a unit such as \"°C\"",
                               fix: "set \(map.field("unit")) to the unit in quotes, e.g. \"°C\", or remove it")
-        let precision = map.integer("precision", in: 0...10, expected: "a whole number of decimals from 0 to 10",
+        let precision = map.integer("precision", in: .precision,
                                     fix: "set \(map.field("precision")) to the digits after the decimal point, e.g. 2")
 
         guard let type, let parameterKeys = parameters[type] else {
@@ -171,10 +171,8 @@ enum SensorParser {
 
     /// The parameters of a sensor of `type`; nil (with issues logged) when any is missing or wrong.
     private static func kind(_ type: String, _ map: MappingReader) -> SensorKind? {
-        func number(_ key: String, _ meaning: String, required: Bool = true, expected: String = "a number",
-                    where isValid: @escaping (Double) -> Bool = { _ in true }) -> Double? {
-            map.number(key, expected: expected,
-                       fix: "set \(map.field(key)) (\(meaning)) to \(expected)", required: required, where: isValid)
+        func number(_ key: String, _ meaning: String, required: Bool = true, in range: SettingRange = .reading) -> Double? {
+            map.number(key, in: range, fix: "set \(map.field(key)) (\(meaning)) to \(range.expected)", required: required)
         }
         /// Logs `problem` at `key` unless `holds`; returns `holds`.
         func check(_ holds: Bool, _ key: String, _ problem: String, fix: String) -> Bool {
@@ -197,7 +195,7 @@ enum SensorParser {
 
         case "gaussian":
             let mean = number("mean", "the average reading")
-            let stddev = number("stddev", "the spread", expected: "a number 0 or greater", where: { $0 >= 0 })
+            let stddev = number("stddev", "the spread", in: .spread)
             let min = number("min", "the lowest reading after clamping", required: false)
             let max = number("max", "the highest reading after clamping", required: false)
             guard let mean, let stddev, map.has("min") == (min != nil), map.has("max") == (max != nil) else {
@@ -212,8 +210,7 @@ enum SensorParser {
 
         case "random_walk":
             let start = number("start", "the first reading")
-            let step = number("step", "the largest move between readings", expected: "a number greater than 0",
-                              where: { $0 > 0 })
+            let step = number("step", "the largest move between readings", in: .walkStep)
             let min = number("min", "the lowest reading"), max = number("max", "the highest reading")
             guard let start, let step, let min, let max else { return nil }
             guard check(min < max, "min", "min (\(format(min))) must be less than max (\(format(max)))",
@@ -226,12 +223,10 @@ enum SensorParser {
             return .randomWalk(start: start, step: step, min: min, max: max)
 
         case "sine":
-            let period = number("period", "seconds per full wave", expected: "a number of seconds greater than 0",
-                                where: { $0 > 0 })
+            let period = number("period", "seconds per full wave", in: .period)
             let amplitude = number("amplitude", "the height of the wave above offset")
             let offset = number("offset", "the middle of the wave", required: false)
-            let noise = number("noise", "the stddev of added noise", required: false,
-                               expected: "a number 0 or greater", where: { $0 >= 0 })
+            let noise = number("noise", "the stddev of added noise", required: false, in: .spread)
             guard let period, let amplitude, map.has("offset") == (offset != nil), map.has("noise") == (noise != nil)
             else { return nil }
             return .sine(period: period, amplitude: amplitude, offset: offset ?? 0, noise: noise ?? 0)

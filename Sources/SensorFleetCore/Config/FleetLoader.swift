@@ -51,8 +51,9 @@ public enum FleetLoader {
         var devices: [ParsedDevice]
     }
 
-    /// - Parameter onlyFolder: read only this device folder (the agent runs one device).
-    static func parse(directory: String, log: IssueLog, onlyFolder: String? = nil) -> ParsedFleet? {
+    /// - Parameter onlyDevice: read only this device folder, wherever it is, and no templates
+    ///   (the agent runs exactly the device it is given).
+    static func parse(directory: String, log: IssueLog, onlyDevice: FleetLocation? = nil) -> ParsedFleet? {
         let location = FleetLocation(argument: directory)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: location.absolute, isDirectory: &isDirectory),
@@ -71,7 +72,9 @@ public enum FleetLoader {
                                                log: log, whatItHolds: "`broker:`, `seed:`, `defaults:` …",
                                                allowEmpty: true) {
                 settings.read(root)
-                templateDevices = TemplateParser(location: location, defaults: settings.defaults, log: log).parse(root)
+                if onlyDevice == nil {
+                    templateDevices = TemplateParser(location: location, defaults: settings.defaults, log: log).parse(root)
+                }
             }
         } else {
             log.error(fleetFile, "fleet.yaml is missing from the fleet folder",
@@ -79,10 +82,19 @@ public enum FleetLoader {
                           + "(see Devices/README.md)")
         }
 
-        let folders = deviceFolders(location, log: log).filter { onlyFolder == nil || $0 == onlyFolder }
-        let devices = folders.compactMap { folder in
-            DeviceParser(location: location, folder: folder, defaults: settings.defaults, log: log).parse()
-        } + templateDevices
+        let devices: [ParsedDevice]
+        let folders: [String]
+        if let onlyDevice {
+            let parent = onlyDevice.parent
+            folders = [onlyDevice.name]
+            devices = DeviceParser(location: parent, folder: onlyDevice.name, defaults: settings.defaults, log: log)
+                .parse().map { [$0] } ?? []
+        } else {
+            folders = deviceFolders(location, log: log)
+            devices = folders.compactMap { folder in
+                DeviceParser(location: location, folder: folder, defaults: settings.defaults, log: log).parse()
+            } + templateDevices
+        }
         if folders.isEmpty && templateDevices.isEmpty {
             log.error(location.displayRoot, "the fleet has no devices: no subfolder holds a device.yaml",
                       fix: "create \(location.display("<id>/device.yaml")) for each device, "
@@ -98,7 +110,10 @@ public enum FleetLoader {
         return ParsedFleet(spec: spec, settings: settings, devices: sorted)
     }
 
-    /// Subfolders holding a `device.yaml`, by name; hidden folders are skipped.
+    /// Subfolders holding a `device.yaml`, by name; hidden entries are skipped, and so are
+    /// plain files and folders without a `device.yaml`. Nothing else disappears silently: a
+    /// folder that cannot be searched, a broken symbolic link, or a `device.yaml` that is not a
+    /// readable file is an error naming it.
     static func deviceFolders(_ location: FleetLocation, log: IssueLog) -> [String] {
         let names: [String]
         do {
@@ -110,10 +125,7 @@ public enum FleetLoader {
         }
         return names.sorted().filter { name in
             guard !name.hasPrefix(".") else { return false }
-            var isDirectory: ObjCBool = false
-            let yaml = location.absolute(name, "device.yaml")
-            return FileManager.default.fileExists(atPath: location.absolute(name), isDirectory: &isDirectory)
-                && isDirectory.boolValue && FileManager.default.fileExists(atPath: yaml)
+            return EntryCheck.isDeviceFolder(location: location, name: name, log: log)
         }
     }
 
@@ -153,6 +165,18 @@ struct FleetLocation {
 
     /// The folder as the user typed it.
     var displayRoot: String { argument.isEmpty ? "." : argument }
+
+    /// The last component of the folder (a device folder's name).
+    var name: String { (absolute as NSString).lastPathComponent }
+
+    /// The folder that holds this one, named as the user would (`fleet` for `fleet/pi-0001`).
+    var parent: FleetLocation {
+        let typed = (argument as NSString).deletingLastPathComponent
+        let typedName = (argument as NSString).lastPathComponent
+        if !typed.isEmpty, typedName == name { return FleetLocation(argument: typed) }
+        if typed.isEmpty, typedName == name { return FleetLocation(argument: ".") }
+        return FleetLocation(argument: (absolute as NSString).deletingLastPathComponent)
+    }
 
     /// `argument/components…`, as the user sees it.
     func display(_ components: String...) -> String {
@@ -232,12 +256,11 @@ struct FleetSettings {
                                     fix: "set seed to a whole number such as 42 (the same seed gives the same readings)") {
             self.seed = seed
         }
-        if let rate = root.number("connect_rate", expected: "a number of connection attempts per second greater than 0",
-                                  fix: "set connect_rate to how many devices may connect per second, e.g. 50",
-                                  where: { $0 > 0 }) {
+        if let rate = root.number("connect_rate", in: .connectRate,
+                                  fix: "set connect_rate to how many devices may connect per second, e.g. 50") {
             connectRate = rate
         }
-        if let limit = root.integer("outbox_limit", in: 1...Int.max, expected: "a whole number 1 or greater",
+        if let limit = root.integer("outbox_limit", in: .outboxMessages,
                                     fix: "set outbox_limit to how many messages a device may queue, e.g. 1000") {
             outbox.maxMessages = limit
             if let section = root.mapping("outbox", fix: "write the outbox settings indented under `outbox:`"),
@@ -264,14 +287,13 @@ struct FleetSettings {
         if let host = map.string("host", expected: "a host name or IP address",
                                  fix: "set broker.host to the broker's host name, e.g. localhost") {
             if host.isEmpty || host.contains(where: \.isWhitespace) {
-                map.problem("host", "expected a host name or IP address, got \"\(host)\"",
+                map.problem("host", "expected a host name or IP address, got \"\(SettingText.clipped(host))\"",
                             fix: "set broker.host to the broker's host name, e.g. localhost")
             } else {
                 broker.host = host
             }
         }
-        if let port = map.integer("port", in: 1...65535, expected: "a whole number from 1 to 65535",
-                                  fix: "set broker.port to the broker's TLS port, e.g. 8883") {
+        if let port = map.integer("port", in: .port, fix: "set broker.port to the broker's TLS port, e.g. 8883") {
             broker.port = port
         }
         if let ca = map.string("ca", expected: "the path of the CA certificate file",
@@ -291,11 +313,11 @@ struct FleetSettings {
             if let parsed = MQTTVersion(rawValue: version) {
                 broker.protocolVersion = parsed
             } else {
-                map.problem("protocol", "expected \"3.1.1\" or \"5\", got \"\(version)\"",
+                map.problem("protocol", "expected \"3.1.1\" or \"5\", got \"\(SettingText.clipped(version))\"",
                             fix: "set broker.protocol to \"3.1.1\" (MQTT 3.1.1) or \"5\" (MQTT 5)")
             }
         }
-        if let keepAlive = map.integer("keepalive", in: 5...65535, expected: "a whole number of seconds from 5 to 65535",
+        if let keepAlive = map.integer("keepalive", in: .keepAlive,
                                        fix: "set broker.keepalive to the MQTT keep-alive in seconds, e.g. 30") {
             broker.keepAlive = keepAlive
         }
@@ -308,14 +330,14 @@ struct FleetSettings {
                             "TLS \(tls) is refused: TLS 1.0 and 1.1 are obsolete and insecure; expected \"1.2\" or \"1.3\"",
                             fix: "set broker.tls_min_version to \"1.2\" (or \"1.3\") and enable TLS 1.2 on the broker")
             default:
-                map.problem("tls_min_version", "expected \"1.2\" or \"1.3\", got \"\(tls)\"",
+                map.problem("tls_min_version", "expected \"1.2\" or \"1.3\", got \"\(SettingText.clipped(tls))\"",
                             fix: "set broker.tls_min_version to \"1.2\" or \"1.3\"")
             }
         }
         if let alpn = map.string("alpn", expected: "an ALPN protocol name such as x-amzn-mqtt-ca",
                                  fix: "set broker.alpn to the protocol name the broker expects, or remove it") {
             if alpn.isEmpty || alpn.utf8.count > 255 {
-                map.problem("alpn", "expected an ALPN protocol name of 1 to 255 bytes, got \"\(alpn)\"",
+                map.problem("alpn", "expected an ALPN protocol name of 1 to 255 bytes, got \"\(SettingText.clipped(alpn))\"",
                             fix: "set broker.alpn to the protocol name the broker expects, or remove it")
             } else {
                 broker.alpn = alpn
@@ -324,7 +346,7 @@ struct FleetSettings {
         if let bind = map.string("bind", expected: "a local IP address such as 127.0.0.1",
                                  fix: "set broker.bind to a local address of this machine, or remove it") {
             if bind.isEmpty || bind.contains(where: \.isWhitespace) {
-                map.problem("bind", "expected a local IP address such as 127.0.0.1, got \"\(bind)\"",
+                map.problem("bind", "expected a local IP address such as 127.0.0.1, got \"\(SettingText.clipped(bind))\"",
                             fix: "set broker.bind to a local address of this machine, or remove it")
             } else {
                 broker.bindAddress = bind
@@ -356,9 +378,8 @@ struct DeviceFields {
     static func read(_ map: MappingReader) -> DeviceFields {
         var fields = DeviceFields()
         let intervalKey = map.field("interval")
-        fields.interval = map.number("interval", expected: "a number of seconds greater than 0",
-                                     fix: "set \(intervalKey) to the seconds between two readings, e.g. 5",
-                                     where: { $0 > 0 })
+        fields.interval = map.number("interval", in: .interval,
+                                     fix: "set \(intervalKey) to the seconds between two readings, e.g. 5 (at least 0.001, at most 86400)")
         fields.qos = map.integer("qos", in: 0...1, expected: "0 or 1",
                                  fix: "set \(map.field("qos")) to 0 (at most once) or 1 (at least once)")
         if let topic = map.string("topic", expected: "an MQTT topic such as devices/{id}/telemetry",
@@ -381,13 +402,13 @@ enum TopicRules {
     static func problem(with template: String) -> String? {
         if template.isEmpty { return "the topic is empty" }
         if template.contains("+") || template.contains("#") {
-            return "the topic \"\(template)\" contains a wildcard (`+` or `#`), which only subscriptions may use"
+            return "the topic \"\(SettingText.clipped(template))\" contains a wildcard (`+` or `#`), which only subscriptions may use"
         }
         if template.hasPrefix("$") {
-            return "the topic \"\(template)\" starts with `$`, which is reserved for the broker's own topics ($SYS)"
+            return "the topic \"\(SettingText.clipped(template))\" starts with `$`, which is reserved for the broker's own topics ($SYS)"
         }
         if template.hasPrefix("/") {
-            return "the topic \"\(template)\" starts with `/`, which makes an empty first level"
+            return "the topic \"\(SettingText.clipped(template))\" starts with `/`, which makes an empty first level"
         }
         if template.contains("\u{0}") { return "the topic contains a NUL character" }
         var rest = Substring(template)
@@ -395,7 +416,7 @@ enum TopicRules {
             guard let close = rest[open...].firstIndex(of: "}") else { break }
             let name = rest[rest.index(after: open)..<close]
             if name != "id" {
-                return "the topic \"\(template)\" has the placeholder `{\(name)}`; only `{id}` is replaced"
+                return "the topic \"\(SettingText.clipped(template))\" has the placeholder `{\(name)}`; only `{id}` is replaced"
             }
             rest = rest[rest.index(after: close)...]
         }

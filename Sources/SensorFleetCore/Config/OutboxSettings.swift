@@ -4,11 +4,11 @@ enum OutboxSettings {
 
     static func read(_ map: MappingReader, into outbox: inout OutboxSpec) {
         map.rejectUnknownKeys(allowed: keys)
-        if let count = map.integer("max_messages", in: 1...Int.max, expected: "a whole number 1 or greater",
+        if let count = map.integer("max_messages", in: .outboxMessages,
                                    fix: "set outbox.max_messages to how many messages a device may queue, e.g. 1000") {
             outbox.maxMessages = count
         }
-        if let bytes = map.integer("max_bytes", in: 1...Int.max, expected: "a whole number of bytes 1 or greater",
+        if let bytes = map.integer("max_bytes", in: .outboxBytes,
                                    fix: "set outbox.max_bytes to how many payload bytes a device may queue, e.g. 1048576 (1 MiB)") {
             outbox.maxBytes = bytes
         }
@@ -18,23 +18,20 @@ enum OutboxSettings {
             if let policy = OutboxFullPolicy(rawValue: text) {
                 outbox.whenFull = policy
             } else {
-                map.problem("when_full", "expected \(policies), got \"\(text)\"",
+                map.problem("when_full", "expected \(policies), got \"\(SettingText.clipped(text))\"",
                             fix: "set outbox.when_full to drop_oldest (evict the oldest message) or refuse_newest (keep the queue, refuse the new message)")
             }
         }
-        if let ttl = map.number("ttl", expected: "a number of seconds greater than 0",
-                                fix: "set outbox.ttl to how long a message may wait, e.g. 3600, or remove it to keep messages until delivered or evicted",
-                                where: { $0 > 0 }) {
+        if let ttl = map.number("ttl", in: .ttl,
+                                fix: "set outbox.ttl to how long a message may wait, e.g. 3600, or remove it to keep messages until delivered or evicted") {
             outbox.ttl = ttl
         }
-        if let timeout = map.number("ack_timeout", expected: "a number of seconds from 0.1 to 3600",
-                                    fix: "set outbox.ack_timeout to how long a PUBACK may take, e.g. 30 (default: broker.keepalive)",
-                                    where: { $0 >= 0.1 && $0 <= 3600 }) {
+        if let timeout = map.number("ack_timeout", in: .ackTimeout,
+                                    fix: "set outbox.ack_timeout to how long a PUBACK may take, e.g. 30 (default: broker.keepalive)") {
             outbox.ackTimeout = timeout
         }
-        if let rate = map.number("backlog_rate", expected: "a number of messages per second greater than 0",
-                                 fix: "set outbox.backlog_rate to how fast a device sends a backlog left by an earlier run, e.g. 100",
-                                 where: { $0 > 0 }) {
+        if let rate = map.number("backlog_rate", in: .messageRate,
+                                 fix: "set outbox.backlog_rate to how fast a device sends a backlog left by an earlier run, e.g. 100") {
             outbox.backlogRate = rate
         }
     }

@@ -24,13 +24,13 @@ enum SystemSensorParser {
             let fix = "set \(map.field(key)) to \(expected), e.g. \(example)"
             let value = map.string(key, expected: expected, fix: fix, required: required)
             if let value, value.isEmpty || value.contains("/") && key != "path" {
-                map.problem(key, "expected \(expected), got \"\(value)\"", fix: fix)
+                map.problem(key, "expected \(expected), got \"\(SettingText.clipped(value))\"", fix: fix)
                 return nil
             }
             return value
         }
-        let minimum = map.number("min", expected: "a number", fix: "set \(map.field("min")) to the lowest plausible reading, or remove it")
-        let maximum = map.number("max", expected: "a number", fix: "set \(map.field("max")) to the highest plausible reading, or remove it")
+        let minimum = map.number("min", in: .reading, fix: "set \(map.field("min")) to the lowest plausible reading, or remove it")
+        let maximum = map.number("max", in: .reading, fix: "set \(map.field("max")) to the highest plausible reading, or remove it")
         if let minimum, let maximum, minimum >= maximum {
             map.problem("min", "min (\(SensorParser.format(minimum))) must be less than max (\(SensorParser.format(maximum)))",
                         fix: "make \(map.field("min")) smaller than \(map.field("max"))")
@@ -58,7 +58,7 @@ enum SystemSensorParser {
         case "w1_ds18b20":
             let id = text("id", "the sensor's 1-Wire id", example: "28-0316a2793bff", required: false)
             if let id, !id.hasPrefix("28-") {
-                map.problem("id", "a DS18B20's 1-Wire id starts with `28-`, got \"\(id)\"",
+                map.problem("id", "a DS18B20's 1-Wire id starts with `28-`, got \"\(SettingText.clipped(id))\"",
                             fix: "set \(map.field("id")) to a folder name from /sys/bus/w1/devices, e.g. 28-0316a2793bff, or remove it to take the first found")
                 return nil
             }
@@ -76,14 +76,14 @@ enum SystemSensorParser {
         case "meminfo":
             return done(text("field", "a field of /proc/meminfo", example: "MemAvailable").map { .meminfo(field: $0) })
         case "cpufreq":
-            let cpu = map.integer("cpu", in: 0...4095, expected: "a CPU number from 0", fix: "set \(map.field("cpu")) to a CPU number, e.g. 0")
+            let cpu = map.integer("cpu", in: .cpu, fix: "set \(map.field("cpu")) to a CPU number, e.g. 0")
             if map.has("cpu") && cpu == nil { return nil }
             return done(.cpufreq(cpu: cpu ?? 0))
         case "rpi_undervoltage":
             return done(.rpiUndervoltage)
         case "file":
             let path = text("path", "the path of a file holding one number", example: "/run/sensors/level")
-            let scale = map.number("scale", expected: "a number", fix: "set \(map.field("scale")) to the factor applied to the number, e.g. 0.001")
+            let scale = map.number("scale", in: .scale, fix: "set \(map.field("scale")) to the factor applied to the number, e.g. 0.001")
             guard let path, map.has("scale") == (scale != nil) else { return nil }
             return done(.file(path: resolvePath(path), scale: scale ?? 1))
         case "command":
@@ -107,9 +107,9 @@ enum SystemSensorParser {
                 map.missing("run", expected: "a command line or a list of words", fix: fix)
             }
             let field = text("json_field", "a dotted path to a number in the command's JSON output", example: "sensors.temp", required: false)
-            let timeout = map.number("timeout", expected: "a number of seconds from 0.1 to 60",
-                                     fix: "set \(map.field("timeout")) to how long the command may run, e.g. 2", where: { (0.1...60).contains($0) })
-            let scale = map.number("scale", expected: "a number", fix: "set \(map.field("scale")) to the factor applied to the number, e.g. 0.001")
+            let timeout = map.number("timeout", in: .commandTimeout,
+                                     fix: "set \(map.field("timeout")) to how long the command may run, e.g. 2")
+            let scale = map.number("scale", in: .scale, fix: "set \(map.field("scale")) to the factor applied to the number, e.g. 0.001")
             guard let arguments, map.has("json_field") == (field != nil), map.has("timeout") == (timeout != nil),
                   map.has("scale") == (scale != nil) else { return nil }
             return done(.command(arguments: arguments, jsonField: field, timeout: timeout ?? 2, scale: scale ?? 1))

@@ -54,11 +54,11 @@ struct TemplateSpec {
         guard opens == 1, closes == 1, let open = pattern.firstIndex(of: "{"),
               let close = pattern[open...].firstIndex(of: "}")
         else {
-            return "the id pattern \"\(pattern)\" needs exactly one placeholder such as {0000} for the device number"
+            return "the id pattern \"\(SettingText.clipped(pattern))\" needs exactly one placeholder such as {0000} for the device number"
         }
         let inside = pattern[pattern.index(after: open)..<close]
         if inside.isEmpty || inside.contains(where: { $0 != "0" }) {
-            return "the placeholder {\(inside)} in \"\(pattern)\" may only hold zeros (their count is the width, e.g. {0000})"
+            return "the placeholder {\(SettingText.clipped(String(inside)))} in \"\(SettingText.clipped(pattern))\" may only hold zeros (their count is the width, e.g. {0000})"
         }
         if let problem = DeviceID.problem(with: expand(pattern, number: 1)) { return problem }
         return nil
@@ -69,7 +69,7 @@ struct TemplateSpec {
 struct TemplateParser {
     static let keys = ["id", "count", "start", "interval", "qos", "topic", "clean_session", "sensors", "shared_identity"]
     /// Devices one fleet file may describe through templates.
-    static let maximumDevices = 1_000_000
+    static let maximumDevices = Int(SettingRange.devices.upper)
 
     let location: FleetLocation
     let defaults: DeviceDefaults
@@ -104,10 +104,10 @@ struct TemplateParser {
             map.problem("id", problem, fix: idFix)
             pattern = nil
         }
-        let count = map.integer("count", in: 1...Self.maximumDevices, expected: "a whole number from 1 to \(Self.maximumDevices)",
+        let count = map.integer("count", in: .devices,
                                 fix: "set \(map.field("count")) to how many devices this template stands for, e.g. 1000",
                                 required: true)
-        let start = map.integer("start", in: 0...Int(Int32.max), expected: "a whole number 0 or greater",
+        let start = map.integer("start", in: .templateStart,
                                 fix: "set \(map.field("start")) to the first device number, e.g. 1") ?? 1
         let shared = map.bool("shared_identity", fix: "set \(map.field("shared_identity")) to true or false") ?? false
         let fields = DeviceFields.read(map)

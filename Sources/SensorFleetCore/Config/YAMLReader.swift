@@ -7,7 +7,9 @@ final class IssueLog {
     var warnings: [FleetIssue] = []
 
     func error(_ file: String, line: Int? = nil, field: String? = nil, _ problem: String, fix: String) {
-        errors.append(FleetIssue(file: file, line: line, field: field, problem: problem, fix: fix))
+        errors.append(FleetIssue(file: file, line: line, field: field.map { SettingText.clipped($0, limit: 200) },
+                                 problem: SettingText.clipped(problem, limit: SettingText.messageLimit),
+                                 fix: SettingText.clipped(fix, limit: SettingText.messageLimit)))
     }
 
     /// `issues` grouped by file (files in the order first met), each file's issues by line;
@@ -27,7 +29,9 @@ final class IssueLog {
     }
 
     func warning(_ file: String, line: Int? = nil, field: String? = nil, _ problem: String, fix: String) {
-        warnings.append(FleetIssue(file: file, line: line, field: field, problem: problem, fix: fix))
+        warnings.append(FleetIssue(file: file, line: line, field: field.map { SettingText.clipped($0, limit: 200) },
+                                   problem: SettingText.clipped(problem, limit: SettingText.messageLimit),
+                                   fix: SettingText.clipped(fix, limit: SettingText.messageLimit)))
     }
 }
 
@@ -135,10 +139,11 @@ extension Node {
         case .sequence: return "a list"
         case .alias: return "an alias"
         case .scalar(let scalar):
-            if isNull { return scalar.string.isEmpty ? "nothing (an empty value)" : "`\(scalar.string)` (nothing)" }
-            if isPlainScalar, [.int, .float, .bool].contains(tagName) { return scalar.string }
-            if isPlainScalar { return "\"\(scalar.string)\"" }
-            return "the quoted text \"\(scalar.string)\""
+            let text = SettingText.clipped(scalar.string)
+            if isNull { return scalar.string.isEmpty ? "nothing (an empty value)" : "`\(text)` (nothing)" }
+            if isPlainScalar, [.int, .float, .bool].contains(tagName) { return text }
+            if isPlainScalar { return "\"\(text)\"" }
+            return "the quoted text \"\(text)\""
         }
     }
 }
@@ -216,16 +221,17 @@ final class MappingReader {
     ///   ("unknown key `x`") is not specific enough.
     func rejectUnknownKeys(allowed: [String], describe: ((String) -> String)? = nil) {
         for entry in entries where !allowed.contains(entry.key) {
-            var problem = describe?(entry.key) ?? "unknown key `\(entry.key)`"
+            let key = SettingText.clipped(entry.key)
+            var problem = describe?(key) ?? "unknown key `\(key)`"
             let fix: String
             if let guess = Suggestion.closest(to: entry.key, in: allowed) {
                 problem += "; did you mean `\(guess)`?"
-                fix = "rename `\(entry.key)` to `\(guess)`"
+                fix = "rename `\(key)` to `\(guess)`"
             } else {
-                fix = "remove `\(entry.key)`; the keys allowed here are "
+                fix = "remove `\(key)`; the keys allowed here are "
                     + allowed.map { "`\($0)`" }.joined(separator: ", ")
             }
-            log.error(file, line: entry.keyNode.mark?.line, field: field(entry.key), problem, fix: fix)
+            log.error(file, line: entry.keyNode.mark?.line, field: field(key), problem, fix: fix)
         }
     }
 
@@ -280,6 +286,20 @@ final class MappingReader {
         return value
     }
 
+    /// A number inside `range` (finite; whole when the range says so). The problem names the
+    /// range; `fix` says what the setting means.
+    func number(_ key: String, in range: SettingRange, fix: String, required: Bool = false) -> Double? {
+        let value = number(key, expected: range.expected, fix: fix, required: required, where: range.contains)
+        return value.map { $0 == 0 ? 0 : $0 }
+    }
+
+    /// A whole number inside `range`.
+    func integer(_ key: String, in range: SettingRange, fix: String, required: Bool = false) -> Int? {
+        precondition(range.wholeNumber, "integer(_:in:) needs a whole-number range")
+        return integer(key, in: Int(range.lower)...Int(range.upper), expected: range.expected, fix: fix,
+                       required: required)
+    }
+
     /// A non-negative whole number that fits 64 bits.
     func unsigned(_ key: String, expected: String, fix: String) -> UInt64? {
         guard let entry = entry(key) else { return nil }
@@ -330,7 +350,7 @@ final class MappingReader {
         guard case .scalar(let scalar) = node, !node.isPlainScalar,
               Double(scalar.string.trimmingCharacters(in: .whitespaces)) != nil || ["true", "false"].contains(scalar.string)
         else { return fix }
-        return "remove the quotes around \(scalar.string) (quoted values are text); \(fix)"
+        return "remove the quotes around \(SettingText.clipped(scalar.string)) (quoted values are text); \(fix)"
     }
 
     static func double(_ node: Node) -> Double? {
@@ -344,17 +364,23 @@ final class MappingReader {
 
     static func int(_ node: Node) -> Int? {
         guard node.isPlainScalar, node.tagName == .int, case .scalar(let scalar) = node else { return nil }
-        return Int.construct(from: scalar)
+        // Yams refuses a signed zero ("-0"); it is 0.
+        return Int.construct(from: scalar) ?? Int(scalar.string)
     }
 }
 
 /// "Did you mean …?" for misspelt keys and values.
 enum Suggestion {
     /// The candidate closest to `word` by edit distance, when it is close enough to be a likely typo.
+    /// Words longer than this get no suggestion: no key or value we know is that long, and the
+    /// comparison costs length × length.
+    static let longestWord = 64
+
     static func closest(to word: String, in candidates: [String]) -> String? {
+        guard word.utf8.count <= longestWord else { return nil }
         let lowered = word.lowercased().replacingOccurrences(of: "-", with: "_")
         var best: (candidate: String, distance: Int)?
-        for candidate in candidates {
+        for candidate in candidates where candidate.utf8.count <= longestWord {
             let distance = editDistance(lowered, candidate.lowercased())
             if best.map({ distance < $0.distance }) ?? true {
                 best = (candidate, distance)
@@ -383,5 +409,24 @@ enum Suggestion {
             }
         }
         return d[a.count][b.count]
+    }
+}
+
+/// Values echoed in messages: a huge value (a 1 MB string or key) is shown by its start, an
+/// ellipsis and its length, never whole.
+public enum SettingText {
+    /// Characters of a value shown in a message.
+    public static let valueLimit = 80
+    /// Characters of a whole problem or fix text.
+    static let messageLimit = 2_000
+
+    /// `text` when it is at most `limit` characters, else its first `limit` characters, "…" and
+    /// the length ("… (1048576 characters)").
+    public static func clipped(_ text: String, limit: Int = valueLimit) -> String {
+        // utf8.count is O(1) for native strings; only long ones are walked.
+        guard text.utf8.count > limit else { return text }
+        let count = text.count
+        guard count > limit else { return text }
+        return String(text.prefix(limit)) + "… (\(count) characters)"
     }
 }

@@ -8,62 +8,55 @@ public struct SensorReadError: Error, Sendable, Equatable, CustomStringConvertib
     public init(_ description: String) { self.description = description }
 }
 
-/// One real sensor of this machine. Resolves its file(s) once, by name, on the first read, and
-/// again only after a failure (a driver reloaded, a USB sensor re-plugged), so the usual read is
-/// one `open`/`read`/`close` of a small file. Confined to the device's reactor thread (the
-/// `command` source runs its process on a background queue).
+/// One real sensor of this machine, as the device's reactor thread sees it. No read happens on
+/// that thread: files are read by a ``FileSensorReader`` and commands run by a
+/// ``CommandRunner``, both on a background queue, so a read that blocks (a FIFO nobody writes
+/// to, a hung mount, a slow sysfs attribute) never stalls the event loop.
 final class SystemSensor {
+    /// How long `read()` waits for a fresh file read before it takes the last finished one.
+    static let defaultFreshReadWait = 0.025
+    /// A file read that has not returned after this long is reported as hung.
+    static let defaultHangAfter = 5.0
+
     let spec: SensorSpec
     let source: SystemSource
-    private let root: String
     private let minimum: Double?
     private let maximum: Double?
-    private var resolved: Resolved?
     private let runner: CommandRunner?
-
-    /// What a source found on the first read, kept until a read fails.
-    private enum Resolved {
-        /// value = number in `path` × `scale`.
-        case scaled(path: String, scale: Double)
-        /// value = (raw + offset) × scale × unitScale (IIO without `_input`).
-        case iioRaw(raw: String, offset: Double, scale: Double, unitScale: Double)
-        case w1Temperature(path: String)
-        case w1Slave(path: String)
-        case loadavg(field: Int)
-        case meminfo(path: String, field: String)
-    }
+    private let reader: FileSensorReader?
 
     /// - Parameters:
     ///   - root: `sysfs_root` of the device, an absolute folder.
-    init(spec: SensorSpec, source: SystemSource, minimum: Double?, maximum: Double?, root: String) {
+    ///   - freshReadWait: seconds `read()` waits for a fresh file read.
+    ///   - hangAfter: seconds after which an unfinished file read is reported as hung.
+    init(spec: SensorSpec, source: SystemSource, minimum: Double?, maximum: Double?, root: String,
+         freshReadWait: Double = SystemSensor.defaultFreshReadWait, hangAfter: Double = SystemSensor.defaultHangAfter) {
         self.spec = spec
         self.source = source
-        self.root = root.hasSuffix("/") ? String(root.dropLast()) : root
         self.minimum = minimum
         self.maximum = maximum
         if case .command(let arguments, let field, let timeout, let scale) = source {
             runner = CommandRunner(arguments: arguments, jsonField: field, timeout: timeout, scale: scale)
             runner?.startIfIdle()
+            reader = nil
         } else {
             runner = nil
+            reader = FileSensorReader(files: SensorFiles(source: source, root: root),
+                                      freshReadWait: freshReadWait, hangAfter: hangAfter)
         }
     }
 
-    /// One reading, rounded to `spec.precision`, or why there is none.
+    /// One reading, rounded to `spec.precision`, or why there is none. Never blocks for longer
+    /// than `freshReadWait`.
     func read() -> Result<Double, SensorReadError> {
         let result: Result<Double, SensorReadError>
         if let runner {
             result = runner.takeLatest()
             runner.startIfIdle()
+        } else if let reader {
+            result = reader.read()
         } else {
-            if resolved == nil {
-                switch resolve() {
-                case .success(let found): resolved = found
-                case .failure(let error): return .failure(error)
-                }
-            }
-            result = readResolved(resolved!)
-            if case .failure = result { resolved = nil }
+            result = .failure(SensorReadError("internal: no reader"))
         }
         return result.flatMap(check)
     }
@@ -83,6 +76,109 @@ final class SystemSensor {
             return .failure(SensorReadError("\(value) is above max \(maximum)"))
         }
         return .success(value)
+    }
+}
+
+/// Reads a sensor's files on a background queue, one read at a time. `read()` starts a read
+/// and waits for it at most `freshReadWait`; a read that takes longer is left to finish in the
+/// background and its result is the one the next `read()` takes when no fresher one comes in
+/// time. While a read is unfinished no other starts (one thread per hung sensor at most), and
+/// after `hangAfter` seconds it is reported as hung (the same text every time, so the device
+/// logs it once and counts each skipped reading).
+final class FileSensorReader: Sendable {
+    let files: SensorFiles
+    let freshReadWait: Double
+    let hangAfter: Double
+    private struct State {
+        var running = false
+        var startedAt = ContinuousClock.now
+        var latest: Result<Double, SensorReadError>?
+        var resolved: SensorFiles.Resolved?
+    }
+    private let state = Mutex(State())
+
+    init(files: SensorFiles, freshReadWait: Double, hangAfter: Double) {
+        self.files = files
+        self.freshReadWait = freshReadWait
+        self.hangAfter = hangAfter
+    }
+
+    func read() -> Result<Double, SensorReadError> {
+        let now = ContinuousClock.now
+        let busy: Result<Double, SensorReadError>? = state.withLock { state in
+            guard state.running else {
+                state.running = true
+                state.startedAt = now
+                return nil
+            }
+            if now - state.startedAt >= .seconds(hangAfter) {
+                return .failure(SensorReadError("\(files.what): a read has not returned for over \(SensorParser.format(hangAfter)) s "
+                    + "(a FIFO nobody writes to, a hung mount or a stuck driver?); readings skipped until it returns"))
+            }
+            return state.latest.take() ?? .failure(SensorReadError("\(files.what): the previous read has not finished yet"))
+        }
+        if let busy { return busy }
+
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global(qos: .utility).async { [self] in
+            var resolved = state.withLock { $0.resolved }
+            let result = files.read(&resolved)
+            state.withLock {
+                $0.resolved = resolved
+                $0.latest = result
+                $0.running = false
+            }
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + freshReadWait)
+        return state.withLock { state in
+            state.latest.take() ?? .failure(SensorReadError("\(files.what): the read did not finish within "
+                + "\(SensorParser.format(freshReadWait * 1000)) ms; its value is taken by a later reading"))
+        }
+    }
+}
+
+/// The files of one file-based sensor and how to read them. Resolves the files once, by name,
+/// and again only after a failure (a driver reloaded, a USB sensor re-plugged), so the usual
+/// read is one `open`/`read`/`close` of a small file. Runs on ``FileSensorReader``'s queue.
+struct SensorFiles: Sendable {
+    let source: SystemSource
+    let root: String
+
+    init(source: SystemSource, root: String) {
+        self.source = source
+        self.root = root.hasSuffix("/") ? String(root.dropLast()) : root
+    }
+
+    /// What the sensor reads, for messages: the path of a `file` sensor, else its type.
+    var what: String {
+        if case .file(let path, _) = source { return path }
+        return source.typeName
+    }
+
+    /// What a source found on the first read, kept until a read fails.
+    enum Resolved: Sendable {
+        /// value = number in `path` × `scale`.
+        case scaled(path: String, scale: Double)
+        /// value = (raw + offset) × scale × unitScale (IIO without `_input`).
+        case iioRaw(raw: String, offset: Double, scale: Double, unitScale: Double)
+        case w1Temperature(path: String)
+        case w1Slave(path: String)
+        case loadavg(field: Int)
+        case meminfo(path: String, field: String)
+    }
+
+    /// One reading (resolving first when `resolved` is nil; forgetting it after a failure).
+    func read(_ resolved: inout Resolved?) -> Result<Double, SensorReadError> {
+        if resolved == nil {
+            switch resolve() {
+            case .success(let found): resolved = found
+            case .failure(let error): return .failure(error)
+            }
+        }
+        let result = readResolved(resolved!)
+        if case .failure = result { resolved = nil }
+        return result
     }
 
     // MARK: Resolution (by name)
