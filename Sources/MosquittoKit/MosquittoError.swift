@@ -52,6 +52,9 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
             ("unable to get local issuer certificate", "the broker's certificate is not signed by the CA in fleet.yaml (broker.ca)"),
             ("self-signed certificate", "the broker's certificate is not signed by the CA in fleet.yaml (broker.ca)"),
             ("wrong version number", "the broker's port does not speak TLS (plain MQTT on this port?)"),
+            ("problems getting password", "the private key is encrypted and no passphrase is asked for: decrypt it once (`openssl pkey -in key.pem -out key.plain.pem`, then move it in place)"),
+            ("bad decrypt", "the private key is encrypted and no passphrase is asked for: decrypt it once (`openssl pkey -in key.pem -out key.plain.pem`, then move it in place)"),
+            ("bad password read", "the private key is encrypted and no passphrase is asked for: decrypt it once (`openssl pkey -in key.pem -out key.plain.pem`, then move it in place)"),
         ]
         return hints.first { detail.contains($0.0) }?.1
     }
