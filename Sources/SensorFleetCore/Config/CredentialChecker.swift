@@ -264,7 +264,7 @@ struct CredentialChecker {
         guard let text = readText(path: path, display: display, fix: fix) else { return nil }
         let blocks: [PEMBlock]
         do {
-            blocks = try PEMReader.blocks(in: text).filter { $0.label == "CERTIFICATE" || $0.label == "TRUSTED CERTIFICATE" }
+            blocks = try PEMReader.blocks(in: text).filter { $0.label == "CERTIFICATE" }
         } catch {
             log.error(display, "the file is not a valid PEM \(what): \(error.description)", fix: fix)
             return nil
