@@ -6,17 +6,19 @@ private func text(_ path: String) -> String { (try? String(contentsOfFile: path,
 
 @Suite("One owner per state folder; never a silent restart at seq 1 (the real binary)", .serialized)
 struct StateDirectoryIntegrationTests {
-    @Test("two `run`s on one --state-dir: the second exits non-zero naming the first's PID; the first goes on")
-    func secondProcessIsRefused() async throws {
+    @Test("two processes on one --state-dir (two `run`s; the agent service and a manual agent): the second exits non-zero naming the first's PID; the first goes on",
+          arguments: ["run", "agent"])
+    func secondProcessIsRefused(command: String) async throws {
         let fleet = try TestFleet(devices: ["own-1"], interval: 0.1)
         defer { fleet.tearDown() }
         let state = "\(fleet.path)/state"
+        let target = command == "run" ? fleet.path : "\(fleet.path)/own-1"
         let subscriber = try fleet.subscriber(["devices/own-1/telemetry"])
-        let (first, firstOutput) = try launchSensorfleet(["run", fleet.path, "--state-dir", state, "--log-level", "warning"], in: fleet.path)
+        let (first, firstOutput) = try launchSensorfleet([command, target, "--state-dir", state, "--log-level", "warning"], in: fleet.path)
         defer { first.terminate() }
-        #expect(await waitFor(20) { (subscriber.sequences()["own-1"]?.count ?? 0) >= 3 }, "first run: \(text(firstOutput))")
+        #expect(await waitFor(20) { (subscriber.sequences()["own-1"]?.count ?? 0) >= 3 }, "first: \(text(firstOutput))")
 
-        let (second, secondOutput) = try launchSensorfleet(["run", fleet.path, "--state-dir", state, "--duration", "30"], in: fleet.path)
+        let (second, secondOutput) = try launchSensorfleet([command, target, "--state-dir", state], in: fleet.path)
         let code = second.wait(timeout: 20)
         let refusal = text(secondOutput)
         #expect(code == 1, "\(refusal)")
