@@ -203,6 +203,19 @@ struct RealPKITests {
         }
     }
 
+    @Test("the agent's expiry check reads a chain file in CRLF: the device's certificate, not the intermediate")
+    func expiryOfAChainFile() throws {
+        try withTempFleet { fleet in
+            let pki = try OutsidePKI(cn: "dev-1", in: fleet.path("pki"))
+            try fleet.write("cert.pem", PEMVariant.crlf.apply(try pki.text("chain.pem")))
+            let leafEnd = try runTool("/usr/bin/openssl", ["x509", "-in", fleet.path("pki/leaf.pem"), "-noout", "-enddate"])
+            let notAfter = try CertificateClock.notAfter(certFile: fleet.path("cert.pem"))
+            // 200 days for the device, 400 for the intermediate (Tests/Fixtures/intermediate-pki.sh).
+            #expect(abs(notAfter.timeIntervalSinceNow - 200 * 86_400) < 2 * 86_400, "\(notAfter); openssl: \(leafEnd)")
+            #expect(CertificateClock.expiryWarning(certFile: fleet.path("cert.pem"), window: 300 * 86_400)?.contains("expires in") == true)
+        }
+    }
+
     @Test("PEMReader: a block without END, and base64 that is not base64, are named by line")
     func pemReaderFailures() throws {
         #expect(throws: PEMReader.Failure.self) { try PEMReader.blocks(in: "x\n-----BEGIN CERTIFICATE-----\nAAAA\n") }
