@@ -78,6 +78,21 @@ import Testing
         #expect(restored["dev"]?.backlog.map(\.seq) == [9, 10])
     }
 
+    @Test func aReaderLooksIntoAnotherProcesssFolderWithoutClaimingIt() throws {
+        let used = try usedFolder()
+        let copied = try copy(used)
+        let reader = DurableOutbox(directory: copied, logger: Self.logger, claim: false)
+        #expect(reader.storedCount() == 2)
+        #expect(reader.restore()["dev"]?.lastSeq == 10)
+        #expect(reader.stateDirectory == nil)
+        #expect(StateDirectory.existingClaim(copied) == nil)
+        #expect(!FileManager.default.fileExists(atPath: copied + "/lock"))
+        // Nothing there yet: not readable, and nothing created.
+        let empty = try tempDir()
+        #expect(DurableOutbox(directory: empty, logger: Self.logger, claim: false).storedCount() == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: empty).isEmpty)
+    }
+
     @Test func aZeroLengthDatabaseIsRefusedWithTheMoveAside() throws {
         let dir = try tempDir()
         _ = FileManager.default.createFile(atPath: dir + "/outbox.sqlite", contents: Data())

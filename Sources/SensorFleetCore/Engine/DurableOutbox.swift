@@ -43,30 +43,43 @@ public final class DurableOutbox: Sendable {
     /// `failureReason`, and the store works as memory only. The folder is claimed for this
     /// process (`StateDirectory.claim`) unless it already is: the commands claim it first, to
     /// refuse to start with the reason.
-    public init(directory: String, logger: Logger) {
+    /// - Parameters:
+    ///   - directory: the state folder.
+    ///   - logger: where an unusable store is reported.
+    ///   - claim: false opens another process's store read-only, without claiming the folder
+    ///     or creating anything, to look into it (tests, tools); it never writes.
+    public init(directory: String, logger: Logger, claim: Bool = true) {
         path = (directory as NSString).appendingPathComponent("outbox.sqlite")
         self.logger = logger
         var opened: DatabaseQueue?
-        var claim: StateDirectory?
+        var claimed: StateDirectory?
         do {
-            claim = try StateDirectory.claim(directory)
             var config = Configuration()
-            config.journalMode = .wal
             config.busyMode = .timeout(10)
-            config.prepareDatabase { db in
-                try db.execute(sql: "PRAGMA synchronous = FULL")
+            if claim {
+                claimed = try StateDirectory.claim(directory)
+                config.journalMode = .wal
+                config.prepareDatabase { db in
+                    try db.execute(sql: "PRAGMA synchronous = FULL")
+                }
+            } else {
+                config.readonly = true
             }
             let queue = try DatabaseQueue(path: path, configuration: config)
-            try queue.write { db in try Self.createSchema(db) }
+            if claim { try queue.write { db in try Self.createSchema(db) } }
             opened = queue
         } catch {
             let path = self.path
             let reason = (error as? StateDirectoryError).map { "\(path): \($0.description)" } ?? Self.describe(error, path: path)
             failure.withLock { $0 = reason }
-            logger.error("durable outbox unavailable: \(reason); messages are kept in memory only for this run (counted as not durable)")
+            if claim {
+                logger.error("durable outbox unavailable: \(reason); messages are kept in memory only for this run (counted as not durable)")
+            } else {
+                logger.debug("durable outbox not readable: \(reason)")
+            }
         }
         queue = opened
-        stateDirectory = claim
+        stateDirectory = claimed
     }
 
     /// The tables of the outbox (idempotent).
