@@ -97,8 +97,8 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
         }
         if let topic = context.closedAfterPublishTo, code != Self.connectTimeoutCode {
             return "the broker closed the connection right after a PUBLISH to \(topic): brokers such as RabbitMQ do "
-                + "that when their ACL forbids the publish; check that this identity may write \(topic) "
-                + "(mosquitto: `pattern write devices/%u/#`)"
+                + "that when their ACL forbids the publish; if it happens at every connection, check that this "
+                + "identity may write \(topic) (mosquitto: `pattern write devices/%u/#`)"
         }
         return nil
     }
