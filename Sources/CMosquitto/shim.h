@@ -83,4 +83,75 @@ static inline int CMosquitto_flush_write_buffer(void *sslp) {
     return BIO_should_retry(wbio) ? 0 : -1;
 }
 
+// Verifies a certificate file as a TLS server verifies its client (purpose "ssl_client", what
+// mosquitto's `require_certificate` does): the first certificate of cert_path is the leaf, the
+// others there are untrusted intermediates (sent in the handshake by SSL_CTX_use_certificate_chain_file),
+// ca_path the trusted CAs (X509_STORE_load_file, as the broker's `cafile`). at_time: seconds since
+// 1970 to check validity at. Returns X509_V_OK (0), an X509_V_ERR_* code (>0; depth, the failing
+// certificate's subject and issuer in the out parameters), -1 when cert_path holds no certificate,
+// -2 when ca_path cannot be loaded, -3 out of memory.
+static inline int CMosquitto_verify_client_chain(const char *cert_path, const char *ca_path, long long at_time,
+                                                 int *depth, char *subject, size_t subject_len,
+                                                 char *issuer, size_t issuer_len) {
+    int result = -3;
+    X509 *leaf = NULL;
+    STACK_OF(X509) *rest = NULL;
+    X509_STORE *store = NULL;
+    X509_STORE_CTX *ctx = NULL;
+    *depth = -1;
+    if (subject_len > 0) subject[0] = 0;
+    if (issuer_len > 0) issuer[0] = 0;
+    BIO *bio = BIO_new_file(cert_path, "r");
+    if (bio == NULL) { ERR_clear_error(); return -1; }
+    leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    if (leaf == NULL) { BIO_free(bio); ERR_clear_error(); return -1; }
+    rest = sk_X509_new_null();
+    if (rest == NULL) goto done;
+    for (;;) {
+        X509 *next = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        if (next == NULL) break;
+        if (!sk_X509_push(rest, next)) { X509_free(next); goto done; }
+    }
+    ERR_clear_error();
+    store = X509_STORE_new();
+    if (store == NULL) goto done;
+    if (X509_STORE_load_file(store, ca_path) != 1) { result = -2; ERR_clear_error(); goto done; }
+    ctx = X509_STORE_CTX_new();
+    if (ctx == NULL || X509_STORE_CTX_init(ctx, store, leaf, rest) != 1) goto done;
+    X509_STORE_CTX_set_default(ctx, "ssl_client");
+    X509_STORE_CTX_set_time(ctx, 0, (time_t)at_time);
+    if (X509_verify_cert(ctx) == 1) {
+        result = X509_V_OK;
+    } else {
+        result = X509_STORE_CTX_get_error(ctx);
+        if (result == X509_V_OK) result = X509_V_ERR_UNSPECIFIED;
+        *depth = X509_STORE_CTX_get_error_depth(ctx);
+        X509 *bad = X509_STORE_CTX_get_current_cert(ctx);
+        if (bad != NULL) {
+            if (subject_len > 0) X509_NAME_oneline(X509_get_subject_name(bad), subject, (int)subject_len);
+            if (issuer_len > 0) X509_NAME_oneline(X509_get_issuer_name(bad), issuer, (int)issuer_len);
+        }
+    }
+    ERR_clear_error();
+done:
+    if (ctx != NULL) X509_STORE_CTX_free(ctx);
+    if (store != NULL) X509_STORE_free(store);
+    if (rest != NULL) sk_X509_pop_free(rest, X509_free);
+    if (leaf != NULL) X509_free(leaf);
+    BIO_free(bio);
+    return result;
+}
+static inline const char *CMosquitto_verify_error_string(int code) {
+    return X509_verify_cert_error_string(code);
+}
+// Never ask for a passphrase on the terminal (OpenSSL's default for an encrypted key): an
+// encrypted key fails to load, and we say so.
+static inline int CMosquitto_no_passphrase(char *buf, int size, int rwflag, void *userdata) {
+    (void)buf; (void)size; (void)rwflag; (void)userdata;
+    return 0;
+}
+static inline void CMosquitto_SSL_CTX_refuse_passphrase(SSL_CTX *ctx) {
+    SSL_CTX_set_default_passwd_cb(ctx, CMosquitto_no_passphrase);
+}
+
 #endif

@@ -74,9 +74,15 @@ public protocol MQTTClientDelegate: AnyObject {
     /// 3.1.1 or when absent). By default forwards to `client(_:didReceive:payload:)`.
     func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer,
                 responseTopic: String?, correlationData: [UInt8]?)
+    /// SUBACK for `subscribeForAck`: the granted QoS per topic, in the order subscribed; 0x80
+    /// or more is a refusal (3.1.1: 0x80 failure; 5: a reason code such as 0x87 not authorised).
+    /// By default ignored.
+    func client(_ client: MQTTClient, didSubscribe messageID: Int32, grantedQoS: [Int])
 }
 
 extension MQTTClientDelegate {
+    public func client(_ client: MQTTClient, didSubscribe messageID: Int32, grantedQoS: [Int]) {}
+
     public func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer,
                        responseTopic: String?, correlationData: [UInt8]?) {
         self.client(client, didReceive: topic, payload: payload)
@@ -111,6 +117,11 @@ public final class MQTTClient: ReactorSource {
     private var isDirty = false
     private var earlyCompletions: [(Int32, Int32)] = []
     private var destroyed = false
+    /// For the diagnosis of a close (MosquittoError.Context): the TLS handshake of this attempt
+    /// finished; the first publish of this connection (monotonic ns) and the last topic.
+    private var tlsEstablished = false
+    private var firstPublishAt: MonotonicInstant?
+    private var lastPublishTopic: String?
 
     /// - Throws: when libmosquitto cannot create the client or takes none of the options.
     public init(reactor: Reactor, options: MQTTClientOptions) throws(MosquittoError) {
@@ -147,6 +158,7 @@ public final class MQTTClient: ReactorSource {
         mosquitto_disconnect_v5_callback_set(handle, onDisconnect)
         mosquitto_publish_v5_callback_set(handle, onPublish)
         mosquitto_message_v5_callback_set(handle, onMessage)
+        mosquitto_subscribe_v5_callback_set(handle, onSubscribe)
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
         slot = reactor.register(self)
     }
@@ -168,6 +180,9 @@ public final class MQTTClient: ReactorSource {
         lastLog = nil
         timedOut = false
         forcedDetail = nil
+        tlsEstablished = false
+        firstPublishAt = nil
+        lastPublishTopic = nil
         _ = options.tls.takeVerifyError()
         // The log callback formats every libmosquitto log line; we want its TLS reasons only
         // while connecting, so it is on until CONNACK.
@@ -177,12 +192,19 @@ public final class MQTTClient: ReactorSource {
         // connect_bind_async = set host, then libmosquitto's reconnect on the same handle, which
         // keeps (and re-sends) the QoS 1 messages it holds.
         rc = mosquitto_connect_bind_async(handle, options.host, Int32(options.port), Int32(options.keepAlive), options.bindAddress)
+        let callErrno = CMosquitto_errno()
         inLoop = false
+        if rc == Int32(MOSQ_ERR_ERRNO.rawValue), let bind = options.bindAddress,
+           [EADDRNOTAVAIL, EINVAL, EAFNOSUPPORT].contains(callErrno) {
+            // bind() failed before any packet left: the source address, not the broker, is wrong.
+            forcedDetail = SourceAddress.describe(bind, errno: callErrno)
+        }
         afterOperation(rc)
     }
 
     /// Publishes; returns libmosquitto's message id. Reactor thread only.
     public func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool = false) -> Result<Int32, MosquittoError> {
+        notePublish(topic)
         var mid: Int32 = 0
         inPublish = true
         let rc = mosquitto_publish(handle, &mid, topic, Int32(payload.count), payload.baseAddress, Int32(qos), retain)
@@ -218,6 +240,7 @@ public final class MQTTClient: ReactorSource {
             mosquitto_property_add_binary(&properties, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), raw.baseAddress, UInt16(min(raw.count, 65535)))
         }
         if added != Int32(MOSQ_ERR_SUCCESS.rawValue) { return .failure(MosquittoError(code: added, detail: "correlation data")) }
+        notePublish(topic)
         var mid: Int32 = 0
         let rc = mosquitto_publish_v5(handle, &mid, topic, Int32(payload.count), payload.baseAddress, Int32(qos), retain, properties)
         if batching { markDirty() }
@@ -247,6 +270,22 @@ public final class MQTTClient: ReactorSource {
         if batching { markDirty() }
         if !inLoop { updateInterest() }
         return rc == Int32(MOSQ_ERR_SUCCESS.rawValue) ? nil : MosquittoError(code: rc)
+    }
+
+    /// Subscribes and returns the message id its SUBACK will carry
+    /// (`client(_:didSubscribe:grantedQoS:)`): how a subscriber learns that the broker refused a
+    /// subscription (ACL) instead of waiting for messages that never come.
+    public func subscribeForAck(_ pattern: String, qos: Int) -> Result<Int32, MosquittoError> {
+        var mid: Int32 = 0
+        let rc = mosquitto_subscribe(handle, &mid, pattern, Int32(qos))
+        if batching { markDirty() }
+        if !inLoop { updateInterest() }
+        return rc == Int32(MOSQ_ERR_SUCCESS.rawValue) ? .success(mid) : .failure(MosquittoError(code: rc))
+    }
+
+    private func notePublish(_ topic: String) {
+        if firstPublishAt == nil { firstPublishAt = .now() }
+        lastPublishTopic = topic
     }
 
     /// Sends DISCONNECT (the broker then drops the will). `clientDidClose(nil)` follows when the
@@ -394,6 +433,10 @@ public final class MQTTClient: ReactorSource {
     /// epoll registration in step with what libmosquitto wants.
     private func afterOperation(_ rc: Int32) {
         guard !destroyed else { return }
+        if state == .connecting, !tlsEstablished, CMosquitto_SSL_is_init_finished(mosquitto_ssl_get(handle)) == 1,
+           mosquitto_ssl_get(handle) != nil {
+            tlsEstablished = true
+        }
         if state != .idle && mosquitto_socket(handle) < 0 {
             closed(rc: rc)
             return
@@ -411,15 +454,20 @@ public final class MQTTClient: ReactorSource {
         let success = Int32(MOSQ_ERR_SUCCESS.rawValue)
         var error: MosquittoError?
         let code = timedOut ? MosquittoError.connectTimeoutCode : (closeRC.flatMap { $0 == success ? nil : $0 } ?? (rc == success ? nil : rc))
+        var context = MosquittoError.Context(mqtt5: options.useMQTT5)
+        context.closedBeforeCONNACK = wasState == .connecting && tlsEstablished
+        if wasState == .connected, let firstPublishAt, MonotonicInstant.now().duration(since: firstPublishAt) < .seconds(2) {
+            context.closedAfterPublishTo = lastPublishTopic
+        }
         if let refusal {
             error = MosquittoError(code: MosquittoError.connectRefusedCode, detail: nil, reasonCode: refusal)
         } else if let code {
             var detail = forcedDetail ?? options.tls.takeVerifyError() ?? lastLog
             if code == Int32(MOSQ_ERR_ERRNO.rawValue), detail == nil { detail = String(cString: strerror(CMosquitto_errno())) }
-            error = MosquittoError(code: code, detail: detail)
+            error = MosquittoError(code: code, detail: detail, context: context)
         } else if wasState != .disconnecting {
             // The socket went away without a reason from libmosquitto.
-            error = MosquittoError(code: Int32(MOSQ_ERR_CONN_LOST.rawValue), detail: lastLog)
+            error = MosquittoError(code: Int32(MOSQ_ERR_CONN_LOST.rawValue), detail: lastLog, context: context)
         }
         reactor.deferToNextTurn { [weak self] in
             guard let self, !self.destroyed else { return }
@@ -496,6 +544,11 @@ public final class MQTTClient: ReactorSource {
         delegate?.client(self, didReceive: topic, payload: raw, responseTopic: responseTopic, correlationData: correlationData)
     }
 
+    fileprivate func didSubscribe(mid: Int32, count: Int32, granted: UnsafePointer<Int32>?) {
+        let codes = granted.map { pointer in (0..<Int(max(0, count))).map { Int(pointer[$0]) } } ?? []
+        delegate?.client(self, didSubscribe: mid, grantedQoS: codes)
+    }
+
     fileprivate func didLog(level: Int32, text: UnsafePointer<CChar>) {
         if level & (Int32(MOSQ_LOG_ERR) | Int32(MOSQ_LOG_WARNING)) != 0 {
             lastLog = String(cString: text)
@@ -521,6 +574,9 @@ private let onPublish: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?,
 private let onMessage: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafePointer<mosquitto_message>?, OpaquePointer?) -> Void = { _, userdata, message, properties in
     guard let message else { return }
     client(userdata)?.didReceive(message, properties: properties)
+}
+private let onSubscribe: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, UnsafePointer<Int32>?, OpaquePointer?) -> Void = { _, userdata, mid, count, granted, _ in
+    client(userdata)?.didSubscribe(mid: mid, count: count, granted: granted)
 }
 private let onLog: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?) -> Void = { _, userdata, level, text in
     guard let text else { return }

@@ -77,9 +77,3 @@ extension Duration {
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
-
-/// Monotonic time in nanoseconds (CLOCK_MONOTONIC): kept for code that stores raw values.
-public enum MonotonicClock {
-    @inline(__always)
-    public static func now() -> UInt64 { MonotonicInstant.now().nanoseconds }
-}

@@ -13,6 +13,26 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
     /// MQTT CONNACK / PUBACK reason code when the broker refused something (MQTT 5 numbering;
     /// 3.1.1 return codes are mapped onto it).
     public let reasonCode: Int?
+    /// What was going on when the connection ended, for the diagnosis of brokers that close
+    /// instead of answering (see `hint`).
+    public let context: Context
+
+    /// The circumstances of a close that say more than its code.
+    public struct Context: Sendable, Equatable {
+        /// The client spoke MQTT 5.
+        public var mqtt5: Bool
+        /// The TLS handshake had finished and CONNECT was sent, but no CONNACK came before the
+        /// close (or the time-out).
+        public var closedBeforeCONNACK: Bool
+        /// The broker closed the connection within 2 s of its first PUBLISH, whose topic this is.
+        public var closedAfterPublishTo: String?
+
+        public init(mqtt5: Bool = false, closedBeforeCONNACK: Bool = false, closedAfterPublishTo: String? = nil) {
+            self.mqtt5 = mqtt5
+            self.closedBeforeCONNACK = closedBeforeCONNACK
+            self.closedAfterPublishTo = closedAfterPublishTo
+        }
+    }
 
     /// The connection was lost (libmosquitto's MOSQ_ERR_CONN_LOST).
     public static let connectionLostCode: Int32 = 7
@@ -25,11 +45,12 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
     /// The broker answered CONNACK with a refusal.
     public static let connectRefusedCode: Int32 = 1001
 
-    public init(code: Int32, detail: String? = nil, reasonCode: Int? = nil) {
+    public init(code: Int32, detail: String? = nil, reasonCode: Int? = nil, context: Context = Context()) {
         self.code = code
         self.message = MosquittoError.describe(code: code)
         self.detail = detail
         self.reasonCode = reasonCode
+        self.context = context
     }
 
     public var description: String {
@@ -40,8 +61,10 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
         return text
     }
 
-    /// What an OpenSSL alert from the broker means for the user, in words.
+    /// What an OpenSSL alert from the broker, or a broker closing instead of answering, means
+    /// for the user, in words.
     public var hint: String? {
+        if let hint = brokerBehaviourHint { return hint }
         guard let detail = detail?.lowercased() else { return nil }
         let hints: [(String, String)] = [
             ("alert certificate revoked", "the broker rejected this device's certificate as revoked (it is in the broker's CRL)"),
@@ -54,8 +77,32 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
             ("unable to get local issuer certificate", "the broker's certificate is not signed by the CA in fleet.yaml (broker.ca)"),
             ("self-signed certificate", "the broker's certificate is not signed by the CA in fleet.yaml (broker.ca)"),
             ("wrong version number", "the broker's port does not speak TLS (plain MQTT on this port?)"),
+            ("problems getting password", "the private key is encrypted and no passphrase is asked for: decrypt it once (`openssl pkey -in key.pem -out key.plain.pem`, then move it in place)"),
+            ("bad decrypt", "the private key is encrypted and no passphrase is asked for: decrypt it once (`openssl pkey -in key.pem -out key.plain.pem`, then move it in place)"),
+            ("bad password read", "the private key is encrypted and no passphrase is asked for: decrypt it once (`openssl pkey -in key.pem -out key.plain.pem`, then move it in place)"),
         ]
         return hints.first { detail.contains($0.0) }?.1
+    }
+
+    /// Brokers that close the connection where mosquitto would answer: an MQTT 5 CONNECT on a
+    /// broker without MQTT 5 (RabbitMQ before 3.13 closes it; amqtt does not answer), a PUBLISH
+    /// the ACL forbids (RabbitMQ closes the connection; mosquitto drops the message at 3.1.1).
+    var brokerBehaviourHint: String? {
+        let closedOrSilent = [Self.connectionLostCode, Self.systemCallFailedCode, Self.connectTimeoutCode].contains(code)
+        guard closedOrSilent, !(detail?.lowercased().contains("alert") ?? false) else { return nil }
+        if context.mqtt5, context.closedBeforeCONNACK {
+            let what = code == Self.connectTimeoutCode
+                ? "the broker completed TLS but never answered CONNECT at MQTT 5"
+                : "the broker closed the connection right after CONNECT at MQTT 5"
+            return "\(what): it may not support MQTT 5 (RabbitMQ before 3.13, amqtt); set broker.protocol: \"3.1.1\" "
+                + "in fleet.yaml (or, if it does speak MQTT 5, check its connection limits and log)"
+        }
+        if let topic = context.closedAfterPublishTo, code != Self.connectTimeoutCode {
+            return "the broker closed the connection right after a PUBLISH to \(topic): brokers such as RabbitMQ do "
+                + "that when their ACL forbids the publish; if it happens at every connection, check that this "
+                + "identity may write \(topic) (mosquitto: `pattern write devices/%u/#`)"
+        }
+        return nil
     }
 
     /// True for failures that will not fix themselves by retrying soon: the server is not trusted,

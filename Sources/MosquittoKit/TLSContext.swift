@@ -104,6 +104,8 @@ public final class TLSContext: @unchecked Sendable {
                 throw MosquittoError(code: tlsCode, detail: "cannot set ALPN \(alpn)")
             }
         }
+        // An encrypted key must fail, not prompt on the terminal (or hang a service).
+        CMosquitto_SSL_CTX_refuse_passphrase(ctx)
         // 1 is SSL_FILETYPE_PEM.
         guard SSL_CTX_use_certificate_chain_file(ctx, certFile) == 1 else {
             throw MosquittoError(code: tlsCode, detail: "cannot load certificate \(certFile): \(OpenSSLErrors.drain())")

@@ -30,6 +30,9 @@ struct Agent: AsyncParsableCommand {
     @Option(help: "Folder of the durable outbox (SQLite): readings survive a crash, a reboot or an outage. Default: $STATE_DIRECTORY (systemd's StateDirectory=); without either, memory only.")
     var stateDir: String?
 
+    @Flag(help: "Move a damaged or emptied outbox in the state folder aside and start afresh (sequence numbers restart at 1).")
+    var resetState = false
+
     @Option(help: "Seconds between checks of the certificate and key files for changes.")
     var watchInterval: Double = 10
 
@@ -101,6 +104,9 @@ struct Agent: AsyncParsableCommand {
             }
             if options.stateDirectory == nil {
                 logger.warning("no --state-dir and no $STATE_DIRECTORY: readings are kept in memory only and lost on a crash")
+            }
+            if let stateDirectory = options.stateDirectory {
+                try StateDirectory.claimForAgent(stateDirectory, reset: resetState, logger: logger)?.reportReset(logger)
             }
             runner = try Fleet(spec: loaded.spec, options: options, logger: logger)
         } catch {

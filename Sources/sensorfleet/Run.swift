@@ -35,6 +35,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Keep each device's outbox on disk in this folder (SQLite, WAL): messages survive a crash and are sent by the next run.", valueName: "dir"))
     var stateDir: String?
 
+    @Flag(help: "With --state-dir: move a damaged or emptied outbox aside and start afresh (sequence numbers restart at 1; messages in it are not sent).")
+    var resetState = false
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -47,6 +50,7 @@ struct Run: AsyncParsableCommand {
             try ranges.check("--connect-timeout", connectTimeout)
         } catch { throw ValidationError("\(error)") }
         if let broker { _ = try parseBroker(broker) }
+        if resetState && stateDir == nil { throw ValidationError("--reset-state: only with --state-dir") }
     }
 
     func run() async throws {
@@ -64,6 +68,7 @@ struct Run: AsyncParsableCommand {
         }
         let fleet: Fleet
         do {
+            if let stateDir { try StateDirectory.claim(stateDir, reset: resetState).reportReset(logger) }
             fleet = try Fleet(spec: loaded.spec, options: options, logger: logger)
         } catch {
             printError("cannot start: \(error)")

@@ -149,11 +149,11 @@ struct FaultTests {
         fleet.broker.stop()
         let (first, firstOutput) = try launchSensorfleet(["run", fleet.path, "--state-dir", state], in: fleet.path)
         defer { first.signal(SIGKILL) }
-        let filled = await waitFor(20) { DurableOutbox(directory: state, logger: Logger(label: "probe")).storedCount() >= 40 }
+        let filled = await waitFor(20) { DurableOutbox(directory: state, logger: Logger(label: "probe"), claim: false).storedCount() >= 40 }
         #expect(filled, "first run output: \((try? String(contentsOfFile: firstOutput, encoding: .utf8)) ?? "")")
         first.signal(SIGKILL)
         #expect(first.wait() == 128 + SIGKILL)
-        let left = DurableOutbox(directory: state, logger: Logger(label: "probe")).restore()
+        let left = DurableOutbox(directory: state, logger: Logger(label: "probe"), claim: false).restore()
         let leftCount = left.values.reduce(0) { $0 + $1.backlog.count }
         #expect(leftCount >= 40)
 
@@ -182,7 +182,7 @@ struct FaultTests {
         }
         let complete = await waitFor(15) { gaps(subscriber, devices).isEmpty }
         #expect(complete, "gaps: \(summary(gaps(subscriber, devices)))")
-        #expect(DurableOutbox(directory: state, logger: Logger(label: "probe")).storedCount() == 0)
+        #expect(DurableOutbox(directory: state, logger: Logger(label: "probe"), claim: false).storedCount() == 0)
         print("fault h: kill -9 with \(leftCount) messages on disk; after the restart all of seq 1…\(devices.map(\.lastSeq)) arrived, store empty")
     }
 }
@@ -217,7 +217,7 @@ struct ShutdownTests {
             let parsed = try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: report)))
             #expect(parsed.acknowledged == 0 && parsed.published > 20)
             if durable {
-                let stored = DurableOutbox(directory: state, logger: Logger(label: "probe")).storedCount()
+                let stored = DurableOutbox(directory: state, logger: Logger(label: "probe"), claim: false).storedCount()
                 #expect(stored == parsed.published, "all accepted messages stay on disk")
                 #expect(parsed.dropped == 0)
                 #expect(text.contains("not delivered: \(stored) message(s), kept in \(state)/outbox.sqlite"), "output: \(text)")

@@ -72,6 +72,7 @@ import Testing
         let dir = try tempDir()
         #expect(Self.shell("mount -t tmpfs -o size=256k tmpfs \(dir)") == 0)
         defer {
+            StateDirectory.release(dir)
             Self.shell("umount \(dir)")
             try? FileManager.default.removeItem(atPath: dir)
         }
@@ -98,6 +99,7 @@ import Testing
         let dir = try tempDir()
         #expect(Self.shell("mount -t tmpfs -o size=1m tmpfs \(dir)") == 0)
         defer {
+            StateDirectory.release(dir)
             Self.shell("umount \(dir)")
             try? FileManager.default.removeItem(atPath: dir)
         }

@@ -19,11 +19,14 @@ public enum CertificateClock {
         !error.issues.isEmpty && error.issues.allSatisfy { $0.problem.contains("is not valid yet") }
     }
 
-    /// The certificate's end of validity, from a PEM file.
+    /// The certificate's end of validity, from a PEM file (the first certificate: a chain file
+    /// holds the device's first, then its intermediates; read as OpenSSL reads PEM).
     public static func notAfter(certFile: String) throws -> Date {
         let text = try String(contentsOfFile: certFile, encoding: .utf8)
-        let certificate = try Certificate(pemEncoded: text)
-        return certificate.notValidAfter
+        guard let block = try PEMReader.blocks(in: text).first(where: { $0.label == "CERTIFICATE" }) else {
+            throw PEMReader.Failure(description: "\(certFile) holds no PEM certificate")
+        }
+        return try Certificate(derEncoded: block.der).notValidAfter
     }
 
     /// A warning when `certFile` expires within `window` (default 30 days) of `now`, or has.

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MosquittoKit
+import X509
 
 /// `sensorfleet bench`: the fleet engine of `run` with a load profile, a verifier, a per-second
 /// time series and a report.
@@ -32,6 +33,15 @@ public struct BenchOptions: Sendable {
 }
 
 public enum BenchRunner {
+    /// The CN of the certificate in `certFile` (the observer's MQTT username), if it can be read.
+    static func commonName(certFile: String) -> String? {
+        guard let text = try? String(contentsOfFile: certFile, encoding: .utf8),
+              let block = try? PEMReader.blocks(in: text).first(where: { $0.label == "CERTIFICATE" }),
+              let certificate = try? Certificate(derEncoded: block.der)
+        else { return nil }
+        return CredentialChecker.commonNames(of: certificate.subject).first
+    }
+
     static func seconds(_ d: Duration) -> Double {
         ((Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) * 1000).rounded() / 1000
     }
@@ -75,6 +85,11 @@ public enum BenchRunner {
             let withMicros = sample.count + ",\"tus\":".utf8.count + 16
             padding = max(0, size - withMicros - ",\"pad\":\"\"".utf8.count)
         }
+        // A source address that is not this machine's fails every connect in bind(), before a
+        // packet leaves: say so now, naming the address rather than the broker.
+        for address in options.bind {
+            if let problem = SourceAddress.problem(address) { throw FleetStartError(description: problem) }
+        }
         let pace: PublishSettings.Pace
         switch rate {
         case nil: pace = .deviceInterval
@@ -100,6 +115,7 @@ public enum BenchRunner {
         let connectLatency = fleet.counters.connectLatency!
 
         var verifier: Verifier?
+        let observerName = Self.commonName(certFile: spec.directory + "/broker/observer/cert.pem") ?? Provisioner.observerID
         if options.verify {
             let observer = spec.directory + "/broker/observer"
             let settings = Verifier.Settings(
@@ -107,7 +123,8 @@ public enum BenchRunner {
                 certFile: observer + "/cert.pem", keyFile: observer + "/key.pem",
                 tls: TLSSettings(serverName: broker.host, requireTLS13: broker.tlsMinVersion == "1.3", alpn: broker.alpn,
                                  verifyHostname: !broker.insecureSkipHostnameVerification),
-                connections: verifierConnections, bindAddress: options.bind.first)
+                connections: verifierConnections, bindAddress: options.bind.first,
+                observerName: observerName)
             guard FileManager.default.fileExists(atPath: settings.certFile) else {
                 throw FleetStartError(description: "the verifier needs the observer identity \(settings.certFile): run `sensorfleet provision \(spec.directory)`, or pass --no-verify")
             }
@@ -142,6 +159,8 @@ public enum BenchRunner {
             return now.accepted >= limit * count && now.acknowledged + now.dropped >= limit * count
                 && (!options.verify || received >= now.acknowledged)
         }
+        var firstAckWithoutDelivery: ContinuousClock.Instant?
+        let silentVerifierLimit = 5.0
         while true {
             let deadline = began + .seconds(Double(tick))
             // Check for completion every 10 ms so a finite run's rate is not rounded to seconds.
@@ -155,6 +174,22 @@ public enum BenchRunner {
             let elapsed = Double(tick)
             let now = fleet.counters.snapshot()
             let received = verifier?.received.load(ordering: .relaxed) ?? 0
+            // A broker may grant every SUBSCRIBE and filter at delivery (mosquitto's acl_file
+            // does): then the devices' own messages are the probe. Nothing of what the broker
+            // acknowledged for 5 s means the observer may not read.
+            if let verifier, received == 0, now.acknowledged > 0 {
+                let since = firstAckWithoutDelivery ?? clock.now
+                firstAckWithoutDelivery = since
+                if clock.now - since >= .seconds(silentVerifierLimit) {
+                    _ = await fleet.stop(drainTimeout: 0, disconnectTimeout: 1)
+                    await verifier.stop()
+                    throw FleetStartError(description:
+                        "the verifier received none of the \(now.acknowledged) messages the broker acknowledged in "
+                        + "\(Int(silentVerifierLimit)) s: its subscriptions were granted, but nothing is delivered to it "
+                        + "(mosquitto's acl_file grants every SUBSCRIBE and drops what the observer `\(observerName)` "
+                        + "may not read). " + Verifier.aclAdvice(observer: observerName, topics: spec.devices.map(\.topic)))
+                }
+            }
             let verifierErrors = verifier?.errors.load(ordering: .relaxed) ?? 0
             let e2e = verifier?.latency.takeInterval()
             let puback = publishLatency.takeInterval()

@@ -16,9 +16,13 @@ public final class Verifier: Sendable {
         public var tls: TLSSettings
         public var connections: Int
         public var bindAddress: String?
+        /// The observer's MQTT username (its certificate's CN with `use_identity_as_username`),
+        /// for the ACL line a refusal suggests.
+        public var observerName: String
 
         public init(host: String, port: Int, caFile: String, certFile: String, keyFile: String, tls: TLSSettings,
-                    connections: Int, bindAddress: String? = nil) {
+                    connections: Int, bindAddress: String? = nil, observerName: String = Provisioner.observerID) {
+            self.observerName = observerName
             self.host = host
             self.port = port
             self.caFile = caFile
@@ -49,7 +53,11 @@ public final class Verifier: Sendable {
     }
 
     /// Connects every verifier connection and subscribes; returns when all subscriptions are in
-    /// force (a probe message sent after them came back), or throws after `timeout` seconds.
+    /// force (the broker granted them in its SUBACK: it sends that after the subscription is in
+    /// place, so nothing published afterwards is missed). Throws at once when the broker refuses
+    /// a subscription (SUBACK 0x80 or above: its ACL) or the connection fails for good, and after
+    /// `timeout` seconds otherwise. Needs no write permission: a read-only monitoring account
+    /// is enough.
     public func start(timeout: Double) async throws {
         reactor.start()
         let state = self.state
@@ -58,8 +66,11 @@ public final class Verifier: Sendable {
         await reactor.submit { state.value.start(reactor: reactor, owner: owner.value) }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let (ready, failure) = await reactor.submit { (state.value.readyCount == state.value.connections.count, state.value.lastFailure) }
+            let (ready, failure, fatal) = await reactor.submit {
+                (state.value.readyCount == state.value.connections.count, state.value.lastFailure, state.value.fatalFailure)
+            }
             if ready { return }
+            if let fatal { throw FleetStartError(description: fatal) }
             if let failure, Date().addingTimeInterval(timeout / 2) > deadline {
                 throw FleetStartError(description: "the verifier could not subscribe: \(failure)")
             }
@@ -111,6 +122,9 @@ final class VerifierState {
     var connections: [VerifierConnection] = []
     var readyCount = 0
     var lastFailure: String?
+    /// A failure retrying will not fix (a refused subscription, an unusable source address, a
+    /// permanent connect failure): `start` throws it at once.
+    var fatalFailure: String?
 
     init(settings: Verifier.Settings, tls: TLSContext, topics: [(id: String, topic: String)], logger: Logger) {
         self.settings = settings
@@ -138,14 +152,24 @@ final class VerifierState {
         return result
     }
 
+    /// The broker refused subscriptions (SUBACK): say which, and the ACL lines that would allow them.
+    func refused(_ topics: [(topic: String, code: Int)]) {
+        guard fatalFailure == nil, let first = topics.first else { return }
+        let code = first.code == 0x80 ? "0x80 (failure)" : "0x\(String(first.code, radix: 16)) (\(MQTTReasonCode.describe(first.code)))"
+        fatalFailure = "the broker refused the verifier's subscription to \(first.topic)"
+            + (topics.count > 1 ? " (and \(topics.count - 1) more on this connection)" : "")
+            + " with SUBACK \(code): the observer identity `\(settings.observerName)` may not read the devices' topics. "
+            + Verifier.aclAdvice(observer: settings.observerName, topics: topics.map(\.topic))
+    }
+
     func stop() { for connection in connections { connection.close() } }
     var allClosed: Bool { connections.allSatisfy(\.closed) }
     func destroy() { for connection in connections { connection.client?.destroy(); connection.client = nil } }
 }
 
-/// One verifier connection: subscribes to its share of the device topics, then to its own probe
-/// topic, and publishes one probe there; when the probe comes back, the broker has processed
-/// every SUBSCRIBE before it.
+/// One verifier connection: subscribes to its share of the device topics and is ready when the
+/// broker has granted every one in its SUBACKs. It publishes nothing (a read-only observer
+/// account is enough).
 final class VerifierConnection: MQTTClientDelegate {
     let index: Int
     let topics: [String]
@@ -156,7 +180,8 @@ final class VerifierConnection: MQTTClientDelegate {
     var ready = false
     var closing = false
     var closed = false
-    var probeTopic: String { "devices/\(clientID)/commands" }
+    /// SUBSCRIBE message id → its topics, until the SUBACK.
+    var pendingSubacks: [Int32: [String]] = [:]
     var clientID: String { "sensorfleet-verifier-\(getpid())-\(index)" }
 
     init(index: Int, topics: [String], state: VerifierState, owner: Verifier, reactor: Reactor) {
@@ -181,6 +206,7 @@ final class VerifierConnection: MQTTClientDelegate {
             client?.connect()
         } catch {
             state.lastFailure = error.description
+            if error.isPermanent { state.fatalFailure = "the verifier cannot connect: \(error.description)" }
             owner.errors.add(1, ordering: .relaxed)
             _ = reactor.schedule(after: .seconds(1)) { [weak self] in self?.connect() }
         }
@@ -196,9 +222,30 @@ final class VerifierConnection: MQTTClientDelegate {
         // QoS 0 subscriptions: mosquitto sends them at once, outside the 20-message in-flight
         // window and the max_queued_messages bound that would drop a burst on its way to a
         // single subscriber; a connection that breaks shows up as gaps, not hidden.
-        for topic in topics { client.subscribe(topic, qos: 0) }
-        client.subscribe(probeTopic, qos: 1)
-        _ = Array("probe".utf8).withUnsafeBytes { client.publish(topic: probeTopic, payload: $0, qos: 1) }
+        pendingSubacks = [:]
+        // One SUBSCRIBE per topic: each SUBACK then names the topics it refuses.
+        for topic in topics {
+            switch client.subscribeForAck(topic, qos: 0) {
+            case .success(let mid): pendingSubacks[mid] = [topic]
+            case .failure(let error): state.lastFailure = "cannot subscribe to \(topic): \(error.description)"
+            }
+        }
+        if topics.isEmpty { markReady() }
+    }
+
+    func client(_ client: MQTTClient, didSubscribe messageID: Int32, grantedQoS: [Int]) {
+        guard let topics = pendingSubacks.removeValue(forKey: messageID) else { return }
+        let refused = zip(topics, grantedQoS + Array(repeating: 0x80, count: max(0, topics.count - grantedQoS.count)))
+            .filter { $0.1 >= 0x80 }
+        if !refused.isEmpty {
+            state.refused(refused.map { ($0.0, $0.1) })
+            return
+        }
+        if pendingSubacks.isEmpty { markReady() }
+    }
+
+    private func markReady() {
+        if !ready { ready = true; state.readyCount += 1 }
     }
 
     func clientDidClose(_ client: MQTTClient, error: MosquittoError?) {
@@ -206,6 +253,9 @@ final class VerifierConnection: MQTTClientDelegate {
         if ready { state.readyCount -= 1; ready = false }
         if client.connectStartedAt != .zero, state.lastFailure == nil || error != nil {
             if let error { state.lastFailure = error.description }
+        }
+        if let error, !ready, error.isPermanent || state.settings.bindAddress.map({ error.description.contains("--bind") && error.description.contains($0) }) == true {
+            state.fatalFailure = "the verifier cannot connect: \(error.description)"
         }
         if closing { return }
         owner.errors.add(1, ordering: .relaxed)
@@ -216,10 +266,6 @@ final class VerifierConnection: MQTTClientDelegate {
     func client(_ client: MQTTClient, didCompletePublish messageID: Int32, reasonCode: Int) {}
 
     func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer) {
-        if topic == probeTopic {
-            if !ready { ready = true; state.readyCount += 1 }
-            return
-        }
         owner.received.add(1, ordering: .relaxed)
         guard let index = state.indexByTopic[topic], let header = TelemetryPayload.parseHeader(payload) else {
             owner.errors.add(1, ordering: .relaxed)
@@ -233,6 +279,15 @@ final class VerifierConnection: MQTTClientDelegate {
 }
 
 extension Verifier {
+    /// The ACL lines that let `observer` read `topics` (one `topic read ROOT/#` per first level),
+    /// and what to do then.
+    static func aclAdvice(observer: String, topics: [String]) -> String {
+        let roots = Set(topics.map { $0.split(separator: "/").first.map(String.init) ?? $0 }).sorted()
+        let lines = roots.map { "topic read \($0)/#" }.joined(separator: "\n    ")
+        return "Allow it in the broker's ACL (mosquitto acl_file):\n    user \(observer)\n    \(lines)\n"
+            + "then reload the broker; or pass --no-verify to measure publishing only"
+    }
+
     /// The `"tus":<µs>` field a load test adds after `ts`; nil when absent.
     static func microsField(_ payload: UnsafeRawBufferPointer) -> Int64? {
         let key: [UInt8] = Array(",\"tus\":".utf8)

@@ -23,7 +23,13 @@ public final class DurableOutbox: Sendable {
     }
 
     public let path: String
+    /// The claimed state folder (lock and state.json); nil when it could not be claimed.
+    public let stateDirectory: StateDirectory?
     private let queue: DatabaseQueue?
+    /// Seqs committed since state.json was last written, and when that was (monotonic ns).
+    private let unrecorded = Mutex<(seqs: [String: UInt64], at: UInt64)>(([:], 0))
+    /// How often state.json gets the seqs reached (it only guards against losing the database).
+    static let markerInterval: UInt64 = 30_000_000_000
     private let failure = Mutex<String?>(nil)
     private let logger: Logger
     /// Messages accepted while the store could not write (memory only).
@@ -33,35 +39,71 @@ public final class DurableOutbox: Sendable {
     public let batchNanos = Atomic<Int>(0)
 
     /// Opens (or creates) `directory/outbox.sqlite`. Never throws: a folder that cannot hold the
-    /// store is reported in `failureReason`, and the store works as memory only.
-    public init(directory: String, logger: Logger) {
+    /// store, is held by another process or holds a damaged store is reported in
+    /// `failureReason`, and the store works as memory only. The folder is claimed for this
+    /// process (`StateDirectory.claim`) unless it already is: the commands claim it first, to
+    /// refuse to start with the reason.
+    /// - Parameters:
+    ///   - directory: the state folder.
+    ///   - logger: where an unusable store is reported.
+    ///   - claim: false opens another process's store read-only, without claiming the folder
+    ///     or creating anything, to look into it (tests, tools); it never writes.
+    public init(directory: String, logger: Logger, claim: Bool = true) {
         path = (directory as NSString).appendingPathComponent("outbox.sqlite")
         self.logger = logger
         var opened: DatabaseQueue?
+        var claimed: StateDirectory?
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             var config = Configuration()
-            config.journalMode = .wal
             config.busyMode = .timeout(10)
-            config.prepareDatabase { db in
-                try db.execute(sql: "PRAGMA synchronous = FULL")
+            if claim {
+                claimed = try StateDirectory.claim(directory)
+                config.journalMode = .wal
+                config.prepareDatabase { db in
+                    try db.execute(sql: "PRAGMA synchronous = FULL")
+                }
+            } else {
+                config.readonly = true
             }
             let queue = try DatabaseQueue(path: path, configuration: config)
-            try queue.write { db in
-                try db.execute(sql: """
-                    CREATE TABLE IF NOT EXISTS message (
-                        device TEXT NOT NULL, seq INTEGER NOT NULL, payload BLOB NOT NULL,
-                        PRIMARY KEY (device, seq)) WITHOUT ROWID;
-                    CREATE TABLE IF NOT EXISTS device (device TEXT PRIMARY KEY NOT NULL, last_seq INTEGER NOT NULL);
-                    """)
-            }
+            if claim { try queue.write { db in try Self.createSchema(db) } }
             opened = queue
         } catch {
-            let reason = Self.describe(error, path: path)
+            let path = self.path
+            let reason = (error as? StateDirectoryError).map { "\(path): \($0.description)" } ?? Self.describe(error, path: path)
             failure.withLock { $0 = reason }
-            logger.error("durable outbox unavailable: \(reason); messages are kept in memory only for this run (counted as not durable)")
+            if claim {
+                logger.error("durable outbox unavailable: \(reason); messages are kept in memory only for this run (counted as not durable)")
+            } else {
+                logger.debug("durable outbox not readable: \(reason)")
+            }
         }
         queue = opened
+        stateDirectory = claimed
+    }
+
+    /// The tables of the outbox (idempotent).
+    static func createSchema(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE IF NOT EXISTS message (
+                device TEXT NOT NULL, seq INTEGER NOT NULL, payload BLOB NOT NULL,
+                PRIMARY KEY (device, seq)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS device (device TEXT PRIMARY KEY NOT NULL, last_seq INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+            """)
+    }
+
+    /// Each device's highest seq, from its row and its stored messages.
+    static func lastSeqs(_ db: Database) throws -> [String: UInt64] {
+        var result: [String: UInt64] = [:]
+        for row in try Row.fetchAll(db, sql: """
+            SELECT device, max(seq) AS seq FROM (
+                SELECT device, last_seq AS seq FROM device UNION ALL SELECT device, max(seq) FROM message GROUP BY device)
+            GROUP BY device
+            """) {
+            result[row["device"]] = UInt64(max(0, row["seq"] as Int64))
+        }
+        return result
     }
 
     /// Why the store works as memory only, or nil while it writes to disk.
@@ -131,12 +173,25 @@ public final class DurableOutbox: Sendable {
                 }
             }
             batches.add(1, ordering: .relaxed)
-            batchNanos.add(Int(clamping: MonotonicInstant.now().nanoseconds(since: started)), ordering: .relaxed)
+            let now = MonotonicInstant.now()
+            batchNanos.add(Int(clamping: now.nanoseconds(since: started)), ordering: .relaxed)
+            if let stateDirectory, !batch.inserts.isEmpty { recordSeqs(batch, in: stateDirectory, now: now) }
             return true
         } catch {
             fail(error)
             return false
         }
+    }
+
+    /// Keeps the seqs reached for state.json, and writes it when it is 30 s old.
+    private func recordSeqs(_ batch: Batch, in stateDirectory: StateDirectory, now: MonotonicInstant) {
+        let due: [String: UInt64]? = unrecorded.withLock { state in
+            for item in batch.inserts { state.seqs[item.device] = max(state.seqs[item.device] ?? 0, item.seq) }
+            guard now.nanoseconds &- state.at >= Self.markerInterval else { return nil }
+            defer { state = ([:], now.nanoseconds) }
+            return state.seqs
+        }
+        if let due { stateDirectory.record(lastSeqs: due) }
     }
 
     private func fail(_ error: any Error) {

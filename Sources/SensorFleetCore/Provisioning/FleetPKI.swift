@@ -127,22 +127,43 @@ enum FleetPKI {
     static func loadCertificate(_ path: String) throws -> Certificate {
         let text = try AtomicFile.read(path)
         do {
-            return try Certificate(pemEncoded: text)
+            // Read as OpenSSL reads PEM (CRLF, any line length, text around the block).
+            guard let block = try PEMReader.blocks(in: text).first(where: { $0.label == "CERTIFICATE" }) else {
+                throw ProvisionError(.unreadableFile, "\(path) holds no PEM certificate (no `-----BEGIN CERTIFICATE-----` block)")
+            }
+            return try Certificate(derEncoded: block.der)
+        } catch let error as ProvisionError {
+            throw error
+        } catch let error as PEMReader.Failure {
+            throw ProvisionError(.unreadableFile, "\(path) is not a PEM certificate: \(error.description)")
         } catch {
-            throw ProvisionError(.unreadableFile, "\(path) is not a PEM certificate (\(error))")
+            throw ProvisionError(.unreadableFile, "\(path) is not a PEM certificate: \(CredentialChecker.plain(error))")
         }
     }
 
     static func loadKey(_ path: String) throws -> P256.Signing.PrivateKey {
         let text = try AtomicFile.read(path)
+        let reason: String
         do {
-            return try P256.Signing.PrivateKey(pemRepresentation: text)
+            if let block = try PEMReader.blocks(in: text).first(where: { $0.label.hasSuffix("PRIVATE KEY") }) {
+                if block.isEncryptedKey {
+                    reason = "the key is encrypted; decrypt it once with `openssl pkey -in \(path) -out \(path).plain` "
+                        + "and move that in its place"
+                } else {
+                    return try P256.Signing.PrivateKey(derRepresentation: block.der)
+                }
+            } else {
+                reason = "no `-----BEGIN PRIVATE KEY-----` block"
+            }
+        } catch let error as PEMReader.Failure {
+            reason = error.description
         } catch {
-            throw ProvisionError(
-                .unreadableFile,
-                "\(path) is not a PEM P-256 private key (\(error)); fix or remove it, or provision with force to replace it"
-            )
+            reason = "it is not an EC P-256 key, or its data is damaged"
         }
+        throw ProvisionError(
+            .unreadableFile,
+            "\(path) is not a PEM P-256 private key (\(reason)); fix or remove it, or provision with force to replace it"
+        )
     }
 
     // MARK: Checks
