@@ -1,45 +1,6 @@
 internal import CMosquitto
 import Foundation
 
-/// The CA certificates that sign the broker's certificate, parsed once and shared by every
-/// device's TLS context (a full copy of the CA per device would not scale to 10,000 devices).
-public final class TrustStore: @unchecked Sendable {
-    let store: OpaquePointer
-
-    /// - Parameter caFile: PEM file with one or more CA certificates.
-    public init(caFile: String) throws(MosquittoError) {
-        MosquittoLibrary.initialize()
-        guard let store = X509_STORE_new() else { throw MosquittoError(code: Int32(MOSQ_ERR_NOMEM.rawValue)) }
-        guard X509_STORE_load_file(store, caFile) == 1 else {
-            X509_STORE_free(store)
-            throw MosquittoError(code: Int32(MOSQ_ERR_TLS.rawValue), detail: "cannot load CA file \(caFile): \(OpenSSLErrors.drain())")
-        }
-        self.store = store
-    }
-
-    deinit { X509_STORE_free(store) }
-}
-
-/// How a client checks the broker.
-public struct TLSSettings: Sendable, Equatable {
-    /// The broker's name as the user wrote it: checked against the certificate (DNS or IP SAN)
-    /// and sent as SNI.
-    public var serverName: String
-    /// TLS 1.3 only (default: 1.2 or newer; 1.0 and 1.1 are never offered).
-    public var requireTLS13: Bool
-    /// ALPN protocol to offer, e.g. "x-amzn-mqtt-ca"; nil for none.
-    public var alpn: String?
-    /// Off only when the user asked for it by name; the chain is still verified.
-    public var verifyHostname: Bool
-
-    public init(serverName: String, requireTLS13: Bool = false, alpn: String? = nil, verifyHostname: Bool = true) {
-        self.serverName = serverName
-        self.requireTLS13 = requireTLS13
-        self.alpn = alpn
-        self.verifyHostname = verifyHostname
-    }
-}
-
 /// State the OpenSSL callbacks reach through the context's ex-data slot 0.
 final class TLSContextState: @unchecked Sendable {
     /// SNI to send when we connect to an address rather than the name (nil: leave libmosquitto's).
@@ -162,27 +123,5 @@ enum OpenSSLErrors {
             parts.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         return parts.isEmpty ? "no OpenSSL detail" : parts.joined(separator: "; ")
-    }
-}
-
-public enum IPAddress {
-    /// True when `text` is an IPv4 or IPv6 literal (no DNS needed).
-    public static func isLiteral(_ text: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
-    }
-}
-
-/// `mosquitto_lib_init` exactly once per process, before any client.
-public enum MosquittoLibrary {
-    private static let once: Void = { _ = mosquitto_lib_init() }()
-    public static func initialize() { _ = once }
-
-    /// "2.0.11" for the linked libmosquitto.
-    public static var version: String {
-        var major: Int32 = 0, minor: Int32 = 0, revision: Int32 = 0
-        _ = mosquitto_lib_version(&major, &minor, &revision)
-        return "\(major).\(minor).\(revision)"
     }
 }

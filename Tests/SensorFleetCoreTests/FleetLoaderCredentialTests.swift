@@ -192,6 +192,23 @@ import X509
         }
     }
 
+    @Test func aSymlinkedKeyReadableByOthersIsFixedAtItsTarget() throws {
+        let ca = try TestCA.make()
+        try withTempFleet { fleet in
+            try fleet.writeValidFleet(ca: ca, ids: ["dev-1"])
+            try FileManager.default.createDirectory(atPath: fleet.path("secrets"), withIntermediateDirectories: true)
+            try FileManager.default.moveItem(atPath: fleet.path("dev-1/key.pem"), toPath: fleet.path("secrets/real-key.pem"))
+            try FileManager.default.createSymbolicLink(atPath: fleet.path("dev-1/key.pem"), withDestinationPath: "../secrets/real-key.pem")
+            chmod(fleet.path("secrets/real-key.pem"), 0o644)
+            let found = try issue(in: loadIssues(fleet), file: fleet.path("dev-1/key.pem"), field: nil)
+            #expect(found.problem.contains("644"))
+            // chmod on the link would change nothing: the advice names the file it points to.
+            let target = URL(fileURLWithPath: fleet.path("secrets/real-key.pem")).resolvingSymlinksInPath().path
+            #expect(found.fix.hasPrefix("chmod 600 \(target) "), "\(found.fix)")
+            #expect(found.fix.contains("symbolic link"))
+        }
+    }
+
     @Test(arguments: ["cert.pem", "key.pem", "ca.pem"])
     func pemThatDoesNotParseNamesTheFile(file: String) throws {
         let ca = try TestCA.make()

@@ -272,9 +272,12 @@ final class VerifierConnection: MQTTClientDelegate {
             return
         }
         state.trackers[index].record(header.seq)
+        // Payloads come from the network: a hostile timestamp must not trap the arithmetic.
         let nowMicros = WallClock.micros()
-        let sentMicros = Verifier.microsField(payload) ?? header.timestampMillis * 1000
-        owner.latency.record(micros: UInt64(max(0, nowMicros - sentMicros)))
+        let fromMillis = header.timestampMillis.multipliedReportingOverflow(by: 1000)
+        let sentMicros = Verifier.microsField(payload) ?? (fromMillis.overflow ? nowMicros : fromMillis.partialValue)
+        let elapsed = nowMicros.subtractingReportingOverflow(sentMicros)
+        owner.latency.record(micros: elapsed.overflow ? 0 : UInt64(max(0, elapsed.partialValue)))
     }
 }
 

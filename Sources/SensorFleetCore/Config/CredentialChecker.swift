@@ -200,7 +200,7 @@ struct CredentialChecker {
             log.error(device.keyDisplay,
                       "the private key can be read or written by group or others (mode \(String(mode & 0o777, radix: 8)))"
                           + "; it must be private to its owner",
-                      fix: "chmod 600 \(device.keyDisplay)")
+                      fix: PermissionAdvice.chmod("600", path: device.spec.keyFile, display: device.keyDisplay))
         }
     }
 

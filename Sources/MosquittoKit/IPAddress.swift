@@ -1,0 +1,11 @@
+internal import CMosquitto
+import Foundation
+
+public enum IPAddress {
+    /// True when `text` is an IPv4 or IPv6 literal (no DNS needed).
+    public static func isLiteral(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+    }
+}
