@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import SensorFleetCore
+import ServiceLifecycle
+import UnixSignals
 
 @main
 struct SensorFleet: AsyncParsableCommand {
@@ -35,6 +37,22 @@ struct LoggingOptions: ParsableArguments {
 /// Prints to standard error.
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Writes `text` to standard output as it is, at once (the live status line).
+@Sendable func writeToStandardOutput(_ text: String) {
+    FileHandle.standardOutput.write(Data(text.utf8))
+}
+
+/// The signals that stop `run`, `bench` and `agent` gracefully.
+let stopSignals: [UnixSignal] = [.sigterm, .sigint]
+
+/// Runs `services` in one service group until they are done; SIGTERM and SIGINT shut it down
+/// gracefully (services stop in reverse order).
+func runServices(_ services: [ServiceGroupConfiguration.ServiceConfiguration], logger: Logger) async throws {
+    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+        services: services, gracefulShutdownSignals: stopSignals, logger: logger))
+    try await group.run()
 }
 
 /// Loads and validates a fleet, printing every problem; exits 1 when there is any.

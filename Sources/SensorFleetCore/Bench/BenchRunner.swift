@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MosquittoKit
+import ServiceLifecycle
 
 /// `sensorfleet bench`: the fleet engine of `run` with a load profile, a verifier, a per-second
 /// time series and a report.
@@ -142,6 +143,7 @@ public enum BenchRunner {
                     allConnected = (clock.now, ProcessUsage.cpuSeconds())
                 }
                 if completedAt == nil, complete() { completedAt = clock.now; break }
+                if Task.isShuttingDownGracefully { break }
                 try? await Task.sleep(until: min(deadline, clock.now + .milliseconds(10)), clock: clock)
             }
             let elapsed = Double(tick)
@@ -174,6 +176,8 @@ public enum BenchRunner {
             tick += 1
             if elapsed >= end { break }
             if completedAt != nil { break }
+            // SIGINT/SIGTERM under a service group: end the measurement here and report it.
+            if Task.isShuttingDownGracefully { break }
         }
         let measuredEnd = completedAt ?? clock.now
         let rssConnected = ProcessUsage.currentRSSKB()
