@@ -60,10 +60,15 @@ func loadFleet(_ directory: String) throws -> LoadedFleet {
     do {
         return try FleetLoader.load(directory: directory)
     } catch {
-        printError("\(directory): the fleet is not valid (\(error.issues.count) problem\(error.issues.count == 1 ? "" : "s")):")
-        for issue in error.issues { printError("  ✗ \(issue)") }
+        printIssues(directory, error.issues)
         throw ExitCode(1)
     }
+}
+
+/// "DIR: the fleet is not valid (N problems):" and one line per issue, on standard error.
+func printIssues(_ directory: String, _ issues: [FleetIssue]) {
+    printError("\(directory): the fleet is not valid (\(issues.count) problem\(issues.count == 1 ? "" : "s")):")
+    for issue in issues { printError("  ✗ \(issue)") }
 }
 
 struct Validate: ParsableCommand {
@@ -117,6 +122,10 @@ struct Provision: ParsableCommand {
             let result = try Provisioner.provision(options)
             for line in result.created { print("  + \(line)") }
             for line in result.skipped { print("  = \(line)") }
+        } catch let error as ProvisionError where error.code == .invalidFleet {
+            // Read by the same loader as `validate`, told the same way.
+            printIssues(directory, error.issues)
+            throw ExitCode(1)
         } catch {
             printError("provision \(directory): \(error)")
             throw ExitCode(1)
