@@ -64,10 +64,24 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // What both test targets share (as hummingbird ships HummingbirdTesting): temporary
+        // fleets and a test CA, a real mosquitto (TestBroker), its subscriber, child processes,
+        // loopback sockets, a TCP proxy that cuts connections, waiting with deadlines.
+        .target(
+            name: "SensorFleetTesting",
+            dependencies: [
+                "SensorFleetCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         .testTarget(
             name: "SensorFleetCoreTests",
             dependencies: [
                 "SensorFleetCore",
+                "SensorFleetTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -77,6 +91,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "SensorFleetCore",
+                "SensorFleetTesting",
                 "MosquittoKit",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "X509", package: "swift-certificates"),

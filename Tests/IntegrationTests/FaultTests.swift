@@ -3,6 +3,7 @@ import Logging
 import Testing
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 /// Faults caused for real against a real mosquitto (restart, kill -9, an outbox that overflows,
 /// a killed sensorfleet process with a durable outbox), each checked against an independent

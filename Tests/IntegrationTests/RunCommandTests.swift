@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 @Suite("sensorfleet run, as a user runs it", .serialized)
 struct RunCommandTests {

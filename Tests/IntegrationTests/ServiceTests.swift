@@ -4,6 +4,7 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 /// Lines a service writes, kept for the test.
 private final class Lines: Sendable {

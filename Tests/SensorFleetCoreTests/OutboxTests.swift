@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 /// The outbox's bounds (count and bytes), its two policies when full, its TTL, and the
 /// `outbox:` section of fleet.yaml.

@@ -5,6 +5,7 @@ import Testing
 import X509
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 /// A fresh folder under the system temp directory, removed when the test ends.
 private final class ProvisionTempFleet {
