@@ -67,10 +67,9 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try logging.bootstrap()
-        let loaded = try loadFleet(directory)
+        let loaded = try loadFleet(directory, broker: broker)
         for warning in loaded.warnings { printError("  ! \(warning)") }
         var options = BenchOptions()
-        if let broker { (options.brokerHost, options.brokerPort) = try parseBroker(broker) }
         options.devices = devices
         options.connectRate = connectRate
         if let rate { options.ratePerDevice = rate == "max" ? 0 : Double(rate) }
@@ -86,17 +85,19 @@ struct Bench: AsyncParsableCommand {
         options.singleDescriptor = !threeDescriptors
         options.reactorThreads = threads
         let terminal = isatty(STDOUT_FILENO) == 1
-        let result: BenchReport
+        let bench = BenchService(spec: loaded.spec, options: options, logger: logger) { second, target in
+            let line = "\(String(format: "%5.0f", second.t)) s  connected \(second.connected)/\(target)  sent/s \(second.sent)  received/s \(second.received)  p99 \(second.e2eP99Ms) ms  errors \(second.errors)\(second.overruns > 0 ? "  overruns \(second.overruns)" : "")\(second.measured ? "" : "  (warm-up)")"
+            writeToStandardOutput(terminal ? "\r\u{1B}[2K" + line : line + "\n")
+        }
         do {
-            result = try await BenchRunner.run(fleet: loaded.spec, options: options, logger: logger) { second, target in
-                let line = "\(String(format: "%5.0f", second.t)) s  connected \(second.connected)/\(target)  sent/s \(second.sent)  received/s \(second.received)  p99 \(second.e2eP99Ms) ms  errors \(second.errors)\(second.overruns > 0 ? "  overruns \(second.overruns)" : "")\(second.measured ? "" : "  (warm-up)")"
-                FileHandle.standardOutput.write(Data((terminal ? "\r\u{1B}[2K" + line : line + "\n").utf8))
-            }
+            // SIGINT/SIGTERM end the measurement early; the report covers what was measured.
+            try await runServices([.init(service: bench, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger)
         } catch let error as FleetStartError {
             if terminal { print("") }
             printError("bench: \(error.description)")
             throw ExitCode(1)
         }
+        guard let result = bench.report else { throw ExitCode(1) }
         if terminal { print("") }
         let r = result
         print("""

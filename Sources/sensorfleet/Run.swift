@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SensorFleetCore
+import ServiceLifecycle
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -56,16 +57,11 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let logger = try logging.bootstrap()
         raiseDescriptorLimit()
-        let loaded = try loadFleet(directory)
+        let loaded = try loadFleet(directory, broker: broker)
         for warning in loaded.warnings { logger.warning("\(warning)") }
         var options = RunOptions(connectRate: connectRate)
         options.stateDirectory = stateDir
         options.connectTimeout = connectTimeout
-        if let broker {
-            let (host, port) = try parseBroker(broker)
-            options.brokerHost = host
-            options.brokerPort = port
-        }
         let fleet: Fleet
         do {
             if let stateDir { try StateDirectory.claim(stateDir, reset: resetState).reportReset(logger) }
@@ -74,33 +70,27 @@ struct Run: AsyncParsableCommand {
             printError("cannot start: \(error)")
             throw ExitCode(1)
         }
-        let brokerText = "\(options.brokerHost ?? loaded.spec.broker.host):\(options.brokerPort ?? loaded.spec.broker.port)"
+        let brokerText = "\(loaded.spec.broker.host):\(loaded.spec.broker.port)"
         print("sensorfleet: \(loaded.spec.devices.count) device\(loaded.spec.devices.count == 1 ? "" : "s") → \(brokerText) (TLS, MQTT \(loaded.spec.broker.protocolVersion.rawValue))")
         fflush(nil) // seen at once even when the output is a file or a pipe
-        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
-        await fleet.start()
-        let status = StatusLine(counters: fleet.counters, interval: statusInterval)
-        let stopReason = await withTaskGroup(of: String.self) { group -> String in
-            group.addTask { await signals.wait() }
-            if let duration {
-                group.addTask {
-                    try? await Task.sleep(for: .seconds(duration))
-                    return "duration reached"
-                }
-            }
-            group.addTask {
-                await status.run()
-                return "status ended"
-            }
-            let first = await group.next() ?? "stopped"
-            group.cancelAll()
-            return first
+        let reason = StopReason()
+        let drainTimeout = self.drainTimeout
+        let fleetService = FleetService(fleet: fleet, drainTimeout: drainTimeout, onStopping: { unacknowledged in
+            print("stopping (\(await reason.settled())): \(unacknowledged) message(s) not yet acknowledged; waiting up to \(Int(drainTimeout)) s for them…")
+        })
+        // Stopped in reverse order: the duration and the status line first, then the fleet drains.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: SignalReasonService(signals: stopSignals, reason: reason)),
+            .init(service: fleetService),
+            .init(service: StatusLineService(counters: fleet.counters, interval: statusInterval,
+                                             isTerminal: isatty(STDOUT_FILENO) == 1, write: writeToStandardOutput)),
+        ]
+        if let duration {
+            services.append(.init(service: DurationService(.seconds(duration), reason: reason),
+                                  successTerminationBehavior: .gracefullyShutdownGroup))
         }
-        status.finish()
-        let waiting = fleet.counters.snapshot()
-        let pendingNow = waiting.accepted + waiting.restored - waiting.acknowledged - waiting.dropped
-        print("stopping (\(stopReason)): \(pendingNow) message(s) not yet acknowledged; waiting up to \(Int(drainTimeout)) s for them…")
-        let summary = await fleet.stop(drainTimeout: drainTimeout)
+        try await runServices(services, logger: logger)
+        guard let summary = fleetService.summary else { throw ExitCode(1) }
         printSummary(summary)
         let t = summary.totals
         if let store = fleet.durableOutbox {
@@ -174,66 +164,4 @@ func parseBroker(_ text: String) throws -> (String, Int) {
     if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
     guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { throw fail }
     return (host, port)
-}
-
-/// Turns SIGINT/SIGTERM into an awaitable event instead of killing the process. The dispatch
-/// sources are only kept alive here, never touched again (hence @unchecked).
-final class SignalWaiter: @unchecked Sendable {
-    private let stream: AsyncStream<String>
-    private let sources: [any DispatchSourceSignal]
-
-    init(signals: [Int32]) {
-        let (stream, continuation) = AsyncStream<String>.makeStream()
-        self.stream = stream
-        sources = signals.map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number == SIGINT ? "SIGINT" : "SIGTERM") }
-            source.resume()
-            return source
-        }
-    }
-
-    func wait() async -> String {
-        for await name in stream { return name }
-        return "signal"
-    }
-}
-
-/// The live status: one rewritten line on a terminal, plain periodic lines otherwise.
-final class StatusLine: Sendable {
-    let counters: FleetCounters
-    let interval: Double
-    let isTerminal = isatty(STDOUT_FILENO) == 1
-
-    init(counters: FleetCounters, interval: Double) {
-        self.counters = counters
-        self.interval = interval
-    }
-
-    func run() async {
-        var last = counters.snapshot()
-        var lastTime = ContinuousClock.now
-        let period = isTerminal ? 1.0 : max(0.5, interval)
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(period))
-            if Task.isCancelled { break }
-            let now = ContinuousClock.now
-            let current = counters.snapshot()
-            let seconds = Double((now - lastTime).components.attoseconds) / 1e18 + Double((now - lastTime).components.seconds)
-            let rate = Double(current.accepted - last.accepted) / max(seconds, 0.001)
-            let line = "connected \(current.connected)/\(current.devices)  sent \(current.accepted)  acked \(current.acknowledged)  \(String(format: "%.1f", rate)) msg/s  dropped \(current.dropped)  errors \(current.errors)"
-            if isTerminal {
-                FileHandle.standardOutput.write(Data("\r\u{1B}[2K\(line)".utf8))
-            } else {
-                FileHandle.standardOutput.write(Data((line + "\n").utf8))
-            }
-            last = current
-            lastTime = now
-        }
-    }
-
-    func finish() {
-        if isTerminal { FileHandle.standardOutput.write(Data("\n".utf8)) }
-    }
 }

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import SensorFleetCore
+import ServiceLifecycle
+import UnixSignals
 
 @main
 struct SensorFleet: AsyncParsableCommand {
@@ -37,15 +39,43 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
+/// Writes `text` to standard output as it is, at once (the live status line).
+@Sendable func writeToStandardOutput(_ text: String) {
+    FileHandle.standardOutput.write(Data(text.utf8))
+}
+
+/// The signals that stop `run`, `bench` and `agent` gracefully.
+let stopSignals: [UnixSignal] = [.sigterm, .sigint]
+
+/// Runs `services` in one service group until they are done; SIGTERM and SIGINT shut it down
+/// gracefully (services stop in reverse order).
+func runServices(_ services: [ServiceGroupConfiguration.ServiceConfiguration], logger: Logger) async throws {
+    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+        services: services, gracefulShutdownSignals: stopSignals, logger: logger))
+    try await group.run()
+}
+
 /// Loads and validates a fleet, printing every problem; exits 1 when there is any.
-func loadFleet(_ directory: String) throws -> LoadedFleet {
+/// Loads and validates the fleet; `--broker HOST:PORT`, when given, replaces fleet.yaml's broker
+/// here, once, before anything reads the spec.
+func loadFleet(_ directory: String, broker: String? = nil) throws -> LoadedFleet {
     do {
-        return try FleetLoader.load(directory: directory)
-    } catch {
-        printError("\(directory): the fleet is not valid (\(error.issues.count) problem\(error.issues.count == 1 ? "" : "s")):")
-        for issue in error.issues { printError("  ✗ \(issue)") }
+        var loaded = try FleetLoader.load(directory: directory)
+        if let broker {
+            let (host, port) = try parseBroker(broker)
+            loaded.spec = loaded.spec.overridingBroker(host: host, port: port)
+        }
+        return loaded
+    } catch let error as FleetValidationError {
+        printIssues(directory, error.issues)
         throw ExitCode(1)
     }
+}
+
+/// "DIR: the fleet is not valid (N problems):" and one line per issue, on standard error.
+func printIssues(_ directory: String, _ issues: [FleetIssue]) {
+    printError("\(directory): the fleet is not valid (\(issues.count) problem\(issues.count == 1 ? "" : "s")):")
+    for issue in issues { printError("  ✗ \(issue)") }
 }
 
 struct Validate: ParsableCommand {
@@ -101,6 +131,10 @@ struct Provision: ParsableCommand {
             let result = try Provisioner.provision(options)
             for line in result.created { print("  + \(line)") }
             for line in result.skipped { print("  = \(line)") }
+        } catch let error as ProvisionError where error.code == .invalidFleet {
+            // Read by the same loader as `validate`, told the same way.
+            printIssues(directory, error.issues)
+            throw ExitCode(1)
         } catch {
             printError("provision \(directory): \(error)")
             throw ExitCode(1)

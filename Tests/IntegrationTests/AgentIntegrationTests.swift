@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 /// A unix datagram socket in a temporary folder that collects what is sent to it, as systemd's
 /// `$NOTIFY_SOCKET` does.

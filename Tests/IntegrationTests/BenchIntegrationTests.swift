@@ -6,6 +6,7 @@ import Logging
 import MosquittoKit
 import Testing
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 private func quietLogger() -> Logger {
     var logger = Logger(label: "bench-test")

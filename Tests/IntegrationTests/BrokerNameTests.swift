@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SensorFleetTesting
 import Testing
 
 @testable import SensorFleetCore

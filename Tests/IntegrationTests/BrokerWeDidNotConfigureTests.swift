@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MosquittoKit
+import SensorFleetTesting
 import Testing
 @testable import SensorFleetCore
 
@@ -162,7 +163,7 @@ struct BrokerWeDidNotConfigureTests {
         let fleet = try TestFleet(devices: ["v5-1"], protocolVersion: "5", startBroker: false)
         defer { fleet.tearDown() }
         let picky = try PickyBroker(fleet: fleet)
-        let runner = try fleet.makeFleet(RunOptions(brokerHost: "127.0.0.1", brokerPort: picky.port), logLevel: .critical)
+        let runner = try fleet.makeFleet(RunOptions(), broker: ("127.0.0.1", picky.port), logLevel: .critical)
         await runner.start()
         let failed = await runner.waitUntilAllDevices(timeout: 15) { $0.errors >= 1 && $0.lastError != nil }
         let summary = await runner.stop(drainTimeout: 0)
@@ -178,7 +179,7 @@ struct BrokerWeDidNotConfigureTests {
         let fleet = try TestFleet(devices: ["pub-1"], interval: 0.2, startBroker: false)
         defer { fleet.tearDown() }
         let picky = try PickyBroker(fleet: fleet)
-        let runner = try fleet.makeFleet(RunOptions(brokerHost: "127.0.0.1", brokerPort: picky.port), logLevel: .critical)
+        let runner = try fleet.makeFleet(RunOptions(), broker: ("127.0.0.1", picky.port), logLevel: .critical)
         await runner.start()
         let failed = await runner.waitUntilAllDevices(timeout: 15) { $0.connects >= 1 && $0.errors >= 1 && $0.lastError != nil }
         let summary = await runner.stop(drainTimeout: 0)

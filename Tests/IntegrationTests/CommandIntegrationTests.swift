@@ -1,26 +1,7 @@
 import Foundation
 import Testing
 @testable import SensorFleetCore
-
-extension TestFleet {
-    /// Publishes `payload` with `mosquitto_pub` as the observer (which may write
-    /// devices/+/commands); `extra` adds options (e.g. MQTT 5 properties). Waits for it to exit.
-    func publishAsObserver(_ topic: String, _ payload: String, extra: [String] = []) throws {
-        guard let binary = findExecutable("mosquitto_pub") else { throw TestFailure("mosquitto_pub is not installed") }
-        let output = "\(path)/pub-\(UUID().uuidString.prefix(6)).out"
-        let process = try ChildProcess(binary, [
-            "-h", "127.0.0.1", "-p", "\(broker.port)", "--cafile", caFile, "--cert", observerCert, "--key", observerKey,
-            "-q", "1", "-t", topic, "-m", payload,
-        ] + extra, output: output)
-        let code = process.wait()
-        if code != 0 { throw TestFailure("mosquitto_pub exited \(code): \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")") }
-    }
-
-    /// Waits until the broker has seen `clientID` subscribe (to its commands topic).
-    func waitForSubscription(_ clientID: String) async -> Bool {
-        await waitFor(20) { broker.log().contains("Received SUBSCRIBE from \(clientID)") }
-    }
-}
+import SensorFleetTesting
 
 private func json(_ text: String) -> [String: Any]? {
     (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]

@@ -5,6 +5,7 @@ import X509
 import Crypto
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 /// A listener that accepts TCP connections and never says a word (no TLS handshake).
 final class SilentListener: @unchecked Sendable {

@@ -3,6 +3,7 @@ import Logging
 import Testing
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 /// Faults caused for real against a real mosquitto (restart, kill -9, an outbox that overflows,
 /// a killed sensorfleet process with a durable outbox), each checked against an independent
@@ -243,7 +244,7 @@ struct ProxyFaultTests {
         defer { subscriber.stop() }
         let proxy = try TCPProxy(target: fleet.broker.port)
         defer { proxy.close() }
-        let runner = try fleet.makeFleet(RunOptions(brokerPort: proxy.port, backoff: BackoffPolicy(base: 0.1, cap: 1)))
+        let runner = try fleet.makeFleet(RunOptions(backoff: BackoffPolicy(base: 0.1, cap: 1)), broker: (nil, proxy.port))
         await runner.start()
         #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.acknowledged >= 10 })
 

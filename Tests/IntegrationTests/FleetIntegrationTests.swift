@@ -2,22 +2,7 @@ import Foundation
 import Logging
 import Testing
 @testable import SensorFleetCore
-
-/// The built `sensorfleet` executable, beside the test bundle.
-func sensorfleetBinary() throws -> String {
-    let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-    let path = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("sensorfleet").path
-    guard FileManager.default.isExecutableFile(atPath: path) else {
-        throw TestFailure("\(path) is missing: build it first (swift build, or Scripts/test)")
-    }
-    return path
-}
-
-/// Runs the `sensorfleet` binary; returns the process and where its output goes.
-func launchSensorfleet(_ arguments: [String], in dir: String) throws -> (ChildProcess, String) {
-    let output = "\(dir)/sensorfleet-\(UUID().uuidString.prefix(6)).out"
-    return (try ChildProcess(try sensorfleetBinary(), arguments, output: output), output)
-}
+import SensorFleetTesting
 
 @Suite("Fleet against a real mosquitto over mutual TLS", .serialized)
 struct FleetIntegrationTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 @Suite("sensorfleet run, as a user runs it", .serialized)
 struct RunCommandTests {
@@ -68,5 +69,36 @@ struct RunCommandTests {
         #expect(text.contains("qos"))
         #expect(text.contains("sensors"))
         #expect(!text.contains("Fatal error") && !text.contains("Stack"))
+    }
+
+    @Test("provision and validate read a fleet alike: --prefix _x refused in validate's words; validate accepts what provision makes")
+    func provisionAndValidateAgree() async throws {
+        let fleet = try TestFleet(devices: ["dev-1"], startBroker: false)
+        defer { fleet.tearDown() }
+        func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        // What validate says about a device whose id is `_x-0001`…
+        try FileManager.default.createDirectory(atPath: "\(fleet.path)/_x-0001", withIntermediateDirectories: true)
+        try "id: _x-0001\nsensors:\n  - {name: level, type: constant, value: 1}\n"
+            .write(toFile: "\(fleet.path)/_x-0001/device.yaml", atomically: true, encoding: .utf8)
+        let (validate, validateOutput) = try launchSensorfleet(["validate", fleet.path], in: fleet.path)
+        #expect(validate.wait() == 1)
+        let line = try #require(text(validateOutput).split(separator: "\n").first { $0.contains("_x-0001/device.yaml") && $0.contains("id: ") },
+                                "\(text(validateOutput))")
+        let problem = try #require(line.components(separatedBy: "id: ").dropFirst().first?.components(separatedBy: " — fix").first)
+        #expect(problem.contains("starts with `_`"))
+        try FileManager.default.removeItem(atPath: "\(fleet.path)/_x-0001")
+
+        // …is what provision says about `--prefix _x`.
+        let (provision, provisionOutput) = try launchSensorfleet(["provision", fleet.path, "--devices", "1", "--prefix", "_x"], in: fleet.path)
+        #expect(provision.wait() == 1)
+        #expect(text(provisionOutput).contains(problem), "\(text(provisionOutput))")
+        #expect(!FileManager.default.fileExists(atPath: "\(fleet.path)/_x-0001"))
+
+        // Whatever provision makes, validate accepts.
+        let (good, goodOutput) = try launchSensorfleet(["provision", fleet.path, "--devices", "2", "--prefix", "gw"], in: fleet.path)
+        #expect(good.wait() == 0, "\(text(goodOutput))")
+        let (check, checkOutput) = try launchSensorfleet(["validate", fleet.path], in: fleet.path)
+        #expect(check.wait() == 0, "\(text(checkOutput))")
+        #expect(text(checkOutput).contains("valid: 3 devices"))
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import Testing
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 @Suite("Reconnect storm", .serialized)
 struct StormTests {

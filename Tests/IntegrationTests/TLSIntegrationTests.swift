@@ -4,6 +4,7 @@ import Logging
 import Testing
 import X509
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 /// Issues a broker certificate for `names` (DNS SANs only) from the fleet's CA.
 func issueServerCertificate(fleet: TestFleet, names: [String]) throws -> (cert: String, key: String) {

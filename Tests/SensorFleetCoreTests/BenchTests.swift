@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 @Suite("Load test: sequence counting, templates, payload timestamps, HTML")
 struct BenchUnitTests {

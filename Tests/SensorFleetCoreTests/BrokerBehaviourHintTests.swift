@@ -1,4 +1,5 @@
 import MosquittoKit
+import SensorFleetTesting
 import Testing
 
 /// MosquittoError's diagnosis of brokers that close instead of answering, keyed on what the

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 @Suite("Certificates over time: expiry warnings, a clock that is not set yet, changed files")
 struct CertificateClockTests {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MosquittoKit
 import Synchronization
+import SensorFleetTesting
 import Testing
 
 @testable import SensorFleetCore

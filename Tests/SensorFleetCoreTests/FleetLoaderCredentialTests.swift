@@ -4,6 +4,7 @@ import Testing
 import X509
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 /// Certificate and key checks with real P256 certificates made by swift-certificates.
 @Suite struct FleetLoaderCredentialTests {

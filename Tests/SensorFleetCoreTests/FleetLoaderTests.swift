@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 /// Loading whole fleet folders: defaults, overrides, the committed example, folder-level problems.
 @Suite struct FleetLoaderTests {

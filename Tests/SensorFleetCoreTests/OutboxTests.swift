@@ -3,6 +3,7 @@ import MosquittoKit
 import Testing
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 /// The outbox's bounds (count and bytes), its two policies when full, its TTL, and the
 /// `outbox:` section of fleet.yaml.

@@ -1,4 +1,5 @@
 import Foundation
+import SensorFleetTesting
 import Testing
 
 @testable import SensorFleetCore

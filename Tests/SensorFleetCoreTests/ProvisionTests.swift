@@ -5,6 +5,7 @@ import Testing
 import X509
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 /// A fresh folder under the system temp directory, removed when the test ends.
 private final class ProvisionTempFleet {
@@ -47,6 +48,9 @@ private func isSigned(_ certificate: Certificate, by ca: Certificate) -> Bool {
 }
 
 private let openSSL = "/usr/bin/openssl"
+
+/// A valid `sensors:` section, for device.yaml files written by hand.
+private let oneSensor = "sensors:\n  - {name: level, type: constant, value: 1}\n"
 
 private func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
     let process = Process()
@@ -163,20 +167,20 @@ struct ProvisionTests {
 
     @Test func existingDeviceFolderGetsItsCertificateUnderItsOwnID() throws {
         let fleet = try ProvisionTempFleet()
-        try fleet.write("id: lab-probe\ninterval: 2\nsensors: []\n", to: "probe/device.yaml")
-        try fleet.write("interval: 2\n", to: "thermostat-001/device.yaml")
+        try fleet.write("id: lab-probe\ninterval: 2\n" + oneSensor, to: "probe/device.yaml")
+        try fleet.write("interval: 2\n" + oneSensor, to: "thermostat-001/device.yaml")
         try fleet.write("not a device\n", to: "notes/readme.txt")
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path))
         #expect(commonName(try fleet.certificate("probe/cert.pem")) == "lab-probe")
         #expect(commonName(try fleet.certificate("thermostat-001/cert.pem")) == "thermostat-001")
         #expect(!fleet.exists("notes/cert.pem"))
-        #expect(try fleet.read("probe/device.yaml") == "id: lab-probe\ninterval: 2\nsensors: []\n")
+        #expect(try fleet.read("probe/device.yaml") == "id: lab-probe\ninterval: 2\n" + oneSensor)
     }
 
     @Test func newDeviceNumbersContinueAfterTheHighest() throws {
         let fleet = try ProvisionTempFleet()
-        try fleet.write("id: sensor-0041\n", to: "a/device.yaml")
-        try fleet.write("id: other-9999\n", to: "b/device.yaml")
+        try fleet.write("id: sensor-0041\n" + oneSensor, to: "a/device.yaml")
+        try fleet.write("id: other-9999\n" + oneSensor, to: "b/device.yaml")
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, newDevices: 2))
         #expect(fleet.exists("sensor-0042/cert.pem") && fleet.exists("sensor-0043/cert.pem"))
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, newDevices: 1, prefix: "gw"))
@@ -205,12 +209,13 @@ struct ProvisionTests {
         let fleet = try ProvisionTempFleet()
         try fleet.write("id: \"bad/id\"\n", to: "x/device.yaml")
         #expect(throws: ProvisionError.self) { try Provisioner.provision(ProvisionOptions(directory: fleet.path)) }
-        try fleet.write("id: same\n", to: "x/device.yaml")
-        try fleet.write("id: same\n", to: "y/device.yaml")
+        try fleet.write("id: same\n" + oneSensor, to: "x/device.yaml")
+        try fleet.write("id: same\n" + oneSensor, to: "y/device.yaml")
         let duplicate = #expect(throws: ProvisionError.self) {
             try Provisioner.provision(ProvisionOptions(directory: fleet.path))
         }
-        #expect(duplicate?.code == .invalidDevice)
+        #expect(duplicate?.code == .invalidFleet)
+        #expect(duplicate?.issues.contains { $0.field == "id" && $0.problem.contains("also the id of") } == true)
         for options in [
             ProvisionOptions(directory: fleet.path, newDevices: -1), ProvisionOptions(directory: fleet.path, prefix: "a b"),
             ProvisionOptions(directory: fleet.path, brokerPort: 0), ProvisionOptions(directory: fleet.path, validityDays: 0),
@@ -321,5 +326,67 @@ struct ProvisionTests {
             openSSL, ["verify", "-purpose", "sslserver", "-verify_hostname", "localhost", "-CAfile", "\(dir)/ca.pem",
                 "\(dir)/broker/server.pem"])
         #expect(server.status == 0, "\(server.output)")
+    }
+
+    @Test("--prefix follows the one device-id rule: refused with the words validate uses for such an id")
+    func prefixFollowsTheDeviceIDRule() throws {
+        let fleet = try ProvisionTempFleet()
+        // What validate says about a device whose id is `_x-0001`…
+        try fleet.write("broker:\n  host: localhost\n", to: "fleet.yaml")
+        try fleet.write("id: _x-0001\n" + oneSensor, to: "_x-0001/device.yaml")
+        let refused = #expect(throws: FleetValidationError.self) { try FleetLoader.loadWithoutCredentials(directory: fleet.path) }
+        let validateSays = try #require(refused?.issues.first { $0.field == "id" }).problem
+        #expect(validateSays.contains("starts with `_`"))
+        try FileManager.default.removeItem(atPath: "\(fleet.path)/_x-0001")
+        // …is what provision says about `--prefix _x`, before it writes anything.
+        let error = #expect(throws: ProvisionError.self) {
+            try Provisioner.provision(ProvisionOptions(directory: fleet.path, newDevices: 1, prefix: "_x"))
+        }
+        #expect(error?.code == .invalidOption)
+        #expect(error?.message.contains(validateSays) == true, "\(error?.message ?? "")")
+        #expect(!fleet.exists("ca.pem") && !fleet.exists("_x-0001"))
+        // The observer's id is no device's.
+        #expect(DeviceID.problem(with: Provisioner.observerID) != nil)
+        #expect(Provisioner.deviceID(prefix: "x", number: 1) == "x-0001" && DeviceID.isValid("x-0001"))
+    }
+
+    @Test("provision refuses a fleet validate refuses, with validate's issues, and writes nothing")
+    func refusesWhatValidateRefuses() throws {
+        let fleet = try ProvisionTempFleet()
+        try fleet.write("broker:\n  host: localhost\n  port: 88833\n", to: "fleet.yaml")
+        try fleet.write("qos: 2\n" + oneSensor, to: "dev-1/device.yaml")
+        let validate = #expect(throws: FleetValidationError.self) { try FleetLoader.loadWithoutCredentials(directory: fleet.path) }
+        let error = #expect(throws: ProvisionError.self) { try Provisioner.provision(ProvisionOptions(directory: fleet.path)) }
+        #expect(error?.code == .invalidFleet)
+        #expect(error?.issues == validate?.issues)
+        #expect(error?.issues.count == 2)
+        #expect(!fleet.exists("ca.pem") && !fleet.exists("dev-1/key.pem"))
+    }
+
+    @Test("whatever provision makes, validate accepts: new devices, hand-written folders, templates")
+    func validateAcceptsWhatProvisionMakes() throws {
+        let fleet = try ProvisionTempFleet()
+        _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, newDevices: 2))
+        #expect(try FleetLoader.load(directory: fleet.path).spec.devices.map(\.id) == ["sensor-0001", "sensor-0002"])
+
+        // A hand-written folder (id from its name, key where device.yaml says) and a template.
+        try fleet.write("key: private/device.key\n" + oneSensor, to: "lab.probe-7/device.yaml")
+        try FileManager.default.createDirectory(atPath: "\(fleet.path)/lab.probe-7/private", withIntermediateDirectories: true)
+        let yaml = try fleet.read("fleet.yaml") + """
+            templates:
+              - id: bulk-{000}
+                count: 20
+                sensors:
+                  - {name: level, type: constant, value: 1}
+
+            """
+        try fleet.write(yaml, to: "fleet.yaml")
+        _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, newDevices: 1, prefix: "gw"))
+        #expect(fleet.exists("lab.probe-7/private/device.key") && !fleet.exists("lab.probe-7/key.pem"))
+        let loaded = try FleetLoader.load(directory: fleet.path)
+        #expect(loaded.spec.devices.count == 2 + 1 + 1 + 20)
+        #expect(loaded.spec.devices.contains { $0.id == "gw-0001" } && loaded.spec.devices.contains { $0.id == "bulk-020" })
+        // revoke finds devices through the same loader, template devices included.
+        #expect(try Provisioner.revoke(directory: fleet.path, deviceID: "bulk-007").contains("bulk-007"))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MosquittoKit
+import SensorFleetTesting
 import Testing
 
 @testable import SensorFleetCore

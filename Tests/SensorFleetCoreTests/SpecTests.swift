@@ -1,3 +1,4 @@
+import SensorFleetTesting
 import Testing
 @testable import SensorFleetCore
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Logging
+import SensorFleetTesting
 import Testing
 
 @testable import SensorFleetCore

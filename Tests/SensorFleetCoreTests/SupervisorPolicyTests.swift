@@ -1,5 +1,6 @@
 import Synchronization
 import MosquittoKit
+import SensorFleetTesting
 import Testing
 @testable import SensorFleetCore
 

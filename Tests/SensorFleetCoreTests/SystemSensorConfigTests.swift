@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 @Suite("Real sensors in device.yaml")
 struct SystemSensorConfigTests {

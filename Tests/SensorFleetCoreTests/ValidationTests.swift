@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import SensorFleetCore
+import SensorFleetTesting
 
 /// YAML and value checks: each test writes one mistake and checks the file, field, line,
 /// problem and fix. These use `loadWithoutCredentials`, so no certificates are needed.

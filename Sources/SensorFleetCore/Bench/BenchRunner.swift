@@ -1,13 +1,12 @@
 import Foundation
 import Logging
 import MosquittoKit
+import ServiceLifecycle
 import X509
 
 /// `sensorfleet bench`: the fleet engine of `run` with a load profile, a verifier, a per-second
 /// time series and a report.
 public struct BenchOptions: Sendable {
-    public var brokerHost: String?
-    public var brokerPort: Int?
     /// The first `devices` devices of the fleet (by id); nil: all.
     public var devices: Int?
     public var connectRate: Double = 100
@@ -100,12 +99,9 @@ public enum BenchRunner {
             pace: pace, qos: options.qos, messagesPerDevice: options.messagesPerDevice,
             format: TelemetryFormat(padding: padding, microsecondTimestamps: true), bindAddresses: options.bind)
 
-        var broker = spec.broker
-        if let host = options.brokerHost { broker.host = host }
-        if let port = options.brokerPort { broker.port = port }
+        let broker = spec.broker
         let runOptions = {
-            var o = RunOptions(brokerHost: options.brokerHost, brokerPort: options.brokerPort,
-                               reactorThreads: options.reactorThreads, connectRate: options.connectRate)
+            var o = RunOptions(reactorThreads: options.reactorThreads, connectRate: options.connectRate)
             o.publishing = publishing
             o.recordLatencies = true
             return o
@@ -121,8 +117,7 @@ public enum BenchRunner {
             let settings = Verifier.Settings(
                 host: try Fleet.resolve(broker.host), port: broker.port, caFile: broker.caFile,
                 certFile: observer + "/cert.pem", keyFile: observer + "/key.pem",
-                tls: TLSSettings(serverName: broker.host, requireTLS13: broker.tlsMinVersion == "1.3", alpn: broker.alpn,
-                                 verifyHostname: !broker.insecureSkipHostnameVerification),
+                tls: broker.tlsSettings,
                 connections: verifierConnections, bindAddress: options.bind.first,
                 observerName: observerName)
             guard FileManager.default.fileExists(atPath: settings.certFile) else {
@@ -169,6 +164,7 @@ public enum BenchRunner {
                     allConnected = (clock.now, ProcessUsage.cpuSeconds())
                 }
                 if completedAt == nil, complete() { completedAt = clock.now; break }
+                if Task.isShuttingDownGracefully { break }
                 try? await Task.sleep(until: min(deadline, clock.now + .milliseconds(10)), clock: clock)
             }
             let elapsed = Double(tick)
@@ -217,6 +213,8 @@ public enum BenchRunner {
             tick += 1
             if elapsed >= end { break }
             if completedAt != nil { break }
+            // SIGINT/SIGTERM under a service group: end the measurement here and report it.
+            if Task.isShuttingDownGracefully { break }
         }
         let measuredEnd = completedAt ?? clock.now
         let rssConnected = ProcessUsage.currentRSSKB()

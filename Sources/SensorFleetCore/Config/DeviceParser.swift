@@ -15,6 +15,8 @@ struct ParsedDevice {
     var keyLine: Int?
     /// CN of the shared identity of a template with `shared_identity: true`; nil: CN = id.
     var sharedIdentityCN: String? = nil
+    /// Made from an entry of fleet.yaml's `templates:` rather than read from a device folder.
+    var isFromTemplate = false
 }
 
 /// Reads `<fleet>/<folder>/device.yaml`.
@@ -93,22 +95,6 @@ struct DeviceParser {
         return (resolved.absolute, resolved.display, nil)
     }
 
-}
-
-/// What a device id may look like: `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`.
-enum DeviceID {
-    static func problem(with id: String) -> String? {
-        if id.isEmpty { return "the id is empty" }
-        if id.utf8.count > 64 { return "the id \"\(SettingText.clipped(id))\" is longer than 64 characters" }
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-        if let bad = id.first(where: { !allowed.contains($0) }) {
-            return "the id \"\(SettingText.clipped(id))\" contains `\(bad)`; only letters, digits, `.`, `_` and `-` are allowed"
-        }
-        if let first = id.first, first == "." || first == "_" || first == "-" {
-            return "the id \"\(SettingText.clipped(id))\" starts with `\(first)`; it must start with a letter or digit"
-        }
-        return nil
-    }
 }
 
 /// Reads one entry of `sensors:`.

@@ -42,6 +42,18 @@ public enum FleetLoader {
         return parsed.spec
     }
 
+    /// For `provision`, which makes the certificates and keys: the same parsing and checks as
+    /// ``loadWithoutCredentials(directory:)``, except that a missing fleet folder, a missing
+    /// fleet.yaml and a fleet without devices are fine (provision creates them).
+    static func parseForProvisioning(directory: String) throws(FleetValidationError) -> ParsedFleet {
+        let log = IssueLog()
+        let parsed = parse(directory: directory, log: log, forProvisioning: true)
+        guard let parsed, log.errors.isEmpty else {
+            throw FleetValidationError(issues: IssueLog.ordered(log.errors))
+        }
+        return parsed
+    }
+
     // MARK: - Whole folder
 
     /// Everything read from the YAML files, with what the credential checks need to point at lines.
@@ -49,15 +61,26 @@ public enum FleetLoader {
         var spec: FleetSpec
         var settings: FleetSettings
         var devices: [ParsedDevice]
+        /// fleet.yaml's `templates:`, whose devices are also in `devices`.
+        var templates: [TemplateSpec]
     }
 
-    /// - Parameter onlyDevice: read only this device folder, wherever it is, and no templates
-    ///   (the agent runs exactly the device it is given).
-    static func parse(directory: String, log: IssueLog, onlyDevice: FleetLocation? = nil) -> ParsedFleet? {
+    /// - Parameters:
+    ///   - onlyDevice: read only this device folder, wherever it is, and no templates (the agent
+    ///     runs exactly the device it is given).
+    ///   - forProvisioning: a missing folder, a missing fleet.yaml and no devices are no problem.
+    static func parse(directory: String, log: IssueLog, onlyDevice: FleetLocation? = nil,
+                      forProvisioning: Bool = false) -> ParsedFleet? {
         let location = FleetLocation(argument: directory)
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: location.absolute, isDirectory: &isDirectory),
-              isDirectory.boolValue
+        let exists = FileManager.default.fileExists(atPath: location.absolute, isDirectory: &isDirectory)
+        if forProvisioning && !exists {
+            let settings = FleetSettings(location: location)
+            let spec = FleetSpec(directory: location.absolute, broker: settings.broker, seed: settings.seed,
+                                 connectRate: settings.connectRate, outbox: settings.outbox, devices: [])
+            return ParsedFleet(spec: spec, settings: settings, devices: [], templates: [])
+        }
+        guard exists, isDirectory.boolValue
         else {
             log.error(location.displayRoot, "the fleet folder does not exist (looked for \(location.absolute))",
                       fix: "pass the folder that holds fleet.yaml and one subfolder per device, e.g. `Devices`")
@@ -67,16 +90,17 @@ public enum FleetLoader {
         let fleetFile = location.display("fleet.yaml")
         var settings = FleetSettings(location: location)
         var templateDevices: [ParsedDevice] = []
+        var templates: [TemplateSpec] = []
         if FileManager.default.fileExists(atPath: location.absolute("fleet.yaml")) {
             if let root = YAMLFile.readMapping(path: location.absolute("fleet.yaml"), displayPath: fleetFile,
                                                log: log, whatItHolds: "`broker:`, `seed:`, `defaults:` …",
                                                allowEmpty: true) {
                 settings.read(root)
                 if onlyDevice == nil {
-                    templateDevices = TemplateParser(location: location, defaults: settings.defaults, log: log).parse(root)
+                    (templateDevices, templates) = TemplateParser(location: location, defaults: settings.defaults, log: log).parse(root)
                 }
             }
-        } else {
+        } else if !forProvisioning {
             log.error(fleetFile, "fleet.yaml is missing from the fleet folder",
                       fix: "create \(fleetFile) with at least `broker:` and its `host:` and `port:` "
                           + "(see Devices/README.md)")
@@ -95,7 +119,7 @@ public enum FleetLoader {
                 DeviceParser(location: location, folder: folder, defaults: settings.defaults, log: log).parse()
             } + templateDevices
         }
-        if folders.isEmpty && templateDevices.isEmpty {
+        if folders.isEmpty && templateDevices.isEmpty && !forProvisioning {
             log.error(location.displayRoot, "the fleet has no devices: no subfolder holds a device.yaml",
                       fix: "create \(location.display("<id>/device.yaml")) for each device, "
                           + "e.g. \(location.display("thermostat-001/device.yaml")) (see Devices/README.md)")
@@ -107,7 +131,7 @@ public enum FleetLoader {
             directory: location.absolute, broker: settings.broker, seed: settings.seed,
             connectRate: settings.connectRate, outbox: settings.outbox,
             devices: sorted.map(\.spec))
-        return ParsedFleet(spec: spec, settings: settings, devices: sorted)
+        return ParsedFleet(spec: spec, settings: settings, devices: sorted, templates: templates)
     }
 
     /// Subfolders holding a `device.yaml`, by name; hidden entries are skipped, and so are

@@ -77,12 +77,14 @@ struct TemplateParser {
 
     var file: String { location.display("fleet.yaml") }
 
-    /// The devices of every template; issues logged for whatever is wrong.
-    func parse(_ root: MappingReader) -> [ParsedDevice] {
-        guard root.has("templates") else { return [] }
+    /// The devices of every template, and the templates themselves (for `provision`); issues
+    /// logged for whatever is wrong.
+    func parse(_ root: MappingReader) -> (devices: [ParsedDevice], templates: [TemplateSpec]) {
+        guard root.has("templates") else { return ([], []) }
         let fix = "list templates under `templates:`, each as `- id: sensor-{0000}` with `count:` and `sensors:`"
-        guard let items = root.sequence("templates", expected: "a list of device templates", fix: fix) else { return [] }
+        guard let items = root.sequence("templates", expected: "a list of device templates", fix: fix) else { return ([], []) }
         var devices: [ParsedDevice] = []
+        var templates: [TemplateSpec] = []
         for (index, item) in items.enumerated() {
             let path = "templates[\(index)]"
             guard case .mapping(let mapping) = item else {
@@ -91,12 +93,15 @@ struct TemplateParser {
                 continue
             }
             let map = MappingReader(mapping, path: path, file: file, log: log)
-            devices += parse(map, index: index, already: devices.count)
+            if let (template, made) = parse(map, index: index, already: devices.count) {
+                devices += made
+                templates.append(template)
+            }
         }
-        return devices
+        return (devices, templates)
     }
 
-    private func parse(_ map: MappingReader, index: Int, already: Int) -> [ParsedDevice] {
+    private func parse(_ map: MappingReader, index: Int, already: Int) -> (TemplateSpec, [ParsedDevice])? {
         map.rejectUnknownKeys(allowed: Self.keys)
         let idFix = "set \(map.field("id")) to an id pattern with the number in braces, e.g. sensor-{0000}"
         var pattern = map.string("id", expected: "an id pattern such as sensor-{0000}", fix: idFix, required: true)
@@ -112,11 +117,11 @@ struct TemplateParser {
         let shared = map.bool("shared_identity", fix: "set \(map.field("shared_identity")) to true or false") ?? false
         let fields = DeviceFields.read(map)
         let sensors = SensorListParser(file: file, log: log).read(map)
-        guard let pattern, let count else { return [] }
+        guard let pattern, let count else { return nil }
         if already + count > Self.maximumDevices {
             map.problem("count", "the templates add up to more than \(Self.maximumDevices) devices",
                         fix: "lower \(map.field("count"))")
-            return []
+            return nil
         }
         let template = TemplateSpec(pattern: pattern, count: count, start: start, sharedIdentity: shared, index: index)
         if shared {
@@ -130,7 +135,7 @@ struct TemplateParser {
         let lastID = template.id(count - 1)
         if let problem = DeviceID.problem(with: lastID) {
             map.problem("count", "the last device id would be `\(lastID)`: \(problem)", fix: idFix)
-            return []
+            return nil
         }
         let interval = fields.interval ?? defaults.interval
         let qos = fields.qos ?? defaults.qos
@@ -151,28 +156,10 @@ struct TemplateParser {
             var device = ParsedDevice(spec: spec, file: file, idLine: map.line(of: "id"), certDisplay: cert.display,
                                       keyDisplay: key.display, certLine: nil, keyLine: nil)
             device.sharedIdentityCN = shared ? sharedFolder : nil
+            device.isFromTemplate = true
             devices.append(device)
         }
-        return devices
-    }
-
-    /// The templates of `fleet.yaml` in `directory` (for `provision`): no issues, only what parses.
-    static func templates(directory: String) -> [TemplateSpec] {
-        let path = directory + "/fleet.yaml"
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-              let node = try? Yams.compose(yaml: text), let items = node.mapping?["templates"]?.sequence
-        else { return [] }
-        var result: [TemplateSpec] = []
-        for (index, item) in items.enumerated() {
-            guard let map = item.mapping, let pattern = map["id"]?.scalar?.string,
-                  TemplateSpec.problem(with: pattern) == nil,
-                  let count = map["count"]?.int, count > 0, count <= maximumDevices
-            else { continue }
-            let start = map["start"]?.int ?? 1
-            let shared = map["shared_identity"]?.bool ?? false
-            result.append(TemplateSpec(pattern: pattern, count: count, start: start, sharedIdentity: shared, index: index))
-        }
-        return result
+        return (template, devices)
     }
 }
 

@@ -21,9 +21,7 @@ public final class Fleet: Sendable {
     public init(spec: FleetSpec, options: RunOptions = RunOptions(), logger: Logger) throws {
         self.spec = spec
         counters = FleetCounters(recordLatencies: options.recordLatencies)
-        var broker = spec.broker
-        if let host = options.brokerHost { broker.host = host }
-        if let port = options.brokerPort { broker.port = port }
+        let broker = spec.broker
         let resolver = BrokerResolver(host: broker.host)
         do {
             try resolver.resolveNow()
@@ -40,12 +38,8 @@ public final class Fleet: Sendable {
         if broker.insecureSkipHostnameVerification {
             logger.warning("INSECURE: broker hostname verification is OFF (insecure_skip_hostname_verification in fleet.yaml); any certificate signed by the CA will be accepted for \(broker.host)")
         }
-        let tlsSettings = TLSSettings(
-            serverName: broker.host, requireTLS13: broker.tlsMinVersion == "1.3", alpn: broker.alpn,
-            verifyHostname: !broker.insecureSkipHostnameVerification
-        )
         context = FleetContext(
-            broker: broker, resolver: resolver, trust: trust, tlsSettings: tlsSettings,
+            broker: broker, resolver: resolver, trust: trust, tlsSettings: broker.tlsSettings,
             limiter: ConnectRateLimiter(rate: options.connectRate ?? spec.connectRate),
             gate: ConnectGate(limit: options.maxConnecting), backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
             outbox: spec.outbox, maxInflight: options.maxInflight,

@@ -2,9 +2,6 @@ import MosquittoKit
 
 /// How a fleet runs, beyond what its files say.
 public struct RunOptions: Sendable {
-    /// Overrides `broker.host` / `broker.port` of fleet.yaml.
-    public var brokerHost: String?
-    public var brokerPort: Int?
     /// Reactor threads; default: `RunOptions.reactorCount(devices:)`.
     public var reactorThreads: Int?
     public var backoff: BackoffPolicy
@@ -29,13 +26,11 @@ public struct RunOptions: Sendable {
     public var recordLatencies = false
 
     public init(
-        brokerHost: String? = nil, brokerPort: Int? = nil, reactorThreads: Int? = nil,
+        reactorThreads: Int? = nil,
         backoff: BackoffPolicy = BackoffPolicy(), connectRate: Double? = nil, connectTimeout: Double = 10,
         maxConnecting: Int = 64, maxInflight: Int = 20
     ) {
         self.maxConnecting = maxConnecting
-        self.brokerHost = brokerHost
-        self.brokerPort = brokerPort
         self.reactorThreads = reactorThreads
         self.backoff = backoff
         self.connectRate = connectRate

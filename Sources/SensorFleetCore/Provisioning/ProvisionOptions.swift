@@ -54,13 +54,15 @@ public struct ProvisionResult: Sendable {
 /// A provisioning or revocation failure: what went wrong, where, and how to fix it.
 public struct ProvisionError: Error, CustomStringConvertible, Sendable, Equatable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: String { case invalidOption, invalidDevice, unreadableFile, ioFailure, unknownDevice, mismatch }
+        private enum Base: String { case invalidOption, invalidDevice, invalidFleet, unreadableFile, ioFailure, unknownDevice, mismatch }
         private let base: Base
         private init(_ base: Base) { self.base = base }
         /// An option is out of range or malformed.
         public static let invalidOption = Code(.invalidOption)
         /// A device folder or `device.yaml` is malformed (bad id, duplicate id).
         public static let invalidDevice = Code(.invalidDevice)
+        /// fleet.yaml or a device folder is not valid, as `validate` would say: see `issues`.
+        public static let invalidFleet = Code(.invalidFleet)
         /// A key, certificate or CRL could not be parsed.
         public static let unreadableFile = Code(.unreadableFile)
         /// Reading, writing or creating a file or folder failed.
@@ -74,10 +76,21 @@ public struct ProvisionError: Error, CustomStringConvertible, Sendable, Equatabl
 
     public let code: Code
     public let message: String
+    /// With `invalidFleet`: every problem, exactly as `validate` reports them.
+    public let issues: [FleetIssue]
 
     init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
+        issues = []
+    }
+
+    /// The fleet is not valid (code `invalidFleet`).
+    init(issues: [FleetIssue]) {
+        code = .invalidFleet
+        message = "the fleet is not valid (\(issues.count) problem\(issues.count == 1 ? "" : "s")):\n"
+            + issues.map { "  ✗ \($0)" }.joined(separator: "\n")
+        self.issues = issues
     }
 
     public var description: String { message }

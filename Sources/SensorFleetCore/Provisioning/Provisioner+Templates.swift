@@ -8,9 +8,10 @@ extension Provisioner {
     /// `<id>/key.pem`), or one shared identity per template with `shared_identity: true`.
     /// Key generation and signing run on every core; existing keys are kept as for any device.
     static func provisionTemplates(
-        dir: String, authority: FleetAuthority, options: ProvisionOptions, now: Date, result: inout ProvisionResult
+        _ templates: [TemplateSpec], dir: String, authority: FleetAuthority, options: ProvisionOptions, now: Date,
+        result: inout ProvisionResult
     ) throws {
-        for template in TemplateParser.templates(directory: dir) {
+        for template in templates {
             let started = Date()
             if template.sharedIdentity {
                 let folder = "\(dir)/\(template.sharedFolder)"
@@ -29,9 +30,6 @@ extension Provisioner {
                 continue
             }
             let ids = (0..<template.count).map(template.id)
-            if let clash = ids.first(where: { $0 == observerID }) {
-                throw ProvisionError(.invalidDevice, "\(dir)/fleet.yaml: template \(template.pattern) makes the id \(clash), which is reserved for the observer")
-            }
             let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, ids.count / 16))
             let outcome = Mutex<(created: Int, kept: Int, lines: [String], error: Error?)>((0, 0, [], nil))
             DispatchQueue.concurrentPerform(iterations: workers) { worker in

@@ -21,7 +21,7 @@ public enum Provisioner {
     static let publicMode: mode_t = 0o644
     static let crlValidity: TimeInterval = 30 * 86_400
     /// CN of the observer identity in `DIR/broker/observer/`; no device may take this id.
-    public static let observerID = "sensorfleet-observer"
+    public static let observerID = DeviceID.observer
 
     /// Creates what is missing and repairs what is inconsistent; existing private keys are kept
     /// unless `options.force` is set.
@@ -29,11 +29,20 @@ public enum Provisioner {
     ///   - options: folder, new device count, prefix, force, broker port, validity.
     ///   - now: the time certificates and the CRL start from.
     /// - Returns: lines describing what was written and what was kept.
-    /// - Throws: ``ProvisionError`` for bad options, malformed device folders, unreadable keys
-    ///   or I/O failures. Files written before the error stay (each one is complete).
+    /// - Throws: ``ProvisionError`` for bad options, a fleet that `validate` would refuse for
+    ///   anything but its credentials (code `invalidFleet`, with every issue), unreadable keys or
+    ///   I/O failures. Files written before the error stay (each one is complete).
     public static func provision(_ options: ProvisionOptions, now: Date = Date()) throws -> ProvisionResult {
         try validate(options)
         let dir = absolutePath(options.directory)
+        // The fleet as `validate` reads it, through the same loader, without the credential files
+        // (made here): what validate would refuse is refused before anything is written.
+        let fleet: FleetLoader.ParsedFleet
+        do {
+            fleet = try FleetLoader.parseForProvisioning(directory: options.directory)
+        } catch {
+            throw ProvisionError(issues: error.issues)
+        }
         var result = ProvisionResult()
         try AtomicFile.makeDirectory(dir)
         try AtomicFile.makeDirectory("\(dir)/broker")
@@ -74,9 +83,12 @@ public enum Provisioner {
             result.created.append(fleetPath)
         }
 
-        // 4. Devices: the existing ones, then the new ones.
-        var devices = try scanDevices(dir: dir)
-        var taken = Set(devices.map(\.id))
+        // 4. Devices: the existing folders (certificate and key where their device.yaml says),
+        //    then the new ones.
+        var devices = fleet.devices.filter { !$0.isFromTemplate }.map {
+            DeviceFolder(id: $0.spec.id, path: $0.spec.directory, certFile: $0.spec.certFile, keyFile: $0.spec.keyFile)
+        }
+        var taken = Set(fleet.devices.map(\.spec.id))
         var number = highestNumber(prefix: options.prefix, in: devices) + 1
         for _ in 0..<options.newDevices {
             var id = deviceID(prefix: options.prefix, number: number)
@@ -84,17 +96,20 @@ public enum Provisioner {
                 number += 1
                 id = deviceID(prefix: options.prefix, number: number)
             }
+            if let problem = DeviceID.problem(with: id) {
+                throw ProvisionError(.invalidOption, "prefix \"\(options.prefix)\": \(problem)")
+            }
             number += 1
             taken.insert(id)
             let folder = "\(dir)/\(id)"
             try AtomicFile.makeDirectory(folder)
             try AtomicFile.write(FleetFiles.deviceYAML(id: id), to: "\(folder)/device.yaml", mode: publicMode)
             result.created.append("\(folder)/device.yaml (new device \(id))")
-            devices.append(DeviceFolder(id: id, path: folder))
+            devices.append(DeviceFolder(id: id, path: folder, certFile: "\(folder)/cert.pem", keyFile: "\(folder)/key.pem"))
         }
         for device in devices {
             _ = try ensurePair(
-                certPath: "\(device.path)/cert.pem", keyPath: "\(device.path)/key.pem", label: "device \(device.id)",
+                certPath: device.certFile, keyPath: device.keyFile, label: "device \(device.id)",
                 force: options.force, result: &result,
                 problem: { cert, key in
                     FleetPKI.problem(with: cert, key: key, authority: authority, commonName: device.id, now: now)
@@ -106,7 +121,7 @@ public enum Provisioner {
         }
 
         // 4b. Devices that fleet.yaml's `templates:` stand for, on every core.
-        try provisionTemplates(dir: dir, authority: authority, options: options, now: now, result: &result)
+        try provisionTemplates(fleet.templates, dir: dir, authority: authority, options: options, now: now, result: &result)
 
         // 5. The CRL, when there is one: re-signed so it does not expire, or dropped when the CA
         //    that signed it is gone.
@@ -151,15 +166,16 @@ public enum Provisioner {
         guard FleetPKI.matches(authority.certificate, authority.key) else {
             throw ProvisionError(.mismatch, "\(caKeyPath) is not the key of \(caPath)")
         }
-        let devices = try scanDevices(dir: dir)
-        guard let device = devices.first(where: { $0.id == deviceID }) else {
-            let known = devices.map(\.id).prefix(10).joined(separator: ", ")
+        // The loader that validate uses; a problem elsewhere in the fleet does not hold up a revocation.
+        let devices = FleetLoader.parse(directory: dir, log: IssueLog(), forProvisioning: true)?.devices ?? []
+        guard let device = devices.first(where: { $0.spec.id == deviceID }) else {
+            let known = devices.map(\.spec.id).prefix(10).joined(separator: ", ")
             throw ProvisionError(
                 .unknownDevice,
                 "no device \"\(deviceID)\" in \(dir) (no folder with a device.yaml for that id)"
                     + (known.isEmpty ? "" : "; devices: \(known)\(devices.count > 10 ? ", …" : "")"))
         }
-        let certPath = "\(device.path)/cert.pem"
+        let certPath = device.spec.certFile
         guard AtomicFile.exists(certPath) else {
             throw ProvisionError(.ioFailure, "\(certPath) is missing: device \(deviceID) has no certificate to revoke")
         }
@@ -221,10 +237,9 @@ public enum Provisioner {
         guard options.validityDays >= 1 else {
             throw ProvisionError(.invalidOption, "validity must be at least 1 day, not \(options.validityDays)")
         }
-        guard isValidID(options.prefix), options.prefix.utf8.count <= 50 else {
-            throw ProvisionError(
-                .invalidOption,
-                "prefix \"\(options.prefix)\" must be 1–50 characters of A–Z, a–z, 0–9, '.', '_' or '-'")
+        // New ids are `<prefix>-0001`…: the prefix is good when they are.
+        if let problem = DeviceID.problem(with: deviceID(prefix: options.prefix, number: 1)) {
+            throw ProvisionError(.invalidOption, "prefix \"\(options.prefix)\": \(problem)")
         }
         guard !options.directory.isEmpty else {
             throw ProvisionError(.invalidOption, "the fleet folder must not be empty")
@@ -321,53 +336,8 @@ public enum Provisioner {
     struct DeviceFolder: Equatable {
         var id: String
         var path: String
-    }
-
-    /// Every subfolder with a `device.yaml`, with its `id:` (default: the folder name).
-    static func scanDevices(dir: String) throws -> [DeviceFolder] {
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
-        } catch {
-            throw ProvisionError(.ioFailure, "cannot list \(dir): \(error.localizedDescription)")
-        }
-        var devices: [DeviceFolder] = []
-        var seen: [String: String] = [:]
-        for name in names where !name.hasPrefix(".") && name != "broker" {
-            let folder = "\(dir)/\(name)"
-            let yamlPath = "\(folder)/device.yaml"
-            guard AtomicFile.isDirectory(folder), AtomicFile.exists(yamlPath) else { continue }
-            let id: String
-            do {
-                let node = try Yams.compose(yaml: try AtomicFile.read(yamlPath))
-                id = node?.mapping?["id"]?.scalar?.string ?? name
-            } catch let error as ProvisionError {
-                throw error
-            } catch {
-                throw ProvisionError(.invalidDevice, "\(yamlPath) is not valid YAML: \(error)")
-            }
-            guard isValidID(id), id.utf8.count <= 64 else {
-                throw ProvisionError(
-                    .invalidDevice,
-                    "\(yamlPath): id \"\(id)\" must be 1–64 characters of A–Z, a–z, 0–9, '.', '_' or '-'")
-            }
-            if let other = seen[id] {
-                throw ProvisionError(
-                    .invalidDevice, "\(yamlPath): id \"\(id)\" is already used by \(other)/device.yaml; ids must be unique")
-            }
-            seen[id] = folder
-            devices.append(DeviceFolder(id: id, path: folder))
-        }
-        return devices
-    }
-
-    /// `[A-Za-z0-9._-]+`, and not `.` or `..` (ids name folders, certificates and MQTT topics).
-    static func isValidID(_ id: String) -> Bool {
-        guard !id.isEmpty, id != ".", id != ".." else { return false }
-        return id.utf8.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
-                || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
-        }
+        var certFile: String
+        var keyFile: String
     }
 
     static func deviceID(prefix: String, number: Int) -> String {

@@ -4,7 +4,7 @@ import Foundation
 /// closes every current connection with a TCP RST; `stall()` stops forwarding on every current
 /// connection but keeps its sockets open (a dead path that TCP does not notice). New
 /// connections pass normally. One thread per connection: a test holds a handful.
-final class TCPProxy: @unchecked Sendable {
+public final class TCPProxy: @unchecked Sendable {
     final class Pair: @unchecked Sendable {
         let client: Int32
         let server: Int32
@@ -17,15 +17,15 @@ final class TCPProxy: @unchecked Sendable {
         }
     }
 
-    let port: Int
+    public let port: Int
     private let target: Int
     private let listenFD: Int32
     private let lock = NSLock()
     private var pairs: [Pair] = []
     private var stopped = false
-    private(set) var accepted = 0
+    public private(set) var accepted = 0
 
-    init(target: Int) throws {
+    public init(target: Int) throws {
         self.target = target
         let (listenFD, port) = try loopbackListener(reuseAddress: true)
         self.listenFD = listenFD
@@ -35,12 +35,12 @@ final class TCPProxy: @unchecked Sendable {
     }
 
     /// Every current connection ends with a reset.
-    func reset() { lock.withLock { for pair in pairs { pair.lock.withLock { pair.reset = true } } } }
+    public func reset() { lock.withLock { for pair in pairs { pair.lock.withLock { pair.reset = true } } } }
 
     /// Every current connection stops moving bytes; its sockets stay open.
-    func stall() { lock.withLock { for pair in pairs { pair.lock.withLock { pair.stalled = true } } } }
+    public func stall() { lock.withLock { for pair in pairs { pair.lock.withLock { pair.stalled = true } } } }
 
-    func close() {
+    public func close() {
         lock.withLock { stopped = true }
         reset()
         shutdown(listenFD, Int32(SHUT_RDWR))
@@ -55,12 +55,7 @@ final class TCPProxy: @unchecked Sendable {
             let client = accept(listenFD, nil, nil)
             guard client >= 0 else { continue }
             let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            addr.sin_port = in_port_t(UInt16(target).bigEndian)
-            let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            guard rc == 0 else {
+            guard connectLoopback(server, port: target) else {
                 Glibc.close(client)
                 Glibc.close(server)
                 continue

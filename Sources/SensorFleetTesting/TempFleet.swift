@@ -4,23 +4,23 @@ import SwiftASN1
 import Testing
 import X509
 
-@testable import SensorFleetCore
+import SensorFleetCore
 
 /// A fleet folder in a fresh temporary directory. Use through ``withTempFleet(_:)``, which removes it.
-final class TempFleet {
+public final class TempFleet {
     /// Absolute path of the folder; also the directory argument the tests pass to `FleetLoader`,
     /// so issue files read `root/relative`.
-    let root: String
+    public let root: String
 
-    init() throws {
+    public init() throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     }
 
-    func path(_ relative: String) -> String { root + "/" + relative }
+    public func path(_ relative: String) -> String { root + "/" + relative }
 
     /// Writes `text` to `relative`, creating folders; `mode` sets the permission bits.
-    func write(_ relative: String, _ text: String, mode: Int? = nil) throws {
+    public func write(_ relative: String, _ text: String, mode: Int? = nil) throws {
         let url = URL(fileURLWithPath: path(relative))
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try text.write(to: url, atomically: false, encoding: .utf8)
@@ -29,12 +29,12 @@ final class TempFleet {
         }
     }
 
-    func remove() {
+    public func remove() {
         try? FileManager.default.removeItem(atPath: root)
     }
 
     /// A minimal valid `device.yaml` body (one constant sensor) with `extra` lines at the top.
-    static func deviceYAML(_ extra: String = "") -> String {
+    public static func deviceYAML(_ extra: String = "") -> String {
         extra + (extra.isEmpty || extra.hasSuffix("\n") ? "" : "\n") + """
             sensors:
               - name: level
@@ -45,7 +45,7 @@ final class TempFleet {
 
     /// Writes `ca.pem` from `ca`, and for each device a folder with `device.yaml`, `cert.pem`
     /// (CN = id, issued by `ca`) and `key.pem` (mode 0600).
-    func writeValidFleet(ca: TestCA, ids: [String], fleetYAML: String = "broker:\n  host: localhost\n") throws {
+    public func writeValidFleet(ca: TestCA, ids: [String], fleetYAML: String = "broker:\n  host: localhost\n") throws {
         try write("fleet.yaml", fleetYAML)
         try write("ca.pem", ca.certificate.pem)
         for id in ids {
@@ -54,21 +54,21 @@ final class TempFleet {
         }
     }
 
-    func writeCredentials(for folder: String, identity: TestIdentity, keyMode: Int = 0o600) throws {
+    public func writeCredentials(for folder: String, identity: TestIdentity, keyMode: Int = 0o600) throws {
         try write("\(folder)/cert.pem", identity.certificate.pem)
         try write("\(folder)/key.pem", identity.keyPEM, mode: keyMode)
     }
 }
 
 /// Runs `body` with a fresh temporary fleet folder and removes it afterwards.
-func withTempFleet(_ body: (TempFleet) throws -> Void) throws {
+public func withTempFleet(_ body: (TempFleet) throws -> Void) throws {
     let fleet = try TempFleet()
     defer { fleet.remove() }
     try body(fleet)
 }
 
 /// The issues `FleetLoader.load` throws for `fleet`; records a test failure when it loads.
-func loadIssues(_ fleet: TempFleet, now: Date = Date(), sourceLocation: SourceLocation = #_sourceLocation)
+public func loadIssues(_ fleet: TempFleet, now: Date = Date(), sourceLocation: SourceLocation = #_sourceLocation)
     -> [FleetIssue]
 {
     do {
@@ -82,7 +82,7 @@ func loadIssues(_ fleet: TempFleet, now: Date = Date(), sourceLocation: SourceLo
 }
 
 /// The issues `FleetLoader.loadWithoutCredentials` throws for `fleet`.
-func parseIssues(_ fleet: TempFleet, sourceLocation: SourceLocation = #_sourceLocation) -> [FleetIssue] {
+public func parseIssues(_ fleet: TempFleet, sourceLocation: SourceLocation = #_sourceLocation) -> [FleetIssue] {
     do {
         _ = try FleetLoader.loadWithoutCredentials(directory: fleet.root)
         Issue.record("expected the fleet to be refused, but it parsed", sourceLocation: sourceLocation)
@@ -93,7 +93,7 @@ func parseIssues(_ fleet: TempFleet, sourceLocation: SourceLocation = #_sourceLo
 }
 
 /// The one issue about `field` in `file`; records a failure listing all issues when there is none.
-func issue(in issues: [FleetIssue], file: String, field: String?,
+public func issue(in issues: [FleetIssue], file: String, field: String?,
            sourceLocation: SourceLocation = #_sourceLocation) throws -> FleetIssue {
     let found = issues.first { $0.file == file && $0.field == field }
     return try #require(found, "no issue for \(field ?? "nil") in \(file); got:\n\(issues.map(\.description).joined(separator: "\n"))",
@@ -103,19 +103,19 @@ func issue(in issues: [FleetIssue], file: String, field: String?,
 // MARK: - Certificates
 
 /// A device (or CA) certificate with its private key.
-struct TestIdentity {
-    let key: P256.Signing.PrivateKey
-    let certificate: Certificate
-    var keyPEM: String { key.pemRepresentation }
+public struct TestIdentity {
+    public let key: P256.Signing.PrivateKey
+    public let certificate: Certificate
+    public var keyPEM: String { key.pemRepresentation }
 }
 
 /// A throwaway certificate authority built with swift-certificates (P256).
-struct TestCA {
-    let key: P256.Signing.PrivateKey
-    let certificate: Certificate
+public struct TestCA {
+    public let key: P256.Signing.PrivateKey
+    public let certificate: Certificate
 
     /// A self-signed CA valid from `notBefore` to `notAfter`.
-    static func make(name: String = "SensorFleet Test CA", notBefore: Date = Date().addingTimeInterval(-3600),
+    public static func make(name: String = "SensorFleet Test CA", notBefore: Date = Date().addingTimeInterval(-3600),
                      notAfter: Date = Date().addingTimeInterval(365 * 86_400)) throws -> TestCA {
         let key = P256.Signing.PrivateKey()
         let subject = try DistinguishedName {
@@ -136,7 +136,7 @@ struct TestCA {
     }
 
     /// A certificate with subject CN `cn` signed by this CA, for `key` (a new one by default).
-    func issue(cn: String, key: P256.Signing.PrivateKey = P256.Signing.PrivateKey(),
+    public func issue(cn: String, key: P256.Signing.PrivateKey = P256.Signing.PrivateKey(),
                notBefore: Date = Date().addingTimeInterval(-3600),
                notAfter: Date = Date().addingTimeInterval(180 * 86_400)) throws -> TestIdentity {
         let subject = try DistinguishedName { CommonName(cn) }
@@ -155,7 +155,8 @@ struct TestCA {
 }
 
 extension Certificate {
-    var pem: String {
+    /// PEM text; empty when it cannot be serialised.
+    public var pem: String {
         // Serializing a certificate we just built cannot fail; an empty string would fail the test loudly.
         (try? serializeAsPEM().pemString) ?? ""
     }

@@ -2,22 +2,22 @@ import Foundation
 
 /// An independent subscriber: the real `mosquitto_sub` in its own process, with its own
 /// identity, writing what it receives to a file we parse.
-final class Subscriber: @unchecked Sendable {
-    let outputPath: String
-    let clientID: String
+public final class Subscriber: @unchecked Sendable {
+    public let outputPath: String
+    public let clientID: String
     private var process: ChildProcess!
 
     /// - Parameters:
     ///   - topics: patterns to subscribe to (QoS 1).
     ///   - cleanSession: false keeps a persistent session at the broker (with `clientID`).
-    init(broker: TestBroker, caFile: String, certFile: String, keyFile: String, topics: [String],
+    public init(broker: TestBroker, caFile: String, certFile: String, keyFile: String, topics: [String],
          clientID: String = "observer-\(UUID().uuidString.prefix(6))", cleanSession: Bool = true) throws {
         guard let binary = findExecutable("mosquitto_sub") else {
             throw TestFailure("mosquitto_sub is not installed: run Scripts/test, which installs it")
         }
         self.clientID = clientID
         outputPath = "\(broker.directory)/sub-\(clientID).txt"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         var arguments = [
             "-h", "127.0.0.1", "-p", "\(broker.port)", "--cafile", caFile, "--cert", certFile, "--key", keyFile,
             "-q", "1", "-v", "-i", clientID,
@@ -36,7 +36,7 @@ final class Subscriber: @unchecked Sendable {
     }
 
     /// Lines received so far: (topic, payload).
-    func messages() -> [(topic: String, payload: String)] {
+    public func messages() -> [(topic: String, payload: String)] {
         guard let text = try? String(contentsOfFile: outputPath, encoding: .utf8) else { return [] }
         return text.split(separator: "\n").compactMap { line -> (topic: String, payload: String)? in
             let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
@@ -46,7 +46,7 @@ final class Subscriber: @unchecked Sendable {
     }
 
     /// Telemetry seqs received per device, in arrival order.
-    func sequences() -> [String: [UInt64]] {
+    public func sequences() -> [String: [UInt64]] {
         var result: [String: [UInt64]] = [:]
         for message in messages() where message.topic.hasSuffix("/telemetry") {
             guard let data = message.payload.data(using: .utf8),
@@ -58,7 +58,7 @@ final class Subscriber: @unchecked Sendable {
         return result
     }
 
-    func stop() { process?.terminate() }
+    public func stop() { process?.terminate() }
 
     deinit { stop() }
 }

@@ -2,15 +2,15 @@ import Foundation
 
 /// A child process started with posix_spawn, its output sent to a file. Foundation's Process
 /// hung in waitUntilExit here (Linux, from a test's deinit), so tests use this instead.
-final class ChildProcess: @unchecked Sendable {
-    let pid: pid_t
+public final class ChildProcess: @unchecked Sendable {
+    public let pid: pid_t
     private var exitStatus: Int32?
 
     /// - Parameters:
     ///   - path: the executable.
     ///   - arguments: its arguments (without argv[0]).
     ///   - output: file that receives stdout and stderr (created or truncated).
-    init(_ path: String, _ arguments: [String], output: String) throws {
+    public init(_ path: String, _ arguments: [String], output: String) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -39,7 +39,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// True until the process has exited (reaps it when it has).
-    var isRunning: Bool {
+    public var isRunning: Bool {
         if exitStatus != nil { return false }
         var status: Int32 = 0
         let rc = waitpid(pid, &status, WNOHANG)
@@ -55,12 +55,12 @@ final class ChildProcess: @unchecked Sendable {
         return true
     }
 
-    func signal(_ number: Int32) { if isRunning { kill(pid, number) } }
+    public func signal(_ number: Int32) { if isRunning { kill(pid, number) } }
 
     /// Waits for the exit, at most `timeout` seconds (then SIGKILL, so a hung child can never
     /// hang the suite); returns the exit code (128 + signal when killed).
     @discardableResult
-    func wait(timeout: Double = 60) -> Int32 {
+    public func wait(timeout: Double = 60) -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while isRunning && Date() < deadline { usleep(10_000) }
         if isRunning { kill(pid, SIGKILL) }
@@ -77,7 +77,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// SIGTERM, then SIGKILL after `grace` seconds.
-    func terminate(grace: Double = 5) {
+    public func terminate(grace: Double = 5) {
         guard isRunning else { return }
         kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(grace)
