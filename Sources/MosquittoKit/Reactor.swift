@@ -96,8 +96,13 @@ public final class Reactor: @unchecked Sendable {
         close(wakeFD)
     }
 
+    /// `start()` was called.
+    public var hasStarted: Bool { started.load(ordering: .acquiring) }
+    private let started = Atomic<Bool>(false)
+
     /// Starts the thread. Call once.
     public func start() {
+        started.store(true, ordering: .releasing)
         let thread = Thread { [self] in
             self.threadID.store(UInt(pthread_self()), ordering: .releasing)
             self.loop()
@@ -308,6 +313,14 @@ public struct ReactorBound<Value>: @unchecked Sendable {
     /// Wraps `value`; on `reactor`'s thread only.
     public init(_ value: Value, on reactor: Reactor) {
         reactor.preconditionIsCurrent("ReactorBound made off its reactor")
+        wrapped = value
+        self.reactor = reactor
+    }
+
+    /// Wraps a `value` made before `reactor`'s thread started, handing it over to that thread:
+    /// nothing else can have used it yet, and from now on only the reactor may.
+    public init(_ value: Value, handingTo reactor: Reactor) {
+        precondition(!reactor.hasStarted, "ReactorBound(handingTo:) after reactor \(reactor.name) started; use init(_:on:) on its thread")
         wrapped = value
         self.reactor = reactor
     }

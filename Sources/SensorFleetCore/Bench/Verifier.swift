@@ -40,7 +40,7 @@ public final class Verifier: Sendable {
     public let connected = Atomic<Int>(0)
     public let errors = Atomic<Int>(0)
     private let reactor: Reactor
-    private let state: UncheckedBox<VerifierState>
+    private let state: ReactorBound<VerifierState>
 
     /// - Parameters:
     ///   - settings: broker and observer identity.
@@ -49,7 +49,8 @@ public final class Verifier: Sendable {
         reactor = try Reactor(name: "verifier")
         let trust = try TrustStore(caFile: settings.caFile)
         let tls = try TLSContext(trust: trust, certFile: settings.certFile, keyFile: settings.keyFile, settings: settings.tls)
-        state = UncheckedBox(VerifierState(settings: settings, tls: tls, topics: topics, logger: logger))
+        // Made before the reactor's thread runs; from then on used only there (checked).
+        state = ReactorBound(VerifierState(settings: settings, tls: tls, topics: topics, logger: logger), handingTo: reactor)
     }
 
     /// Connects every verifier connection and subscribes; returns when all subscriptions are in
@@ -62,8 +63,7 @@ public final class Verifier: Sendable {
         reactor.start()
         let state = self.state
         let reactor = self.reactor
-        let owner = UncheckedBox(self)
-        await reactor.submit { state.value.start(reactor: reactor, owner: owner.value) }
+        await reactor.submit { [self] in state.value.start(reactor: reactor, owner: self) }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let (ready, failure, fatal) = await reactor.submit {

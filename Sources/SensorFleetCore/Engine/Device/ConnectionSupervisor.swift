@@ -237,7 +237,9 @@ final class ConnectionSupervisor {
         credentialReloads += 1
         guard let client else { return nil }
         if let error = client.replaceTLS(fresh) { return "\(error)" }
-        if client.isConnected { renewing = true }
+        // A connection that is up, or coming up with the old identity (the reload landed between
+        // the broker's accept and our CONNACK), is renewed once it has delivered what it holds.
+        if client.state == .connected || client.state == .connecting { renewing = true }
         return nil
     }
 }
