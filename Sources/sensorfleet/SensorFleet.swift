@@ -10,7 +10,7 @@ struct SensorFleet: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sensorfleet",
         abstract: "Simulated IoT device fleets publishing telemetry over MQTT with mutual TLS.",
-        subcommands: [Run.self, Validate.self, Provision.self, Revoke.self, Bench.self, Agent.self]
+        subcommands: [Run.self, Validate.self, Provision.self, Revoke.self, Bench.self, Report.self, Agent.self]
     )
 }
 
@@ -114,7 +114,10 @@ struct Provision: ParsableCommand {
     @Flag(help: "Regenerate keys and certificates that already exist.")
     var force = false
 
+    @OptionGroup var sharding: ShardOptions
+
     func validate() throws {
+        _ = try sharding.resolve()
         do {
             try OptionRanges.provision.check("--devices", devices)
             try OptionRanges.provision.check("--port", port)
@@ -127,6 +130,7 @@ struct Provision: ParsableCommand {
         options.prefix = prefix
         options.force = force
         options.brokerPort = port
+        options.shard = try sharding.resolve()
         do {
             let result = try Provisioner.provision(options)
             for line in result.created { print("  + \(line)") }
