@@ -71,7 +71,7 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try logging.bootstrap()
-        let loaded = try loadFleet(directory, broker: broker)
+        let loaded = try loadFleet(directory, broker: broker, shard: try sharding.resolve(), firstDevices: devices)
         for warning in loaded.warnings { printError("  ! \(warning)") }
         var options = BenchOptions()
         options.devices = devices

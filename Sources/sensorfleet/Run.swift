@@ -61,9 +61,9 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let logger = try logging.bootstrap()
         raiseDescriptorLimit()
-        var loaded = try loadFleet(directory, broker: broker)
-        for warning in loaded.warnings { logger.warning("\(warning)") }
         let shard = try sharding.resolve(), startAt = try start.resolve()
+        var loaded = try loadFleet(directory, broker: broker, shard: shard)
+        for warning in loaded.warnings { logger.warning("\(warning)") }
         do { loaded.spec = try loaded.spec.selecting(shard) } catch {
             printError("cannot start: \(error)")
             throw ExitCode(1)

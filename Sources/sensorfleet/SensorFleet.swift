@@ -58,9 +58,12 @@ func runServices(_ services: [ServiceGroupConfiguration.ServiceConfiguration], l
 /// Loads and validates a fleet, printing every problem; exits 1 when there is any.
 /// Loads and validates the fleet; `--broker HOST:PORT`, when given, replaces fleet.yaml's broker
 /// here, once, before anything reads the spec.
-func loadFleet(_ directory: String, broker: String? = nil) throws -> LoadedFleet {
+/// With a shard (and `bench --devices`), only those devices' certificates and keys are checked.
+func loadFleet(_ directory: String, broker: String? = nil, shard: Shard = .whole, firstDevices: Int? = nil) throws -> LoadedFleet {
     do {
-        var loaded = try FleetLoader.load(directory: directory)
+        let selective = shard != .whole || firstDevices != nil
+        var loaded = try FleetLoader.load(
+            directory: directory, credentialsOf: selective ? { shard.positions(of: $0, firstDevices: firstDevices) } : nil)
         if let broker {
             let (host, port) = try parseBroker(broker)
             loaded.spec = loaded.spec.overridingBroker(host: host, port: port)

@@ -236,6 +236,13 @@ struct ShardProvisionTests {
         _ = try Provisioner.provision(options)
         #expect(ids.filter(hasKey) == ["bulk-003", "bulk-004", "bulk-005", "bulk-006"])
         #expect(try String(contentsOfFile: "\(dir.path)/ca.pem", encoding: .utf8) == ca)
+        // The shard can run on what it made: only its own credentials are checked.
+        #expect(throws: FleetValidationError.self) { try FleetLoader.load(directory: dir.path) }
+        let shard = options.shard
+        let loaded = try FleetLoader.load(directory: dir.path, credentialsOf: { shard.positions(of: $0, firstDevices: nil) })
+        #expect(try loaded.spec.selecting(shard).devices.map(\.id) == ["bulk-003", "bulk-004", "bulk-005", "bulk-006"])
+        // --devices 6 --shard 1/3: the first 6, then split → positions 2…3.
+        #expect(shard.positions(of: 12, firstDevices: 6) == 2..<4)
 
         for i in [0, 2] {
             options.shard = try Shard(index: i, count: 3)

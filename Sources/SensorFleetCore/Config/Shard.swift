@@ -50,6 +50,12 @@ public struct Shard: Sendable, Equatable, Hashable, CustomStringConvertible {
         return lower..<upper
     }
 
+    /// The positions this shard owns when only the first `firstDevices` of `total` devices are
+    /// used (`bench --devices N --shard I/N`: the first N, then split).
+    public func positions(of total: Int, firstDevices: Int?) -> Range<Int> {
+        range(of: min(total, max(0, firstDevices ?? total)))
+    }
+
     /// This shard's part of `items` (the fleet's devices in id order).
     public func select<T>(_ items: [T]) -> [T] { Array(items[range(of: items.count)]) }
 
