@@ -102,6 +102,10 @@ struct Run: AsyncParsableCommand {
                                   successTerminationBehavior: .gracefullyShutdownGroup))
         }
         try await runServices(services, logger: logger)
+        if fleetService.stoppedBeforeStart {
+            printError("stopped (\(await reason.settled())) before the start time: nothing ran")
+            throw ExitCode(1)
+        }
         guard let summary = fleetService.summary else { throw ExitCode(1) }
         printSummary(summary)
         let t = summary.totals

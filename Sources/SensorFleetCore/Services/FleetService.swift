@@ -24,7 +24,7 @@ public final class FleetService: Service, CustomStringConvertible {
     ///   - drainTimeout: seconds to wait at the end for queued messages to be acknowledged.
     ///   - disconnectTimeout: seconds to wait for the broker to close the connections.
     ///   - startAt: wait for this time before starting the devices (SIGTERM ends the wait and
-    ///     the run); when it has passed, start at once and log how late.
+    ///     the run: ``stoppedBeforeStart``); when it has passed, start at once and log how late.
     ///   - logger: where a late start is told.
     ///   - onStarted: called once every device has been started.
     ///   - onStopping: called when the graceful stop begins, with the messages not yet
@@ -44,7 +44,10 @@ public final class FleetService: Service, CustomStringConvertible {
     }
 
     /// Seconds the start came after `startAt` (0: on time); nil without `startAt` or before it.
-    public var startLate: Double? { late.withLock { $0 } }
+    public var startLate: Double? { late.withLock { $0.flatMap { $0 < 0 ? nil : $0 } } }
+
+    /// True when graceful shutdown came during the wait for `startAt`: the fleet never started.
+    public var stoppedBeforeStart: Bool { late.withLock { $0 == -1 } }
 
     /// What the fleet did; nil until `run()` has returned.
     public var summary: FleetSummary? { result.withLock { $0 } }
@@ -58,9 +61,9 @@ public final class FleetService: Service, CustomStringConvertible {
                     logger?.warning("started \((seconds * 1000).rounded() / 1000) s after --start-at: ramping up at once")
                 }
             } catch {
-                // Told to stop before the start time: nothing ran.
-                let summary = await fleet.stop(drainTimeout: 0, disconnectTimeout: 0)
-                result.withLock { $0 = summary }
+                // Told to stop before the start time: nothing ran, nothing to stop (the reactors
+                // never started); `summary` stays nil and `stoppedBeforeStart` says why.
+                late.withLock { $0 = -1 }
                 return
             }
         }
