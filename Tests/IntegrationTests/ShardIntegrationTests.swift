@@ -55,6 +55,16 @@ struct ShardIntegrationTests {
         #expect(report.shards?.map(\.shard) == ["0/3", "1/3", "2/3"])
         let page = try String(contentsOfFile: html, encoding: .utf8)
         #expect(page.components(separatedBy: "<tr class=\"shard\">").count - 1 == 3)
+        let charts = try BenchHTMLCheck.charts(in: page)
+        #expect(Set(charts.keys) == ["chart-rate", "chart-connected", "chart-latency", "chart-distribution"])
+        if let chromium = findExecutable("chromium") ?? findExecutable("chromium-browser") {
+            let dom = "\(fleet.path)/merged-dom.html"
+            let render = try ChildProcess(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", "file://\(html)"], output: dom)
+            #expect(render.wait() == 0)
+            let rendered = try String(contentsOfFile: dom, encoding: .utf8)
+            #expect(try BenchHTMLCheck.charts(in: rendered).count == 4)
+            #expect(rendered.contains("id=\"shards\""), "Chromium's DOM: \(rendered.prefix(300))")
+        }
 
         // A report of another run is refused, naming the file.
         var other = reports[2]
