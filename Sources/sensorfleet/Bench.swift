@@ -45,9 +45,13 @@ struct Bench: AsyncParsableCommand {
     var threeDescriptors = false
     @Option(help: "Reactor threads (default: one per core, at most one per 500 devices).")
     var threads: Int?
+    @OptionGroup var sharding: ShardOptions
+    @OptionGroup var start: StartOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
+        _ = try sharding.resolve()
+        _ = try start.resolve()
         if rate != nil && totalRate != nil { throw ValidationError("--rate and --total-rate: give one of them") }
         do {
             let ranges = OptionRanges.bench
@@ -67,7 +71,7 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try logging.bootstrap()
-        let loaded = try loadFleet(directory, broker: broker)
+        let loaded = try loadFleet(directory, broker: broker, shard: try sharding.resolve(), firstDevices: devices)
         for warning in loaded.warnings { printError("  ! \(warning)") }
         var options = BenchOptions()
         options.devices = devices
@@ -84,6 +88,9 @@ struct Bench: AsyncParsableCommand {
         options.verifierConnections = verifierConnections
         options.singleDescriptor = !threeDescriptors
         options.reactorThreads = threads
+        options.shard = try sharding.resolve()
+        options.startAt = try start.resolve()
+        options.runID = start.runId
         let terminal = isatty(STDOUT_FILENO) == 1
         let bench = BenchService(spec: loaded.spec, options: options, logger: logger) { second, target in
             let line = "\(String(format: "%5.0f", second.t)) s  connected \(second.connected)/\(target)  sent/s \(second.sent)  received/s \(second.received)  p99 \(second.e2eP99Ms) ms  errors \(second.errors)\(second.overruns > 0 ? "  overruns \(second.overruns)" : "")\(second.measured ? "" : "  (warm-up)")"
@@ -101,7 +108,7 @@ struct Bench: AsyncParsableCommand {
         if terminal { print("") }
         let r = result
         print("""
-        bench: \(r.settings.devices) devices, QoS \(r.settings.qos), \(r.measuredS) s measured
+        bench \(r.runId ?? "") shard \(r.shard ?? "0/1"): \(r.settings.devices) devices, QoS \(r.settings.qos), \(r.measuredS) s measured
           sent \(r.sent)  acknowledged \(r.acknowledged)  received \(r.received)  gaps \(r.gaps)  duplicates \(r.duplicates)  out of order \(r.outOfOrder)
           dropped \(r.dropped)  overruns \(r.overruns)  connect failures \(r.connectFailures)  errors \(r.errors)
           \(r.msgsPerS) msg/s sent, \(r.receivedPerS) msg/s received

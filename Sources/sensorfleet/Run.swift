@@ -39,9 +39,13 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "With --state-dir: move a damaged or emptied outbox aside and start afresh (sequence numbers restart at 1; messages in it are not sent).")
     var resetState = false
 
+    @OptionGroup var sharding: ShardOptions
+    @OptionGroup var start: StartOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
+        _ = try sharding.resolve()
+        _ = try start.resolve()
         do {
             let ranges = OptionRanges.run
             try ranges.check("--duration", duration)
@@ -57,8 +61,14 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let logger = try logging.bootstrap()
         raiseDescriptorLimit()
-        let loaded = try loadFleet(directory, broker: broker)
+        let shard = try sharding.resolve(), startAt = try start.resolve()
+        var loaded = try loadFleet(directory, broker: broker, shard: shard)
         for warning in loaded.warnings { logger.warning("\(warning)") }
+        do { loaded.spec = try loaded.spec.selecting(shard) } catch {
+            printError("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        let runID = start.runId ?? startAt?.runID ?? StartTime.runID(for: Date())
         var options = RunOptions(connectRate: connectRate)
         options.stateDirectory = stateDir
         options.connectTimeout = connectTimeout
@@ -71,11 +81,11 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let brokerText = "\(loaded.spec.broker.host):\(loaded.spec.broker.port)"
-        print("sensorfleet: \(loaded.spec.devices.count) device\(loaded.spec.devices.count == 1 ? "" : "s") → \(brokerText) (TLS, MQTT \(loaded.spec.broker.protocolVersion.rawValue))")
+        print("sensorfleet: \(loaded.spec.devices.count) device\(loaded.spec.devices.count == 1 ? "" : "s") → \(brokerText) (TLS, MQTT \(loaded.spec.broker.protocolVersion.rawValue))\(shard == .whole ? "" : ", shard \(shard)"), run \(runID)\(startAt.map { " starting at \(ISO8601DateFormatter().string(from: $0.date))" } ?? "")")
         fflush(nil) // seen at once even when the output is a file or a pipe
         let reason = StopReason()
         let drainTimeout = self.drainTimeout
-        let fleetService = FleetService(fleet: fleet, drainTimeout: drainTimeout, onStopping: { unacknowledged in
+        let fleetService = FleetService(fleet: fleet, drainTimeout: drainTimeout, startAt: startAt, logger: logger, onStopping: { unacknowledged in
             print("stopping (\(await reason.settled())): \(unacknowledged) message(s) not yet acknowledged; waiting up to \(Int(drainTimeout)) s for them…")
         })
         // Stopped in reverse order: the duration and the status line first, then the fleet drains.
@@ -86,10 +96,16 @@ struct Run: AsyncParsableCommand {
                                              isTerminal: isatty(STDOUT_FILENO) == 1, write: writeToStandardOutput)),
         ]
         if let duration {
-            services.append(.init(service: DurationService(.seconds(duration), reason: reason),
+            // Counted from the start time, not from launch.
+            let wait = max(0, startAt?.date.timeIntervalSinceNow ?? 0)
+            services.append(.init(service: DurationService(.seconds(duration + wait), reason: reason),
                                   successTerminationBehavior: .gracefullyShutdownGroup))
         }
         try await runServices(services, logger: logger)
+        if fleetService.stoppedBeforeStart {
+            printError("stopped (\(await reason.settled())) before the start time: nothing ran")
+            throw ExitCode(1)
+        }
         guard let summary = fleetService.summary else { throw ExitCode(1) }
         printSummary(summary)
         let t = summary.totals
@@ -107,7 +123,7 @@ struct Run: AsyncParsableCommand {
         }
         if let report {
             do {
-                try RunReport(summary: summary, broker: brokerText).jsonData().write(to: URL(fileURLWithPath: report))
+                try RunReport(summary: summary, broker: brokerText, runID: runID, shard: shard.description, startLate: fleetService.startLate).jsonData().write(to: URL(fileURLWithPath: report))
                 print("report written to \(report)")
             } catch {
                 printError("cannot write the report to \(report): \(error.localizedDescription)")

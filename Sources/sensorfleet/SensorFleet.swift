@@ -10,7 +10,7 @@ struct SensorFleet: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sensorfleet",
         abstract: "Simulated IoT device fleets publishing telemetry over MQTT with mutual TLS.",
-        subcommands: [Run.self, Validate.self, Provision.self, Revoke.self, Bench.self, Agent.self]
+        subcommands: [Run.self, Validate.self, Provision.self, Revoke.self, Bench.self, Report.self, Agent.self]
     )
 }
 
@@ -58,9 +58,12 @@ func runServices(_ services: [ServiceGroupConfiguration.ServiceConfiguration], l
 /// Loads and validates a fleet, printing every problem; exits 1 when there is any.
 /// Loads and validates the fleet; `--broker HOST:PORT`, when given, replaces fleet.yaml's broker
 /// here, once, before anything reads the spec.
-func loadFleet(_ directory: String, broker: String? = nil) throws -> LoadedFleet {
+/// With a shard (and `bench --devices`), only those devices' certificates and keys are checked.
+func loadFleet(_ directory: String, broker: String? = nil, shard: Shard = .whole, firstDevices: Int? = nil) throws -> LoadedFleet {
     do {
-        var loaded = try FleetLoader.load(directory: directory)
+        let selective = shard != .whole || firstDevices != nil
+        var loaded = try FleetLoader.load(
+            directory: directory, credentialsOf: selective ? { shard.positions(of: $0, firstDevices: firstDevices) } : nil)
         if let broker {
             let (host, port) = try parseBroker(broker)
             loaded.spec = loaded.spec.overridingBroker(host: host, port: port)
@@ -114,7 +117,10 @@ struct Provision: ParsableCommand {
     @Flag(help: "Regenerate keys and certificates that already exist.")
     var force = false
 
+    @OptionGroup var sharding: ShardOptions
+
     func validate() throws {
+        _ = try sharding.resolve()
         do {
             try OptionRanges.provision.check("--devices", devices)
             try OptionRanges.provision.check("--port", port)
@@ -127,6 +133,7 @@ struct Provision: ParsableCommand {
         options.prefix = prefix
         options.force = force
         options.brokerPort = port
+        options.shard = try sharding.resolve()
         do {
             let result = try Provisioner.provision(options)
             for line in result.created { print("  + \(line)") }

@@ -29,6 +29,8 @@ public struct BenchReport: Sendable, Codable {
     public struct Second: Sendable, Codable {
         /// Seconds since the start (warm-up included; `measured` tells).
         public var t: Double
+        /// Wall-clock time at the end of this second, Unix milliseconds (aligns shards' series).
+        public var wallMs: Int64?
         public var measured: Bool
         public var connected: Int
         public var sent: Int
@@ -70,7 +72,23 @@ public struct BenchReport: Sendable, Codable {
         public var secondsAfterConnected: Double?
     }
 
-    public var version = 1
+    /// The latency histograms themselves (microseconds), so that `report merge` can add shards'
+    /// histograms exactly.
+    public struct Histograms: Sendable, Codable {
+        public var endToEnd: HistogramCounts
+        public var puback: HistogramCounts
+        public var connect: HistogramCounts
+    }
+
+    public var version = 2
+    /// The run this report belongs to (`--run-id`; default from `--start-at`, see ``StartTime/runID``).
+    public var runId: String?
+    /// "I/N": this process's shard; "0/1" for the whole fleet. A merged report lists its parts in `shards`.
+    public var shard: String?
+    /// Seconds this shard started after `--start-at` (0: on time; nil: no `--start-at`).
+    public var startLateS: Double?
+    /// The reports merged into this one (`report merge`), one row per shard.
+    public var shards: [ShardRow]?
     public var startedAt: String
     public var settings: Settings
     /// Messages accepted for publishing (whole run, warm-up included).
@@ -95,6 +113,8 @@ public struct BenchReport: Sendable, Codable {
     public var connectMs: LatencySummary
     /// Latency distribution (end to end): value in ms at each percentile.
     public var e2eDistribution: [[Double]]
+    /// nil in reports written before version 2 (they cannot be merged).
+    public var histograms: Histograms?
     public var cpuSeconds: Double
     public var verifierCpuSeconds: Double?
     public var peakRssKb: Int

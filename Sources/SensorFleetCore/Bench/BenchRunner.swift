@@ -27,6 +27,13 @@ public struct BenchOptions: Sendable {
     public var reactorThreads: Int?
     /// Seconds to wait for the verifier to see the last messages after the fleet stopped.
     public var settleTimeout: Double = 5
+    /// This process's share of the fleet, taken after `devices` (the first N devices are split).
+    public var shard: Shard = .whole
+    /// Wait for this time (verifier subscribed, nothing connected) before ramping up.
+    public var startAt: StartTime?
+    /// Written into the report; nil: ``StartTime/runID`` of `startAt`, or of the moment the
+    /// bench started.
+    public var runID: String?
 
     public init() {}
 }
@@ -57,6 +64,7 @@ public enum BenchRunner {
             }
             spec.devices = Array(spec.devices.prefix(n))
         }
+        do { spec = try spec.selecting(options.shard) } catch { throw FleetStartError(description: error.description) }
         let count = spec.devices.count
         var rate: Double? = options.ratePerDevice
         if let total = options.totalRate { rate = total / Double(count) }
@@ -128,6 +136,19 @@ public enum BenchRunner {
             verifier = made
         }
 
+        // A shared start: wait (SIGTERM ends the wait), or ramp at once and say how late.
+        var startLate: Double?
+        if let startAt = options.startAt {
+            do {
+                startLate = try await startAt.wait()
+            } catch {
+                await verifier?.stop()
+                throw FleetStartError(description: "stopped before the start time \(ISO8601DateFormatter().string(from: startAt.date))")
+            }
+            if let late = startLate, late > 0 {
+                logger.warning("started \(String(format: "%.3f", late)) s after --start-at \(ISO8601DateFormatter().string(from: startAt.date)): ramping up at once")
+            }
+        }
         let rssBefore = ProcessUsage.currentRSSKB()
         let startedAt = Date()
         let cpuAtStart = ProcessUsage.cpuSeconds()
@@ -191,7 +212,7 @@ public enum BenchRunner {
             let puback = publishLatency.takeInterval()
             func ms(_ v: UInt64) -> Double { (Double(v) / 10).rounded() / 100 }
             let second = BenchReport.Second(
-                t: elapsed, measured: elapsed > options.warmup, connected: now.connected,
+                t: elapsed, wallMs: Int64((startedAt.timeIntervalSince1970 + elapsed) * 1000), measured: elapsed > options.warmup, connected: now.connected,
                 sent: now.accepted - last.accepted, acked: now.acknowledged - last.acknowledged,
                 received: received - lastReceived, errors: now.errors - last.errors + verifierErrors - lastVerifierErrors,
                 overruns: now.overruns - last.overruns,
@@ -281,6 +302,8 @@ public enum BenchRunner {
             reactorThreads: options.reactorThreads ?? max(1, min(ProcessInfo.processInfo.activeProcessorCount, (count + 499) / 500)))
         let formatter = ISO8601DateFormatter()
         return BenchReport(
+            runId: options.runID ?? options.startAt?.runID ?? StartTime.runID(for: startedAt),
+            shard: options.shard.description, startLateS: startLate.map { ($0 * 1000).rounded() / 1000 },
             startedAt: formatter.string(from: startedAt), settings: settings,
             sent: totals.accepted, acknowledged: totals.acknowledged, received: receivedTotal, gaps: gaps,
             duplicates: duplicates, outOfOrder: outOfOrder, dropped: totals.dropped, overruns: totals.overruns,
@@ -291,6 +314,9 @@ public enum BenchRunner {
             measuredS: (windowSeconds * 1000).rounded() / 1000,
             latencyMs: .init(endToEnd: LatencySummary(e2eTotal ?? LatencyRecorder().total), puback: LatencySummary(publishLatency.total)),
             connectMs: LatencySummary(connectLatency.total), e2eDistribution: distribution,
+            histograms: .init(endToEnd: HistogramCounts(e2eTotal ?? LatencyRecorder().total),
+                              puback: HistogramCounts(publishLatency.total),
+                              connect: HistogramCounts(connectLatency.total)),
             cpuSeconds: ((cpuAtEnd - cpuAtStart) * 1000).rounded() / 1000,
             verifierCpuSeconds: verifierCPU.map { ($0 * 1000).rounded() / 1000 },
             peakRssKb: ProcessUsage.peakRssKb(),

@@ -16,11 +16,17 @@ public enum FleetLoader {
     /// - Returns: The fleet, with absolute paths and devices sorted by id, and any warnings
     ///   (certificates expiring within 30 days, hostname verification turned off).
     /// - Throws: ``FleetValidationError`` with every problem found.
-    public static func load(directory: String, now: Date = Date()) throws(FleetValidationError) -> LoadedFleet {
+    ///   - credentialsOf: the devices whose certificates and keys are checked, from the count of
+    ///     the fleet's devices (in id order) to their positions; nil: all. A shard checks only its
+    ///     own (``Shard/positions(of:firstDevices:)``): its pod made only those with
+    ///     `provision --shard`. The spec still lists every device.
+    public static func load(directory: String, now: Date = Date(),
+                            credentialsOf: ((Int) -> Range<Int>)? = nil) throws(FleetValidationError) -> LoadedFleet {
         let log = IssueLog()
         let parsed = parse(directory: directory, log: log)
-        if let parsed {
-            CredentialChecker(log: log, now: now).check(parsed)
+        if var checked = parsed {
+            if let credentialsOf { checked.devices = Array(checked.devices[credentialsOf(checked.devices.count)]) }
+            CredentialChecker(log: log, now: now).check(checked)
         }
         guard let parsed, log.errors.isEmpty else {
             throw FleetValidationError(issues: IssueLog.ordered(log.errors))

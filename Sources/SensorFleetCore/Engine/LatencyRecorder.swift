@@ -7,6 +7,11 @@ import Synchronization
 public final class LatencyRecorder: Sendable {
     public static let highest: UInt64 = 3_600_000_000
 
+    /// An empty histogram of the recorder's layout (1 µs … 1 h, 3 significant digits).
+    public static func emptyHistogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: highest, numberOfSignificantValueDigits: .three)
+    }
+
     private struct State {
         var total = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: LatencyRecorder.highest, numberOfSignificantValueDigits: .three)
         var interval = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: LatencyRecorder.highest, numberOfSignificantValueDigits: .three)

@@ -15,6 +15,12 @@ public struct RunReport: Codable, Sendable, Equatable {
     }
 
     public var broker: String
+    /// `--run-id`, or `run-<start time>` (``StartTime/runID``).
+    public var run_id: String?
+    /// "I/N" (`--shard`); "0/1" for the whole fleet.
+    public var shard: String?
+    /// Seconds this process started after `--start-at` (nil without it).
+    public var start_late_s: Double?
     public var devices: Int
     /// Devices connected when the run ended (before the final DISCONNECT).
     public var connected: Int
@@ -32,8 +38,15 @@ public struct RunReport: Codable, Sendable, Equatable {
     public var failed_devices: [String]
     public var per_device: [String: Device]
 
-    public init(summary: FleetSummary, broker: String) {
+    /// - Parameters:
+    ///   - summary: what the fleet did.
+    ///   - broker: "HOST:PORT".
+    ///   - runID: the run id; `shard`: "I/N"; `startLate`: seconds after `--start-at`.
+    public init(summary: FleetSummary, broker: String, runID: String? = nil, shard: String? = nil, startLate: Double? = nil) {
         self.broker = broker
+        run_id = runID
+        self.shard = shard
+        start_late_s = startLate.map { ($0 * 1000).rounded() / 1000 }
         devices = summary.totals.devices
         connected = summary.totals.connected
         published = summary.totals.accepted

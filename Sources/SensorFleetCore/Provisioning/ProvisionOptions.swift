@@ -14,6 +14,10 @@ public struct ProvisionOptions: Sendable {
     public var brokerPort: Int
     /// Validity of broker and device certificates in days; the CA gets ``caValidityDays``.
     public var validityDays: Int
+    /// Only this shard's device keys and certificates (the CA, broker and observer files as
+    /// always): a pod that mounts the fleet CA makes its own shard's credentials. New devices
+    /// (`newDevices`) cannot be added by a shard.
+    public var shard: Shard = .whole
 
     /// Validity of a newly created CA in days.
     public static let caValidityDays = 3650

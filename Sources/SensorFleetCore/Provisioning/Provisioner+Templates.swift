@@ -9,7 +9,7 @@ extension Provisioner {
     /// Key generation and signing run on every core; existing keys are kept as for any device.
     static func provisionTemplates(
         _ templates: [TemplateSpec], dir: String, authority: FleetAuthority, options: ProvisionOptions, now: Date,
-        result: inout ProvisionResult
+        owned: Set<String>? = nil, result: inout ProvisionResult
     ) throws {
         for template in templates {
             let started = Date()
@@ -29,7 +29,8 @@ extension Provisioner {
                     })
                 continue
             }
-            let ids = (0..<template.count).map(template.id)
+            let ids = (0..<template.count).map(template.id).filter { owned?.contains($0) != false }
+            if ids.isEmpty { continue }
             let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, ids.count / 16))
             let outcome = Mutex<(created: Int, kept: Int, lines: [String], error: Error?)>((0, 0, [], nil))
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
@@ -73,7 +74,7 @@ extension Provisioner {
             result.created += summary.lines.prefix(20)
             if summary.lines.count > 20 { result.created.append("… and \(summary.lines.count - 20) more reissued") }
             result.created.append(
-                "\(template.count) devices of template \(template.pattern) (\(ids.first!)…\(ids.last!)): "
+                "\(ids.count) devices of template \(template.pattern) (\(ids.first!)…\(ids.last!)): "
                     + "\(summary.created) new or renewed, \(summary.kept) kept, in \(String(format: "%.1f", seconds)) s on \(workers) thread\(workers == 1 ? "" : "s")")
         }
     }

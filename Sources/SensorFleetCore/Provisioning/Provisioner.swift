@@ -85,7 +85,9 @@ public enum Provisioner {
 
         // 4. Devices: the existing folders (certificate and key where their device.yaml says),
         //    then the new ones.
-        var devices = fleet.devices.filter { !$0.isFromTemplate }.map {
+        //    With a shard, only the devices it owns (positions in id order, templates expanded).
+        let owned: Set<String>? = options.shard == .whole ? nil : Set(options.shard.select(fleet.devices.map(\.spec.id)))
+        var devices = fleet.devices.filter { !$0.isFromTemplate && owned?.contains($0.spec.id) != false }.map {
             DeviceFolder(id: $0.spec.id, path: $0.spec.directory, certFile: $0.spec.certFile, keyFile: $0.spec.keyFile)
         }
         var taken = Set(fleet.devices.map(\.spec.id))
@@ -121,7 +123,7 @@ public enum Provisioner {
         }
 
         // 4b. Devices that fleet.yaml's `templates:` stand for, on every core.
-        try provisionTemplates(fleet.templates, dir: dir, authority: authority, options: options, now: now, result: &result)
+        try provisionTemplates(fleet.templates, dir: dir, authority: authority, options: options, now: now, owned: owned, result: &result)
 
         // 5. The CRL, when there is one: re-signed so it does not expire, or dropped when the CA
         //    that signed it is gone.
@@ -228,6 +230,9 @@ public enum Provisioner {
     // MARK: - Steps
 
     private static func validate(_ options: ProvisionOptions) throws {
+        if options.shard != .whole && options.newDevices > 0 {
+            throw ProvisionError(.invalidOption, "--devices with --shard: a shard provisions the devices the fleet already has; add devices without --shard (or with a template in fleet.yaml), then provision each shard")
+        }
         guard options.newDevices >= 0 else {
             throw ProvisionError(.invalidOption, "new device count must be 0 or more, not \(options.newDevices)")
         }

@@ -1,3 +1,4 @@
+import Logging
 import ServiceLifecycle
 import Synchronization
 
@@ -14,16 +15,22 @@ public final class FleetService: Service, CustomStringConvertible {
     private let onStarted: @Sendable () async -> Void
     private let onStopping: @Sendable (_ unacknowledged: Int) async -> Void
     private let result = Mutex<FleetSummary?>(nil)
+    public let startAt: StartTime?
+    private let logger: Logger?
+    private let late = Mutex<Double?>(nil)
 
     /// - Parameters:
     ///   - fleet: a fleet that has not been started.
     ///   - drainTimeout: seconds to wait at the end for queued messages to be acknowledged.
     ///   - disconnectTimeout: seconds to wait for the broker to close the connections.
+    ///   - startAt: wait for this time before starting the devices (SIGTERM ends the wait and
+    ///     the run: ``stoppedBeforeStart``); when it has passed, start at once and log how late.
+    ///   - logger: where a late start is told.
     ///   - onStarted: called once every device has been started.
     ///   - onStopping: called when the graceful stop begins, with the messages not yet
     ///     acknowledged (accepted or restored, neither acknowledged nor dropped).
     public init(
-        fleet: Fleet, drainTimeout: Double, disconnectTimeout: Double = 3,
+        fleet: Fleet, drainTimeout: Double, disconnectTimeout: Double = 3, startAt: StartTime? = nil, logger: Logger? = nil,
         onStarted: @escaping @Sendable () async -> Void = {},
         onStopping: @escaping @Sendable (_ unacknowledged: Int) async -> Void = { _ in }
     ) {
@@ -32,12 +39,34 @@ public final class FleetService: Service, CustomStringConvertible {
         self.disconnectTimeout = disconnectTimeout
         self.onStarted = onStarted
         self.onStopping = onStopping
+        self.startAt = startAt
+        self.logger = logger
     }
+
+    /// Seconds the start came after `startAt` (0: on time); nil without `startAt` or before it.
+    public var startLate: Double? { late.withLock { $0.flatMap { $0 < 0 ? nil : $0 } } }
+
+    /// True when graceful shutdown came during the wait for `startAt`: the fleet never started.
+    public var stoppedBeforeStart: Bool { late.withLock { $0 == -1 } }
 
     /// What the fleet did; nil until `run()` has returned.
     public var summary: FleetSummary? { result.withLock { $0 } }
 
     public func run() async {
+        if let startAt {
+            do {
+                let seconds = try await startAt.wait()
+                late.withLock { $0 = seconds }
+                if seconds > 0 {
+                    logger?.warning("started \((seconds * 1000).rounded() / 1000) s after --start-at: ramping up at once")
+                }
+            } catch {
+                // Told to stop before the start time: nothing ran, nothing to stop (the reactors
+                // never started); `summary` stays nil and `stoppedBeforeStart` says why.
+                late.withLock { $0 = -1 }
+                return
+            }
+        }
         await fleet.start()
         await onStarted()
         do {
