@@ -45,6 +45,8 @@ struct Bench: AsyncParsableCommand {
     var threeDescriptors = false
     @Option(help: "Reactor threads (default: one per core, at most one per 500 devices).")
     var threads: Int?
+    @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) and readiness (GET /healthz) on this address, e.g. 127.0.0.1:9464.", valueName: "addr:port"))
+    var metricsListen: String?
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -63,6 +65,7 @@ struct Bench: AsyncParsableCommand {
             try ranges.check("--verifier-connections", verifierConnections)
             try ranges.check("--threads", threads)
         } catch { throw ValidationError("\(error)") }
+        if let metricsListen { try checkMetricsListen(metricsListen) }
     }
 
     func run() async throws {
@@ -84,6 +87,13 @@ struct Bench: AsyncParsableCommand {
         options.verifierConnections = verifierConnections
         options.singleDescriptor = !threeDescriptors
         options.reactorThreads = threads
+        let metrics: MetricsService?
+        do { metrics = try metricsListen.map { try MetricsService.open(listen: $0) } } catch {
+            printError("bench: \(error)")
+            throw ExitCode(1)
+        }
+        options.metrics = metrics?.metrics
+        if let metrics { print("metrics: http://\(metrics.server.address)/metrics") }
         let terminal = isatty(STDOUT_FILENO) == 1
         let bench = BenchService(spec: loaded.spec, options: options, logger: logger) { second, target in
             let line = "\(String(format: "%5.0f", second.t)) s  connected \(second.connected)/\(target)  sent/s \(second.sent)  received/s \(second.received)  p99 \(second.e2eP99Ms) ms  errors \(second.errors)\(second.overruns > 0 ? "  overruns \(second.overruns)" : "")\(second.measured ? "" : "  (warm-up)")"
@@ -91,7 +101,7 @@ struct Bench: AsyncParsableCommand {
         }
         do {
             // SIGINT/SIGTERM end the measurement early; the report covers what was measured.
-            try await runServices([.init(service: bench, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger)
+            try await runServices((metrics.map { [.init(service: $0)] } ?? []) + [.init(service: bench, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger)
         } catch let error as FleetStartError {
             if terminal { print("") }
             printError("bench: \(error.description)")
