@@ -144,4 +144,68 @@ struct MetricsEndpointTests {
         }
         #expect(agreed, "Prometheus said \(seen), the fleet \(expected); log: \((try? String(contentsOfFile: "\(dir.path)/prometheus.out", encoding: .utf8)) ?? "")")
     }
+
+    /// VmRSS of a process, in KB.
+    static func rssKB(_ pid: pid_t) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    @Test("agent --metrics-listen: /healthz ready with its one device connected; RSS with and without the endpoint")
+    func agentEndpointAndMemory() async throws {
+        let fleet = try TestFleet(devices: ["pi-1"], interval: 0.5)
+        defer { fleet.tearDown() }
+        let subscriber = try fleet.subscriber()
+        var rss: [Bool: Int] = [:]
+        for withEndpoint in [false, true] {
+            let port = freePort()
+            var arguments = ["agent", "\(fleet.path)/pi-1", "--log-level", "warning"]
+            if withEndpoint { arguments += ["--metrics-listen", "127.0.0.1:\(port)"] }
+            let before = subscriber.sequences()["pi-1"]?.count ?? 0
+            let (agent, output) = try launchSensorfleet(arguments, in: fleet.path)
+            defer { agent.terminate() }
+            func log() -> String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+            #expect(await waitFor(20) { (subscriber.sequences()["pi-1"]?.count ?? 0) >= before + 4 }, "agent: \(log())")
+            if withEndpoint {
+                #expect(httpGet(port: port, "/healthz")?.status == 200)
+                let text = try Self.scrape(port)
+                #expect(text.value("sensorfleet_devices_connected") == 1)
+                #expect((text.value("sensorfleet_messages_acknowledged_total") ?? 0) >= 1)
+                #expect(text.value("sensorfleet_connect_latency_seconds_count") == 1)
+                // Scraped a few times, as Prometheus would.
+                for _ in 0..<5 { _ = httpGet(port: port, "/metrics") }
+            } else {
+                #expect(!isListening(port))
+            }
+            try await Task.sleep(for: .seconds(2))
+            rss[withEndpoint] = Self.rssKB(agent.pid)
+            agent.signal(SIGTERM)
+            #expect(agent.wait() == 0, "agent: \(log())")
+        }
+        print("metrics rss: agent without --metrics-listen \(rss[false] ?? 0) KB, with it (scraped) \(rss[true] ?? 0) KB")
+        #expect((rss[true] ?? 0) - (rss[false] ?? 0) < 4 * 1024)
+    }
+
+    @Test("bench --metrics-listen: the verifier's received total and end-to-end histogram are scraped; gaps and duplicates are 0")
+    func benchScrape() async throws {
+        let fleet = try TestFleet(devices: ["dev-1", "dev-2"], interval: 0.05)
+        defer { fleet.tearDown() }
+        let port = freePort()
+        let (bench, output) = try launchSensorfleet(
+            ["bench", fleet.path, "--rate", "20", "--duration", "4", "--metrics-listen", "127.0.0.1:\(port)"], in: fleet.path)
+        defer { bench.signal(SIGKILL) }
+        func said() -> String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+        var last: PrometheusText?
+        #expect(await waitFor(20) {
+            guard let answer = httpGet(port: port, "/metrics", timeout: 1), let text = try? PrometheusText(answer.body) else { return false }
+            last = text
+            return (text.value("sensorfleet_messages_received_total") ?? 0) >= 20
+        }, "bench: \(said())")
+        let text = try #require(last)
+        #expect((text.value("sensorfleet_end_to_end_latency_seconds_count") ?? 0) >= 1)
+        #expect(text.value("sensorfleet_messages_duplicates_total") == 0)
+        #expect(text.value("sensorfleet_messages_gaps_total") == 0)
+        #expect(bench.wait() == 0, "bench: \(said())")
+    }
 }
