@@ -5,7 +5,7 @@ SENSORFLEET_PACKAGES=(mosquitto mosquitto-clients libmosquitto-dev libssl-dev op
 
 # What the tests need besides: headless Chromium renders the bench HTML report (about 35 s to
 # install here); prlimit (util-linux) runs sensorfleet under a small descriptor limit.
-SENSORFLEET_TEST_PACKAGES=(chromium util-linux)
+SENSORFLEET_TEST_PACKAGES=(chromium util-linux prometheus)
 
 # Installs whichever of the given Debian packages are missing (apt-get; as root or with sudo).
 ensure_packages() {

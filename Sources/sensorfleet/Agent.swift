@@ -39,6 +39,9 @@ struct Agent: AsyncParsableCommand {
     @Option(help: "Seconds to wait at the end for queued messages to be acknowledged.")
     var drainTimeout: Double = 5
 
+    @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) and readiness (GET /healthz) on this address, e.g. 127.0.0.1:9464.", valueName: "addr:port"))
+    var metricsListen: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -46,6 +49,7 @@ struct Agent: AsyncParsableCommand {
             try OptionRanges.agent.check("--watch-interval", watchInterval)
             try OptionRanges.agent.check("--drain-timeout", drainTimeout)
         } catch { throw ValidationError("\(error)") }
+        if let metricsListen { try checkMetricsListen(metricsListen) }
     }
 
     func run() async throws {
@@ -54,6 +58,12 @@ struct Agent: AsyncParsableCommand {
                                    stateDirectory: stateDir, environment: ProcessInfo.processInfo.environment)
         options.watchInterval = watchInterval
         options.drainTimeout = drainTimeout
+        let metrics: MetricsService?
+        do { metrics = try metricsListen.map { try MetricsService.open(listen: $0) } } catch {
+            printError("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        options.metrics = metrics?.metrics
         let reason = StopReason()
         let agent = AgentService(options: options, notifier: SystemdNotifier(), reason: reason, logger: logger) { line in
             print(line)
@@ -63,7 +73,7 @@ struct Agent: AsyncParsableCommand {
             if let stateDirectory = options.stateDirectory {
                 try StateDirectory.claimForAgent(stateDirectory, reset: resetState, logger: logger)?.reportReset(logger)
             }
-            try await runServices([
+            try await runServices((metrics.map { [.init(service: $0)] } ?? []) + [
                 .init(service: SignalReasonService(signals: stopSignals, reason: reason)),
                 .init(service: agent, successTerminationBehavior: .gracefullyShutdownGroup),
             ], logger: logger)

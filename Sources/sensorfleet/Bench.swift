@@ -47,6 +47,8 @@ struct Bench: AsyncParsableCommand {
     var threads: Int?
     @OptionGroup var sharding: ShardOptions
     @OptionGroup var start: StartOptions
+    @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) and readiness (GET /healthz) on this address, e.g. 127.0.0.1:9464.", valueName: "addr:port"))
+    var metricsListen: String?
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -67,6 +69,7 @@ struct Bench: AsyncParsableCommand {
             try ranges.check("--verifier-connections", verifierConnections)
             try ranges.check("--threads", threads)
         } catch { throw ValidationError("\(error)") }
+        if let metricsListen { try checkMetricsListen(metricsListen) }
     }
 
     func run() async throws {
@@ -90,7 +93,17 @@ struct Bench: AsyncParsableCommand {
         options.reactorThreads = threads
         options.shard = try sharding.resolve()
         options.startAt = try start.resolve()
-        options.runID = start.runId
+        // Decided here, so the report and the metrics' `run_id` label say the same.
+        let runID = start.runId ?? options.startAt?.runID ?? StartTime.runID(for: Date())
+        options.runID = runID
+        let metrics: MetricsService?
+        let labels = MetricsLabels(runID: runID, shard: options.shard.description)
+        do { metrics = try metricsListen.map { try MetricsService.open(listen: $0, labels: labels) } } catch {
+            printError("bench: \(error)")
+            throw ExitCode(1)
+        }
+        options.metrics = metrics?.metrics
+        if let metrics { print("metrics: http://\(metrics.server.address)/metrics") }
         let terminal = isatty(STDOUT_FILENO) == 1
         let bench = BenchService(spec: loaded.spec, options: options, logger: logger) { second, target in
             let line = "\(String(format: "%5.0f", second.t)) s  connected \(second.connected)/\(target)  sent/s \(second.sent)  received/s \(second.received)  p99 \(second.e2eP99Ms) ms  errors \(second.errors)\(second.overruns > 0 ? "  overruns \(second.overruns)" : "")\(second.measured ? "" : "  (warm-up)")"
@@ -98,7 +111,7 @@ struct Bench: AsyncParsableCommand {
         }
         do {
             // SIGINT/SIGTERM end the measurement early; the report covers what was measured.
-            try await runServices([.init(service: bench, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger)
+            try await runServices((metrics.map { [.init(service: $0)] } ?? []) + [.init(service: bench, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger)
         } catch let error as FleetStartError {
             if terminal { print("") }
             printError("bench: \(error.description)")

@@ -41,6 +41,9 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var sharding: ShardOptions
     @OptionGroup var start: StartOptions
+    @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) and readiness (GET /healthz) on this address, e.g. 127.0.0.1:9464.", valueName: "addr:port"))
+    var metricsListen: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -55,6 +58,7 @@ struct Run: AsyncParsableCommand {
             try ranges.check("--connect-timeout", connectTimeout)
         } catch { throw ValidationError("\(error)") }
         if let broker { _ = try parseBroker(broker) }
+        if let metricsListen { try checkMetricsListen(metricsListen) }
         if resetState && stateDir == nil { throw ValidationError("--reset-state: only with --state-dir") }
     }
 
@@ -73,7 +77,11 @@ struct Run: AsyncParsableCommand {
         options.stateDirectory = stateDir
         options.connectTimeout = connectTimeout
         let fleet: Fleet
+        let metrics: MetricsService?
         do {
+            metrics = try metricsListen.map { try MetricsService.open(listen: $0, labels: MetricsLabels(runID: runID, shard: shard.description)) }
+            options.metrics = metrics?.metrics
+            options.recordLatencies = metrics != nil
             if let stateDir { try StateDirectory.claim(stateDir, reset: resetState).reportReset(logger) }
             fleet = try Fleet(spec: loaded.spec, options: options, logger: logger)
         } catch {
@@ -82,6 +90,7 @@ struct Run: AsyncParsableCommand {
         }
         let brokerText = "\(loaded.spec.broker.host):\(loaded.spec.broker.port)"
         print("sensorfleet: \(loaded.spec.devices.count) device\(loaded.spec.devices.count == 1 ? "" : "s") → \(brokerText) (TLS, MQTT \(loaded.spec.broker.protocolVersion.rawValue))\(shard == .whole ? "" : ", shard \(shard)"), run \(runID)\(startAt.map { " starting at \(ISO8601DateFormatter().string(from: $0.date))" } ?? "")")
+        if let metrics { print("metrics: http://\(metrics.server.address)/metrics") }
         fflush(nil) // seen at once even when the output is a file or a pipe
         let reason = StopReason()
         let drainTimeout = self.drainTimeout
@@ -89,7 +98,8 @@ struct Run: AsyncParsableCommand {
             print("stopping (\(await reason.settled())): \(unacknowledged) message(s) not yet acknowledged; waiting up to \(Int(drainTimeout)) s for them…")
         })
         // Stopped in reverse order: the duration and the status line first, then the fleet drains.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = metrics.map { [.init(service: $0)] } ?? []
+        services += [
             .init(service: SignalReasonService(signals: stopSignals, reason: reason)),
             .init(service: fleetService),
             .init(service: StatusLineService(counters: fleet.counters, interval: statusInterval,
@@ -170,6 +180,11 @@ func raiseDescriptorLimit() {
     guard getrlimit(resource, &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
     limit.rlim_cur = limit.rlim_max
     _ = setrlimit(resource, &limit)
+}
+
+/// `--metrics-listen`'s ADDR:PORT, checked before anything runs.
+func checkMetricsListen(_ text: String) throws {
+    do { _ = try MetricsListenAddress(parsing: text) } catch { throw ValidationError(error.description) }
 }
 
 /// "HOST:PORT" or "[IPv6]:PORT".

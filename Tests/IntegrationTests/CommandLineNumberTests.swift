@@ -10,10 +10,11 @@ let cliExtremeValues = [
 ]
 
 /// Options of each command that take a value that is not a number (so not in ``OptionRanges``).
+// `--metrics-listen ADDR:PORT`: its port is checked by `MetricsListenAddress` (MetricsServerTests → addresses).
 private let textOptions: [String: Set<String>] = [
-    "run": ["--broker", "--report", "--state-dir", "--log-level"],
-    "bench": ["--broker", "--bind", "--report", "--html", "--log-level"],
-    "agent": ["--fleet", "--key", "--state-dir", "--log-level"],
+    "run": ["--broker", "--report", "--state-dir", "--log-level", "--metrics-listen"],
+    "bench": ["--broker", "--bind", "--report", "--html", "--log-level", "--metrics-listen"],
+    "agent": ["--fleet", "--key", "--state-dir", "--log-level", "--metrics-listen"],
     "provision": ["--prefix"],
 ]
 

@@ -19,6 +19,8 @@ public struct BenchOptions: Sendable {
     public var messagesPerDevice: Int?
     public var duration: Double = 10
     public var warmup: Double = 0
+    /// The metrics endpoint's view (`--metrics-listen`), fed by the fleet and the verifier.
+    public var metrics: FleetMetrics?
     public var bind: [String] = []
     public var verify = true
     public var verifierConnections: Int?
@@ -112,6 +114,7 @@ public enum BenchRunner {
             var o = RunOptions(reactorThreads: options.reactorThreads, connectRate: options.connectRate)
             o.publishing = publishing
             o.recordLatencies = true
+            o.metrics = options.metrics
             return o
         }()
         let fleet = try Fleet(spec: spec, options: runOptions, logger: logger)
@@ -134,6 +137,7 @@ public enum BenchRunner {
             let made = try Verifier(settings: settings, topics: spec.devices.map { ($0.id, $0.topic) }, logger: logger)
             try await made.start(timeout: 15)
             verifier = made
+            options.metrics?.attach(verifier: made)
         }
 
         // A shared start: wait (SIGTERM ends the wait), or ramp at once and say how late.
@@ -267,6 +271,7 @@ public enum BenchRunner {
 
         var gaps = 0, duplicates = 0, outOfOrder = 0, receivedTotal = 0
         var perDevice: [BenchReport.DeviceCounts] = []
+        defer { options.metrics?.addGaps(gaps) }
         for device in summary.devices {
             let tracker = counts[device.id] ?? SequenceTracker()
             let deviceGaps = options.verify ? tracker.gaps(lastSent: device.lastSeq) : 0

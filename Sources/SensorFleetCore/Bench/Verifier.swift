@@ -38,6 +38,8 @@ public final class Verifier: Sendable {
     /// Messages received (all, including duplicates and unparseable ones).
     public let received = Atomic<Int>(0)
     public let connected = Atomic<Int>(0)
+    /// Messages received again (the live count; the report's comes from the trackers).
+    public let duplicates = Atomic<Int>(0)
     public let errors = Atomic<Int>(0)
     private let reactor: Reactor
     private let state: ReactorBound<VerifierState>
@@ -271,7 +273,9 @@ final class VerifierConnection: MQTTClientDelegate {
             owner.errors.add(1, ordering: .relaxed)
             return
         }
+        let duplicatesBefore = state.trackers[index].duplicates
         state.trackers[index].record(header.seq)
+        if state.trackers[index].duplicates != duplicatesBefore { owner.duplicates.add(1, ordering: .relaxed) }
         // Payloads come from the network: a hostile timestamp must not trap the arithmetic.
         let nowMicros = WallClock.micros()
         let fromMillis = header.timestampMillis.multipliedReportingOverflow(by: 1000)

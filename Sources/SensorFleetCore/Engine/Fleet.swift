@@ -52,6 +52,7 @@ public final class Fleet: Sendable {
         devicesByReactor = split
         counters.devices.store(spec.devices.count, ordering: .relaxed)
         durableOutbox = options.stateDirectory.map { DurableOutbox(directory: $0, logger: logger) }
+        options.metrics?.attach(counters, durable: durableOutbox)
     }
 
     /// The broker's address: IPv4 first, as libmosquitto would try it. Runs before any reactor.

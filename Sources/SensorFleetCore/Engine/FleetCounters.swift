@@ -1,3 +1,4 @@
+import MosquittoKit
 import Synchronization
 
 /// Fleet-wide totals, updated by the reactor threads and read by the live status line.
@@ -17,6 +18,9 @@ public final class FleetCounters: Sendable {
     public let overruns = Atomic<Int>(0)
     /// `dropped`, split by reason (indexed like `DropReason.allCases`).
     private let dropReasons = (0..<DropReason.allCases.count).map { _ in AtomicCounter() }
+    /// Failed connection attempts (before CONNACK), split by class (indexed like
+    /// `ConnectFailureClass.allCases`).
+    private let connectFailureClasses = (0..<ConnectFailureClass.allCases.count).map { _ in AtomicCounter() }
     /// PUBACKs overdue on a live connection (each one aborted that connection).
     public let ackTimeouts = Atomic<Int>(0)
     /// Unacknowledged messages taken over from an earlier run's durable outbox.
@@ -46,6 +50,15 @@ public final class FleetCounters: Sendable {
 
     public func dropped(_ reason: DropReason) -> Int {
         dropReasons[DropReason.allCases.firstIndex(of: reason)!].value.load(ordering: .relaxed)
+    }
+
+    /// Counts one failed connection attempt of `kind`.
+    public func connectFailed(_ kind: ConnectFailureClass) {
+        connectFailureClasses[ConnectFailureClass.allCases.firstIndex(of: kind)!].value.add(1, ordering: .relaxed)
+    }
+
+    public func connectFailures(_ kind: ConnectFailureClass) -> Int {
+        connectFailureClasses[ConnectFailureClass.allCases.firstIndex(of: kind)!].value.load(ordering: .relaxed)
     }
 
     public func snapshot() -> FleetTotals {
@@ -90,4 +103,32 @@ public struct FleetTotals: Sendable, Equatable, Codable {
 /// An atomic that can live in an array.
 final class AtomicCounter: Sendable {
     let value = Atomic<Int>(0)
+}
+
+/// The class of a failed connection attempt: a bounded set, fit for a metric label (the error's
+/// text is not: it carries addresses and OpenSSL's words).
+public enum ConnectFailureClass: String, Sendable, CaseIterable {
+    /// No CONNACK within the connect time-out.
+    case timeout
+    /// CONNACK with a refusal (identity, authorisation, server busy…).
+    case refused
+    /// The broker's name did not resolve.
+    case dns
+    /// Trust or identity rejected during the TLS handshake (will not fix itself).
+    case tls
+    /// Closed or reset before CONNACK, or a system call failed (refused port, unreachable).
+    case network
+    /// Anything else.
+    case other
+
+    public init(_ error: MosquittoError) {
+        switch error.code {
+        case MosquittoError.connectTimeoutCode: self = .timeout
+        case MosquittoError.connectRefusedCode: self = .refused
+        case MosquittoError.nameResolutionCode: self = .dns
+        case _ where error.isPermanent: self = .tls
+        case MosquittoError.connectionLostCode, MosquittoError.systemCallFailedCode: self = .network
+        default: self = .other
+        }
+    }
 }

@@ -16,6 +16,8 @@ public final class LatencyRecorder: Sendable {
         var total = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: LatencyRecorder.highest, numberOfSignificantValueDigits: .three)
         var interval = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: LatencyRecorder.highest, numberOfSignificantValueDigits: .three)
         var recording = true
+        /// Also receives every latency, whatever `recording` says (the live metrics endpoint).
+        var mirror: (@Sendable (UInt64) -> Void)?
     }
 
     private let state = Mutex(State())
@@ -25,11 +27,20 @@ public final class LatencyRecorder: Sendable {
     /// Records one latency in microseconds (clamped to 1 µs … 1 h).
     public func record(micros: UInt64) {
         let value = min(max(micros, 1), LatencyRecorder.highest)
-        state.withLock {
-            guard $0.recording else { return }
-            _ = $0.total.record(value)
-            _ = $0.interval.record(value)
+        let mirror = state.withLock { state -> (@Sendable (UInt64) -> Void)? in
+            if state.recording {
+                _ = state.total.record(value)
+                _ = state.interval.record(value)
+            }
+            return state.mirror
         }
+        mirror?(value)
+    }
+
+    /// Hands every latency recorded from now on (in microseconds, clamped) to `body` as well,
+    /// warm-up and after `freeze()` included: a cumulative view such as a Prometheus histogram.
+    public func mirror(into body: @escaping @Sendable (UInt64) -> Void) {
+        state.withLock { $0.mirror = body }
     }
 
     /// Records nanoseconds.

@@ -24,6 +24,9 @@ public struct RunOptions: Sendable {
     public var resolveBrokerLater = false
     /// Keep HDR histograms of publish and connect latency in `FleetCounters`.
     public var recordLatencies = false
+    /// The metrics endpoint's view (`--metrics-listen`): the fleet hands it its counters, and
+    /// its latency recorders (with `recordLatencies`) mirror into its histograms.
+    public var metrics: FleetMetrics?
 
     public init(
         reactorThreads: Int? = nil,

@@ -20,6 +20,8 @@ public struct AgentOptions: Sendable {
     public var drainTimeout: Double = 5
     /// Signals that reload the certificate and key.
     public var reloadSignals: [UnixSignal] = [.sighup]
+    /// The metrics endpoint's view (`--metrics-listen`); turns the latency histograms on.
+    public var metrics: FleetMetrics?
 
     /// - Parameters:
     ///   - deviceDirectory: the device folder.
@@ -129,6 +131,8 @@ public final class AgentService: Service, CustomStringConvertible {
             runOptions.stateDirectory = options.stateDirectory
             // A Pi may boot before its network: start, keep the readings, look the name up again.
             runOptions.resolveBrokerLater = true
+            runOptions.metrics = options.metrics
+            runOptions.recordLatencies = options.metrics != nil
             fleet = try Fleet(spec: loaded.spec, options: runOptions, logger: logger)
         } catch let error as FleetStartError {
             throw error

@@ -202,6 +202,7 @@ final class ConnectionSupervisor {
             error = previous
         }
         lastError = error
+        if beforeCONNACK { context.counters.connectFailed(ConnectFailureClass(error)) }
         // The broker may have moved (or the network only now come up): a fresh lookup, at most
         // one at a time and one per `refreshAfter` for the whole fleet.
         if !error.isPermanent { context.resolver.refresh() }
