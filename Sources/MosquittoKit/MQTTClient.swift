@@ -29,7 +29,9 @@ public struct MQTTClientOptions: Sendable {
     public var cleanSession: Bool
     public var bindAddress: String?
     public var will: MQTTWill?
-    public var tls: TLSContext
+    /// The TLS context (our own `SSL_CTX`); nil: plain TCP, nothing encrypted (only when the
+    /// fleet asks for it by name, `broker.tls: false`).
+    public var tls: TLSContext?
     /// Seconds from the start of a connect to CONNACK before we give up on the attempt.
     public var connectTimeout: Double
     /// QoS 1 messages libmosquitto may have in flight (MQTT 5 Receive Maximum may lower it).
@@ -38,12 +40,23 @@ public struct MQTTClientOptions: Sendable {
     /// reactor turn: one write() for all the packets of a turn. Worth it for clients that
     /// publish several messages a turn; an idle client would only pay the memory.
     public var batchWrites: Bool
+    /// MQTT 5 session expiry interval in seconds, sent in CONNECT when set and above 0 (with
+    /// `cleanSession` false the broker keeps the session, and queues QoS 1/2 messages for it,
+    /// that long after the connection ends). Ignored at 3.1.1.
+    public var sessionExpiry: UInt32?
+    /// User name and password in CONNECT (brokers with a password file); nil for none.
+    public var username: String?
+    public var password: String?
 
     public init(
         clientID: String, host: String, port: Int, keepAlive: Int = 30, useMQTT5: Bool = false,
-        cleanSession: Bool = true, bindAddress: String? = nil, will: MQTTWill? = nil, tls: TLSContext,
-        connectTimeout: Double = 10, maxInflight: Int = 20, batchWrites: Bool = false
+        cleanSession: Bool = true, bindAddress: String? = nil, will: MQTTWill? = nil, tls: TLSContext?,
+        connectTimeout: Double = 10, maxInflight: Int = 20, batchWrites: Bool = false,
+        sessionExpiry: UInt32? = nil, username: String? = nil, password: String? = nil
     ) {
+        self.sessionExpiry = sessionExpiry
+        self.username = username
+        self.password = password
         self.batchWrites = batchWrites
         self.clientID = clientID
         self.host = host
@@ -122,6 +135,22 @@ public final class MQTTClient: ReactorSource {
     private var tlsEstablished = false
     private var firstPublishAt: MonotonicInstant?
     private var lastPublishTopic: String?
+    /// The reason code of a DISCONNECT the broker sent (MQTT 5), for this connection.
+    private var serverDisconnectReason: Int?
+
+    /// What the broker's CONNACK said (MQTT 5), for the current connection.
+    public struct ConnackProperties: Sendable, Equatable {
+        /// Keep-alive the broker imposes instead of ours.
+        public var serverKeepAlive: Int?
+        /// Client id the broker assigned (when we sent none).
+        public var assignedClientID: String?
+        /// How many QoS 1/2 messages the broker accepts in flight (libmosquitto caps its own
+        /// window to it).
+        public var receiveMaximum: Int?
+        /// Session expiry the broker grants instead of ours.
+        public var sessionExpiry: UInt32?
+    }
+    public private(set) var connack = ConnackProperties()
 
     /// - Throws: when libmosquitto cannot create the client or takes none of the options.
     public init(reactor: Reactor, options: MQTTClientOptions) throws(MosquittoError) {
@@ -144,10 +173,15 @@ public final class MQTTClient: ReactorSource {
             }
         }
         try check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, options.useMQTT5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311), "protocol version")
-        try check(mosquitto_void_option(handle, MOSQ_OPT_SSL_CTX, UnsafeMutableRawPointer(options.tls.ctx)), "TLS context")
-        try check(mosquitto_int_option(handle, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0), "TLS context defaults")
+        if let tls = options.tls {
+            try check(mosquitto_void_option(handle, MOSQ_OPT_SSL_CTX, UnsafeMutableRawPointer(tls.ctx)), "TLS context")
+            try check(mosquitto_int_option(handle, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0), "TLS context defaults")
+        }
         try check(mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1), "TCP_NODELAY")
         try check(mosquitto_int_option(handle, MOSQ_OPT_SEND_MAXIMUM, Int32(max(1, min(65535, options.maxInflight)))), "send maximum")
+        if let username = options.username {
+            try check(mosquitto_username_pw_set(handle, username, options.password), "user name and password")
+        }
         if let will = options.will {
             let rc = will.payload.withUnsafeBytes { raw in
                 mosquitto_will_set(handle, will.topic, Int32(raw.count), raw.baseAddress, Int32(will.qos), will.retain)
@@ -183,7 +217,9 @@ public final class MQTTClient: ReactorSource {
         tlsEstablished = false
         firstPublishAt = nil
         lastPublishTopic = nil
-        _ = options.tls.takeVerifyError()
+        serverDisconnectReason = nil
+        connack = ConnackProperties()
+        _ = options.tls?.takeVerifyError()
         // The log callback formats every libmosquitto log line; we want its TLS reasons only
         // while connecting, so it is on until CONNACK.
         mosquitto_log_callback_set(handle, onLog)
@@ -191,7 +227,24 @@ public final class MQTTClient: ReactorSource {
         inLoop = true
         // connect_bind_async = set host, then libmosquitto's reconnect on the same handle, which
         // keeps (and re-sends) the QoS 1 messages it holds.
-        rc = mosquitto_connect_bind_async(handle, options.host, Int32(options.port), Int32(options.keepAlive), options.bindAddress)
+        if options.useMQTT5, let expiry = options.sessionExpiry, expiry > 0 {
+            // Only mosquitto_connect_bind_v5 takes CONNECT properties in 2.0.11, and it connects
+            // TCP blocking: ConnectGuard makes that connect() non-blocking (EINPROGRESS), after
+            // which it goes on as connect_bind_async does. DNS is already resolved (host is an address).
+            var properties: OpaquePointer?
+            defer { mosquitto_property_free_all(&properties) }
+            let added = mosquitto_property_add_int32(&properties, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), expiry)
+            if added != Int32(MOSQ_ERR_SUCCESS.rawValue) {
+                rc = added
+            } else {
+                ConnectGuard_begin()
+                rc = mosquitto_connect_bind_v5(handle, options.host, Int32(options.port), Int32(options.keepAlive),
+                                               options.bindAddress, properties)
+                ConnectGuard_end()
+            }
+        } else {
+            rc = mosquitto_connect_bind_async(handle, options.host, Int32(options.port), Int32(options.keepAlive), options.bindAddress)
+        }
         let callErrno = CMosquitto_errno()
         inLoop = false
         if rc == Int32(MOSQ_ERR_ERRNO.rawValue), let bind = options.bindAddress,
@@ -461,8 +514,11 @@ public final class MQTTClient: ReactorSource {
         }
         if let refusal {
             error = MosquittoError(code: MosquittoError.connectRefusedCode, detail: nil, reasonCode: refusal)
+        } else if let serverDisconnectReason, wasState != .disconnecting {
+            error = MosquittoError(code: MosquittoError.disconnectedByServerCode, detail: nil,
+                                   reasonCode: serverDisconnectReason, context: context)
         } else if let code {
-            var detail = forcedDetail ?? options.tls.takeVerifyError() ?? lastLog
+            var detail = forcedDetail ?? options.tls?.takeVerifyError() ?? lastLog
             if code == Int32(MOSQ_ERR_ERRNO.rawValue), detail == nil { detail = String(cString: strerror(CMosquitto_errno())) }
             error = MosquittoError(code: code, detail: detail, context: context)
         } else if wasState != .disconnecting {
@@ -497,8 +553,9 @@ public final class MQTTClient: ReactorSource {
 
     // MARK: Callbacks from libmosquitto (on this reactor's thread, inside a loop call)
 
-    fileprivate func didConnect(rc: Int32, flags: Int32) {
+    fileprivate func didConnect(rc: Int32, flags: Int32, properties: OpaquePointer?) {
         if rc == 0 {
+            if let properties { readConnack(properties) }
             state = .connected
             if options.batchWrites, MQTTClient.writeBatching, CMosquitto_install_write_buffer(mosquitto_ssl_get(handle)) == 1 {
                 batching = true
@@ -511,7 +568,32 @@ public final class MQTTClient: ReactorSource {
         }
     }
 
+    private func readConnack(_ properties: OpaquePointer) {
+        var value16: UInt16 = 0
+        if mosquitto_property_read_int16(properties, Int32(MQTT_PROP_SERVER_KEEP_ALIVE.rawValue), &value16, false) != nil {
+            connack.serverKeepAlive = Int(value16)
+        }
+        if mosquitto_property_read_int16(properties, Int32(MQTT_PROP_RECEIVE_MAXIMUM.rawValue), &value16, false) != nil {
+            connack.receiveMaximum = Int(value16)
+        }
+        var value32: UInt32 = 0
+        if mosquitto_property_read_int32(properties, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), &value32, false) != nil {
+            connack.sessionExpiry = value32
+        }
+        var text: UnsafeMutablePointer<CChar>?
+        if mosquitto_property_read_string(properties, Int32(MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER.rawValue), &text, false) != nil, let text {
+            connack.assignedClientID = String(cString: text)
+            free(text)
+        }
+    }
+
     fileprivate func didDisconnect(rc: Int32) {
+        // At MQTT 5 a DISCONNECT from the broker arrives here with its reason code (all of the
+        // broker's error reasons are 0x80 or more; libmosquitto's own codes are below 0x80).
+        if options.useMQTT5, rc >= 0x80, state != .disconnecting {
+            serverDisconnectReason = Int(rc)
+            return
+        }
         if closeRC == nil { closeRC = rc }
     }
 
@@ -562,8 +644,8 @@ private func client(_ userdata: UnsafeMutableRawPointer?) -> MQTTClient? {
     return Unmanaged<MQTTClient>.fromOpaque(userdata).takeUnretainedValue()
 }
 
-private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void = { _, userdata, rc, flags, _ in
-    client(userdata)?.didConnect(rc: rc, flags: flags)
+private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void = { _, userdata, rc, flags, properties in
+    client(userdata)?.didConnect(rc: rc, flags: flags, properties: properties)
 }
 private let onDisconnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, OpaquePointer?) -> Void = { _, userdata, rc, _ in
     client(userdata)?.didDisconnect(rc: rc)

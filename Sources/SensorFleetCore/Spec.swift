@@ -23,6 +23,11 @@ public struct BrokerSpec: Sendable, Equatable {
     public var bindAddress: String?
     /// Only when the user asks for it by this name: skip the broker hostname check (warned loudly).
     public var insecureSkipHostnameVerification: Bool
+    /// `tls: false`, only when asked for by name: plain TCP, nothing encrypted, no certificates
+    /// (warned loudly at every start).
+    public var tls: Bool = true
+    /// `allow_plaintext: true`: the agent, which refuses plain TCP otherwise, accepts `tls: false`.
+    public var allowPlaintext: Bool = false
 
     public init(
         host: String = "localhost", port: Int = 8883, caFile: String,
@@ -87,6 +92,13 @@ public struct DeviceSpec: Sendable, Equatable {
     /// Telemetry topic with `{id}` already replaced.
     public var topic: String
     public var cleanSession: Bool
+    /// MQTT 5 session expiry interval in seconds (`session_expiry`), sent in CONNECT when set;
+    /// nil: none sent (the session ends with the connection at MQTT 5).
+    public var sessionExpiry: UInt32?
+    /// MQTT user name (`username`, `{id}` replaced) and password (`password_file` or `password`)
+    /// sent in CONNECT; nil: none (the certificate is the identity).
+    public var username: String?
+    public var password: MQTTPassword?
     public var sensors: [SensorSpec]
     /// Root under which real sensors find `sys/…` and `proc/…` (`/` on a real machine).
     public var sysfsRoot: String
@@ -94,8 +106,11 @@ public struct DeviceSpec: Sendable, Equatable {
     public init(
         id: String, directory: String, certFile: String, keyFile: String, interval: Double,
         qos: Int = 1, topic: String? = nil, cleanSession: Bool = true, sensors: [SensorSpec],
-        sysfsRoot: String = "/"
+        sysfsRoot: String = "/", sessionExpiry: UInt32? = nil, username: String? = nil, password: MQTTPassword? = nil
     ) {
+        self.sessionExpiry = sessionExpiry
+        self.username = username
+        self.password = password
         self.id = id
         self.directory = directory
         self.certFile = certFile

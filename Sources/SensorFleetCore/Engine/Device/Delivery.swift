@@ -34,6 +34,15 @@ final class Delivery {
     weak var transport: DeliveryTransport?
     /// This reactor's writer into the durable outbox (`run --state-dir`); nil: memory only.
     var durable: DurableOutboxWriter?
+    /// The broker's Receive Maximum from its CONNACK (MQTT 5): QoS 1/2 messages it accepts in
+    /// flight. libmosquitto holds back what exceeds it; we do not hand that much over at all, so
+    /// the PUBACK watchdog never runs for a message still waiting in libmosquitto.
+    var brokerReceiveMaximum: Int?
+    /// The in-flight window in force: ours, lowered to the broker's Receive Maximum at QoS 1/2.
+    var effectiveWindow: Int {
+        guard qos > 0, let brokerReceiveMaximum, brokerReceiveMaximum > 0 else { return window }
+        return min(window, brokerReceiveMaximum)
+    }
     /// Hand nothing more over (the connection is being renewed with a reloaded certificate).
     var isHeld = false
     /// Asked for a reading when the window has room and nothing is queued (unpaced load);
@@ -152,6 +161,7 @@ final class Delivery {
     func pump() {
         guard let transport, transport.isConnected, !isHeld else { return }
         let now = MonotonicInstant.now()
+        let window = effectiveWindow
         while inflight.count < window {
             if outbox.isEmpty && backlog.isEmpty { _ = readingOnDemand() }
             // The backlog of an earlier run first (it is older), at its own rate; live data alongside.
@@ -192,7 +202,9 @@ final class Delivery {
         }
     }
 
-    /// PUBACK (QoS 1) or written out (QoS 0). Returns the broker's refusal in words, if any.
+    /// PUBACK (QoS 1), PUBCOMP (QoS 2: libmosquitto reports a QoS 2 message once, when its
+    /// PUBCOMP arrives, or at a PUBREC with a refusal), or written out (QoS 0). Returns the
+    /// broker's refusal in words, if any.
     func didComplete(messageID: Int32, reasonCode: Int) -> String? {
         guard let done = inflight.removeValue(forKey: messageID) else { return nil }
         counters.publishLatency?.record(nanos: MonotonicInstant.now().nanoseconds(since: done.sentAt))

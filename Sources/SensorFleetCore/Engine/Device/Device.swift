@@ -217,8 +217,19 @@ actor Device: MQTTClientDelegate {
         supervisor.connected(client)
         delivery.transport = client
         logger.debug("connected", metadata: ["session_present": "\(sessionPresent)"])
+        let connack = client.connack
+        if let keepAlive = connack.serverKeepAlive, keepAlive != client.options.keepAlive {
+            logger.info("the broker set the keep-alive", metadata: ["server_keep_alive": "\(keepAlive)", "ours": "\(client.options.keepAlive)"])
+        }
+        if let assigned = connack.assignedClientID {
+            logger.info("the broker assigned a client id", metadata: ["assigned_client_id": "\(assigned)"])
+        }
+        if let granted = connack.sessionExpiry, granted != client.options.sessionExpiry {
+            logger.info("the broker set the session expiry", metadata: ["session_expiry": "\(granted)"])
+        }
         publishStatus("online")
         client.subscribe(commandsTopic, qos: 1)
+        delivery.brokerReceiveMaximum = connack.receiveMaximum
         delivery.connectionUp()
         pump()
     }
