@@ -149,7 +149,15 @@ public final class MQTTClient: ReactorSource {
         public var receiveMaximum: Int?
         /// Session expiry the broker grants instead of ours.
         public var sessionExpiry: UInt32?
+        /// Topic aliases the broker accepts from us (0 or absent: none).
+        public var topicAliasMaximum: Int?
     }
+    /// Topic alias 1 is set up on this connection for this topic (sent once with the topic).
+    private var aliasedTopic: String?
+    /// `properties` + topic alias 1, built on first use for the properties in use.
+    private var aliasList: OpaquePointer?
+    private weak var aliasListSource: MQTTPublishProperties?
+    private var aliasListBuilt = false
     public private(set) var connack = ConnackProperties()
 
     /// - Throws: when libmosquitto cannot create the client or takes none of the options.
@@ -199,6 +207,7 @@ public final class MQTTClient: ReactorSource {
 
     deinit {
         if !destroyed { mosquitto_destroy(handle) }
+        mosquitto_property_free_all(&aliasList)
     }
 
     public var isConnected: Bool { state == .connected }
@@ -219,6 +228,7 @@ public final class MQTTClient: ReactorSource {
         lastPublishTopic = nil
         serverDisconnectReason = nil
         connack = ConnackProperties()
+        aliasedTopic = nil
         _ = options.tls?.takeVerifyError()
         // The log callback formats every libmosquitto log line; we want its TLS reasons only
         // while connecting, so it is on until CONNACK.
@@ -262,18 +272,48 @@ public final class MQTTClient: ReactorSource {
         inPublish = true
         let rc = mosquitto_publish(handle, &mid, topic, Int32(payload.count), payload.baseAddress, Int32(qos), retain)
         inPublish = false
-        if !earlyCompletions.isEmpty {
-            // A QoS 0 message written at once completes inside mosquitto_publish, before the
-            // caller knows its id: hand the completions over after this call returns.
-            let completions = earlyCompletions
-            earlyCompletions.removeAll()
-            reactor.deferToNextTurn { [weak self] in
-                guard let self, !self.destroyed else { return }
-                for (mid, reason) in completions {
-                    self.delegate?.client(self, didCompletePublish: mid, reasonCode: Int(reason))
-                }
-            }
+        deliverEarlyCompletions()
+        if batching { markDirty() }
+        if !inLoop { updateInterest() }
+        if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) { return .success(mid) }
+        return .failure(MosquittoError(code: rc))
+    }
+
+    /// Publishes with MQTT 5 properties built once (`properties`) and, with `topicAlias`, topic
+    /// alias 1 for `topic`: the first PUBLISH of a connection carries the topic and the alias,
+    /// the next ones the alias only. Use aliases at QoS 0 only: libmosquitto 2.0.11 re-sends an
+    /// unacknowledged message as first written, alias only, which the broker does not know on a
+    /// new connection. At 3.1.1, or when the broker takes no alias, the plain publish.
+    public func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool = false,
+                        properties: MQTTPublishProperties?, topicAlias: Bool) -> Result<Int32, MosquittoError> {
+        guard options.useMQTT5 else { return publish(topic: topic, payload: payload, qos: qos, retain: retain) }
+        let useAlias = topicAlias && (connack.topicAliasMaximum ?? 0) >= 1
+        guard useAlias || !(properties?.isEmpty ?? true) else {
+            return publish(topic: topic, payload: payload, qos: qos, retain: retain)
         }
+        var list = properties?.list
+        if useAlias {
+            if !aliasListBuilt || aliasListSource !== properties {
+                mosquitto_property_free_all(&aliasList)
+                if let source = properties?.list {
+                    let rc = mosquitto_property_copy_all(&aliasList, source)
+                    if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) { return .failure(MosquittoError(code: rc, detail: "properties")) }
+                }
+                let rc = mosquitto_property_add_int16(&aliasList, Int32(MQTT_PROP_TOPIC_ALIAS.rawValue), 1)
+                if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) { return .failure(MosquittoError(code: rc, detail: "topic alias")) }
+                aliasListSource = properties
+                aliasListBuilt = true
+            }
+            list = aliasList
+        }
+        notePublish(topic)
+        var mid: Int32 = 0
+        inPublish = true
+        let sendTopic: String? = useAlias && aliasedTopic == topic ? nil : topic
+        let rc = mosquitto_publish_v5(handle, &mid, sendTopic, Int32(payload.count), payload.baseAddress, Int32(qos), retain, list)
+        inPublish = false
+        if rc == Int32(MOSQ_ERR_SUCCESS.rawValue), useAlias { aliasedTopic = topic }
+        deliverEarlyCompletions()
         if batching { markDirty() }
         if !inLoop { updateInterest() }
         if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) { return .success(mid) }
@@ -300,6 +340,20 @@ public final class MQTTClient: ReactorSource {
         if !inLoop { updateInterest() }
         if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) { return .success(mid) }
         return .failure(MosquittoError(code: rc))
+    }
+
+    /// A QoS 0 message written at once completes inside mosquitto_publish, before the caller
+    /// knows its id: hand the completions over after the call returns.
+    private func deliverEarlyCompletions() {
+        guard !earlyCompletions.isEmpty else { return }
+        let completions = earlyCompletions
+        earlyCompletions.removeAll()
+        reactor.deferToNextTurn { [weak self] in
+            guard let self, !self.destroyed else { return }
+            for (mid, reason) in completions {
+                self.delegate?.client(self, didCompletePublish: mid, reasonCode: Int(reason))
+            }
+        }
     }
 
     /// Connects to `host` (a fresh address of the same broker) from the next `connect()` on.
@@ -572,6 +626,9 @@ public final class MQTTClient: ReactorSource {
         var value16: UInt16 = 0
         if mosquitto_property_read_int16(properties, Int32(MQTT_PROP_SERVER_KEEP_ALIVE.rawValue), &value16, false) != nil {
             connack.serverKeepAlive = Int(value16)
+        }
+        if mosquitto_property_read_int16(properties, Int32(MQTT_PROP_TOPIC_ALIAS_MAXIMUM.rawValue), &value16, false) != nil {
+            connack.topicAliasMaximum = Int(value16)
         }
         if mosquitto_property_read_int16(properties, Int32(MQTT_PROP_RECEIVE_MAXIMUM.rawValue), &value16, false) != nil {
             connack.receiveMaximum = Int(value16)

@@ -99,6 +99,8 @@ public struct DeviceSpec: Sendable, Equatable {
     /// sent in CONNECT; nil: none (the certificate is the identity).
     public var username: String?
     public var password: MQTTPassword?
+    /// MQTT 5 properties of every telemetry message (`mqtt5:`); ignored at 3.1.1.
+    public var telemetryProperties = TelemetryProperties()
     public var sensors: [SensorSpec]
     /// Root under which real sensors find `sys/…` and `proc/…` (`/` on a real machine).
     public var sysfsRoot: String
@@ -125,6 +127,36 @@ public struct DeviceSpec: Sendable, Equatable {
 
     /// Retained `online` on connect, `offline` as the will.
     public var statusTopic: String { "devices/\(id)/status" }
+}
+
+/// MQTT 5 properties on every telemetry message of a device (`mqtt5:` in device.yaml).
+public struct TelemetryProperties: Sendable, Equatable {
+    public struct UserProperty: Sendable, Equatable {
+        public var name: String
+        public var value: String
+        public init(name: String, value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+    /// Seconds the broker keeps a message for a subscriber that is away (`message_expiry`).
+    public var messageExpiry: UInt32?
+    /// `content_type`, e.g. application/json.
+    public var contentType: String?
+    /// `user_properties`, `{id}` replaced, in file order.
+    public var userProperties: [UserProperty]
+    /// `topic_alias`: after the first message of a connection the topic is sent as alias 1 (QoS 0 only).
+    public var topicAlias: Bool
+
+    public init(messageExpiry: UInt32? = nil, contentType: String? = nil, userProperties: [UserProperty] = [], topicAlias: Bool = false) {
+        self.messageExpiry = messageExpiry
+        self.contentType = contentType
+        self.userProperties = userProperties
+        self.topicAlias = topicAlias
+    }
+
+    /// No property to send.
+    public var hasProperties: Bool { messageExpiry != nil || contentType != nil || !userProperties.isEmpty }
 }
 
 /// A whole fleet, as `FleetLoader` reads it from a folder.

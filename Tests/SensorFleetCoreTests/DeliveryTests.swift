@@ -15,7 +15,8 @@ final class RecordingTransport: DeliveryTransport {
     private(set) var aborts = 0
     private var nextID: Int32 = 1
 
-    func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool) -> Result<Int32, MosquittoError> {
+    func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool,
+                 properties: MQTTPublishProperties?, topicAlias: Bool) -> Result<Int32, MosquittoError> {
         guard isConnected else { return .failure(MosquittoError(code: MosquittoError.connectionLostCode)) }
         let mid = nextID
         nextID += 1

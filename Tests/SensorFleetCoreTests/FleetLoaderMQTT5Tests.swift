@@ -103,4 +103,39 @@ import SensorFleetTesting
             #expect(warning.problem.contains("WARNING: TLS is OFF"))
         }
     }
+
+    @Test func mqtt5TelemetryPropertiesLoadWithIDReplacedAndAnAliasAtQoS1IsRefused() throws {
+        let ca = try TestCA.make()
+        try withTempFleet { fleet in
+            try fleet.writeValidFleet(ca: ca, ids: ["a", "b"], fleetYAML: """
+                broker:
+                  host: localhost
+                  protocol: "5"
+                defaults:
+                  qos: 0
+                  mqtt5:
+                    message_expiry: 60
+                    content_type: application/json
+                    user_properties:
+                      site: "{id}-site"
+                      line: "4"
+                """)
+            try fleet.write("b/device.yaml", TempFleet.deviceYAML("mqtt5:\n  topic_alias: true"))
+            let spec = try FleetLoader.load(directory: fleet.root).spec
+            let a = try #require(spec.devices.first)
+            #expect(a.telemetryProperties == TelemetryProperties(
+                messageExpiry: 60, contentType: "application/json",
+                userProperties: [.init(name: "site", value: "a-site"), .init(name: "line", value: "4")]))
+            // device.yaml's mqtt5 over the defaults key by key.
+            #expect(spec.devices.last?.telemetryProperties.topicAlias == true)
+            #expect(spec.devices.last?.telemetryProperties.messageExpiry == 60)
+
+            try fleet.write("b/device.yaml", TempFleet.deviceYAML("qos: 1\nmqtt5:\n  topic_alias: true\n  message_expiry: 0\n  colour: red"))
+            let issues = loadIssues(fleet)
+            let alias = try issue(in: issues, file: fleet.root + "/b/device.yaml", field: "mqtt5.topic_alias")
+            #expect(alias.problem.contains("only used at qos 0"))
+            #expect(try issue(in: issues, file: fleet.root + "/b/device.yaml", field: "mqtt5.message_expiry").line != nil)
+            _ = try issue(in: issues, file: fleet.root + "/b/device.yaml", field: "mqtt5.colour")
+        }
+    }
 }

@@ -245,6 +245,7 @@ struct DeviceDefaults {
     var cleanSession: Bool = true
     var sessionExpiry: UInt32?
     var login = LoginFields()
+    var mqtt5: TelemetryPropertiesFields?
 }
 
 /// What fleet.yaml says, with defaults for everything it leaves out.
@@ -252,7 +253,7 @@ struct FleetSettings {
     static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates"]
     static let brokerKeys = ["host", "port", "ca", "protocol", "keepalive", "tls_min_version", "alpn", "bind",
                              "insecure_skip_hostname_verification", "tls", "allow_plaintext"]
-    static let defaultsKeys = ["interval", "qos", "topic", "clean_session", "session_expiry"] + LoginFields.keys
+    static let defaultsKeys = ["interval", "qos", "topic", "clean_session", "session_expiry", "mqtt5"] + LoginFields.keys
 
     let location: FleetLocation
     var broker: BrokerSpec
@@ -307,6 +308,7 @@ struct FleetSettings {
             self.defaults.cleanSession = fields.cleanSession ?? self.defaults.cleanSession
             self.defaults.sessionExpiry = fields.sessionExpiry ?? self.defaults.sessionExpiry
             self.defaults.login = fields.login
+            self.defaults.mqtt5 = fields.mqtt5
         }
     }
 
@@ -418,11 +420,13 @@ struct DeviceFields {
     var cleanSession: Bool?
     var sessionExpiry: UInt32?
     var login = LoginFields()
+    var mqtt5: TelemetryPropertiesFields?
 
     /// - Parameter resolve: a path written in this mapping → (absolute, as the user sees it).
     static func read(_ map: MappingReader, resolve: (String) -> (absolute: String, display: String)) -> DeviceFields {
         var fields = DeviceFields()
         fields.login = LoginFields.read(map, resolve: resolve)
+        fields.mqtt5 = TelemetryPropertiesFields.read(map)
         let intervalKey = map.field("interval")
         fields.interval = map.number("interval", in: .interval,
                                      fix: "set \(intervalKey) to the seconds between two readings, e.g. 5 (at least 0.001, at most 86400)")

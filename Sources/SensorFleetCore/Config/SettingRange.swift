@@ -93,6 +93,8 @@ public struct SettingRange: Sendable, Equatable, CustomStringConvertible {
     public static let qos = SettingRange(0, 2, wholeNumber: true, example: "1")
     /// MQTT 5 session expiry interval (`session_expiry`): 0 (the session ends with the
     /// connection) to 4,294,967,295 (0xFFFFFFFF, the session never expires).
+    /// MQTT 5 message expiry interval of telemetry (`mqtt5.message_expiry`): 1 s to 4,294,967,295 s.
+    public static let messageExpiry = SettingRange(1, 4_294_967_295, wholeNumber: true, unit: "seconds", example: "60")
     public static let sessionExpiry = SettingRange(0, 4_294_967_295, wholeNumber: true, unit: "seconds", example: "3600")
     /// Digits after the decimal point of a reading (`precision`).
     public static let precision = SettingRange(0, 10, wholeNumber: true, unit: "digits", example: "2")

@@ -67,7 +67,7 @@ struct TemplateSpec {
 
 /// Reads `templates:` and expands it into devices.
 struct TemplateParser {
-    static let keys = ["id", "count", "start", "interval", "qos", "topic", "clean_session", "session_expiry", "sensors", "shared_identity"] + LoginFields.keys
+    static let keys = ["id", "count", "start", "interval", "qos", "topic", "clean_session", "session_expiry", "sensors", "shared_identity", "mqtt5"] + LoginFields.keys
     /// Devices one fleet file may describe through templates.
     static let maximumDevices = Int(SettingRange.devices.upper)
 
@@ -143,6 +143,8 @@ struct TemplateParser {
         let cleanSession = fields.cleanSession ?? defaults.cleanSession
         let sessionExpiry = fields.sessionExpiry ?? defaults.sessionExpiry
         let loginTemplate = fields.login.merged(over: defaults.login, id: nil, file: file, log: log)
+        let mqtt5 = (fields.mqtt5 ?? TelemetryPropertiesFields()).merged(over: defaults.mqtt5)
+        _ = TelemetryPropertiesFields.checkAlias(mqtt5.properties(id: ""), qos: qos, file: file, log: log)
         let sharedFolder = template.sharedFolder
         var devices: [ParsedDevice] = []
         devices.reserveCapacity(count)
@@ -152,11 +154,13 @@ struct TemplateParser {
             let folder = shared ? sharedFolder : id
             let cert = location.resolve("cert.pem", in: folder)
             let key = location.resolve("key.pem", in: folder)
-            let spec = DeviceSpec(
+            var spec = DeviceSpec(
                 id: id, directory: location.resolve(id, in: nil).absolute, certFile: cert.absolute, keyFile: key.absolute,
                 interval: interval, qos: qos, topic: topicTemplate.replacingOccurrences(of: "{id}", with: id),
                 cleanSession: cleanSession, sensors: sensors, sessionExpiry: sessionExpiry,
                 username: login.username, password: login.password)
+            spec.telemetryProperties = mqtt5.properties(id: id)
+            if qos > 0 { spec.telemetryProperties.topicAlias = false }
             var device = ParsedDevice(spec: spec, file: file, idLine: map.line(of: "id"), certDisplay: cert.display,
                                       keyDisplay: key.display, certLine: nil, keyLine: nil)
             device.sharedIdentityCN = shared ? sharedFolder : nil

@@ -6,7 +6,11 @@ import MosquittoKit
 /// connection that can publish). Reactor thread only.
 protocol DeliveryTransport: AnyObject {
     var isConnected: Bool { get }
-    func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool) -> Result<Int32, MosquittoError>
+    /// - Parameters:
+    ///   - properties: MQTT 5 properties of every telemetry message (nil: none).
+    ///   - topicAlias: send the topic as alias 1 after the first message of a connection (QoS 0).
+    func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool,
+                 properties: MQTTPublishProperties?, topicAlias: Bool) -> Result<Int32, MosquittoError>
     /// Closes the connection without DISCONNECT.
     func abort()
 }
@@ -22,6 +26,10 @@ final class Delivery {
     let deviceID: String
     let topic: String
     let qos: Int
+    /// MQTT 5 properties of every telemetry message, built once; nil: none.
+    var properties: MQTTPublishProperties?
+    /// Topic alias for telemetry (QoS 0 only, see `TelemetryProperties.topicAlias`).
+    var topicAlias = false
     private let spec: OutboxSpec
     private let window: Int
     /// How long a PUBACK may be overdue on a live connection.
@@ -181,7 +189,8 @@ final class Delivery {
                 return
             }
             let result = entry.payload.withUnsafeBytes { raw in
-                transport.publish(topic: topic, payload: raw, qos: qos, retain: false)
+                transport.publish(topic: topic, payload: raw, qos: qos, retain: false,
+                                  properties: properties, topicAlias: topicAlias && qos == 0)
             }
             switch result {
             case .success(let mid):

@@ -57,6 +57,19 @@ actor Device: MQTTClientDelegate {
             ackTimeout: .saturating(seconds: context.outbox.ackTimeout ?? Double(context.broker.keepAlive)),
             reactor: reactor, counters: context.counters, logger: logger)
         supervisor = ConnectionSupervisor(spec: spec, context: context, reactor: reactor, logger: logger)
+        if context.broker.protocolVersion == .v5 {
+            let wanted = spec.telemetryProperties
+            if wanted.hasProperties {
+                do throws(MosquittoError) {
+                    delivery.properties = try MQTTPublishProperties(
+                        messageExpiry: wanted.messageExpiry, contentType: wanted.contentType,
+                        userProperties: wanted.userProperties.map { (name: $0.name, value: $0.value) })
+                } catch {
+                    logger.warning("MQTT 5 telemetry properties left out: \(error)")
+                }
+            }
+            delivery.topicAlias = wanted.topicAlias
+        }
     }
 
     /// Takes over what an earlier run left: the seq goes on from its last one, and its
