@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
@@ -38,4 +39,36 @@ int socketpair(int domain, int type, int protocol, int sv[2]) {
         atomic_store(&real_socketpair, fn);
     }
     return fn(domain, type, protocol, sv);
+}
+
+// Non-blocking connect for the libmosquitto calls that connect blocking (see the header).
+static _Thread_local int nonblocking_connect = 0;
+static atomic_long nonblocking_connects = 0;
+typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
+static _Atomic(connect_fn) real_connect = NULL;
+
+void ConnectGuard_begin(void) { nonblocking_connect = 1; }
+void ConnectGuard_end(void) { nonblocking_connect = 0; }
+long ConnectGuard_count(void) { return atomic_load(&nonblocking_connects); }
+
+int ConnectGuard_isInterposed(void) {
+    void *found = dlsym(RTLD_DEFAULT, "connect");
+    return found == (void *)&connect;
+}
+
+__attribute__((visibility("default")))
+int connect(int fd, const struct sockaddr *address, socklen_t length) {
+    if (nonblocking_connect) {
+        int flags = fcntl(fd, F_GETFL, 0);
+        if (flags >= 0 && (flags & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0) {
+            atomic_fetch_add(&nonblocking_connects, 1);
+        }
+    }
+    connect_fn fn = atomic_load(&real_connect);
+    if (fn == NULL) {
+        fn = (connect_fn)dlsym(RTLD_NEXT, "connect");
+        if (fn == NULL) { errno = ENOSYS; return -1; }
+        atomic_store(&real_connect, fn);
+    }
+    return fn(fd, address, length);
 }

@@ -29,7 +29,9 @@ public struct MQTTClientOptions: Sendable {
     public var cleanSession: Bool
     public var bindAddress: String?
     public var will: MQTTWill?
-    public var tls: TLSContext
+    /// The TLS context (our own `SSL_CTX`); nil: plain TCP, nothing encrypted (only when the
+    /// fleet asks for it by name, `broker.tls: false`).
+    public var tls: TLSContext?
     /// Seconds from the start of a connect to CONNACK before we give up on the attempt.
     public var connectTimeout: Double
     /// QoS 1 messages libmosquitto may have in flight (MQTT 5 Receive Maximum may lower it).
@@ -38,12 +40,23 @@ public struct MQTTClientOptions: Sendable {
     /// reactor turn: one write() for all the packets of a turn. Worth it for clients that
     /// publish several messages a turn; an idle client would only pay the memory.
     public var batchWrites: Bool
+    /// MQTT 5 session expiry interval in seconds, sent in CONNECT when set and above 0 (with
+    /// `cleanSession` false the broker keeps the session, and queues QoS 1/2 messages for it,
+    /// that long after the connection ends). Ignored at 3.1.1.
+    public var sessionExpiry: UInt32?
+    /// User name and password in CONNECT (brokers with a password file); nil for none.
+    public var username: String?
+    public var password: String?
 
     public init(
         clientID: String, host: String, port: Int, keepAlive: Int = 30, useMQTT5: Bool = false,
-        cleanSession: Bool = true, bindAddress: String? = nil, will: MQTTWill? = nil, tls: TLSContext,
-        connectTimeout: Double = 10, maxInflight: Int = 20, batchWrites: Bool = false
+        cleanSession: Bool = true, bindAddress: String? = nil, will: MQTTWill? = nil, tls: TLSContext?,
+        connectTimeout: Double = 10, maxInflight: Int = 20, batchWrites: Bool = false,
+        sessionExpiry: UInt32? = nil, username: String? = nil, password: String? = nil
     ) {
+        self.sessionExpiry = sessionExpiry
+        self.username = username
+        self.password = password
         self.batchWrites = batchWrites
         self.clientID = clientID
         self.host = host
@@ -122,6 +135,30 @@ public final class MQTTClient: ReactorSource {
     private var tlsEstablished = false
     private var firstPublishAt: MonotonicInstant?
     private var lastPublishTopic: String?
+    /// The reason code of a DISCONNECT the broker sent (MQTT 5), for this connection.
+    private var serverDisconnectReason: Int?
+
+    /// What the broker's CONNACK said (MQTT 5), for the current connection.
+    public struct ConnackProperties: Sendable, Equatable {
+        /// Keep-alive the broker imposes instead of ours.
+        public var serverKeepAlive: Int?
+        /// Client id the broker assigned (when we sent none).
+        public var assignedClientID: String?
+        /// How many QoS 1/2 messages the broker accepts in flight (libmosquitto caps its own
+        /// window to it).
+        public var receiveMaximum: Int?
+        /// Session expiry the broker grants instead of ours.
+        public var sessionExpiry: UInt32?
+        /// Topic aliases the broker accepts from us (0 or absent: none).
+        public var topicAliasMaximum: Int?
+    }
+    /// Topic alias 1 is set up on this connection for this topic (sent once with the topic).
+    private var aliasedTopic: String?
+    /// `properties` + topic alias 1, built on first use for the properties in use.
+    private var aliasList: OpaquePointer?
+    private weak var aliasListSource: MQTTPublishProperties?
+    private var aliasListBuilt = false
+    public private(set) var connack = ConnackProperties()
 
     /// - Throws: when libmosquitto cannot create the client or takes none of the options.
     public init(reactor: Reactor, options: MQTTClientOptions) throws(MosquittoError) {
@@ -144,10 +181,15 @@ public final class MQTTClient: ReactorSource {
             }
         }
         try check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, options.useMQTT5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311), "protocol version")
-        try check(mosquitto_void_option(handle, MOSQ_OPT_SSL_CTX, UnsafeMutableRawPointer(options.tls.ctx)), "TLS context")
-        try check(mosquitto_int_option(handle, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0), "TLS context defaults")
+        if let tls = options.tls {
+            try check(mosquitto_void_option(handle, MOSQ_OPT_SSL_CTX, UnsafeMutableRawPointer(tls.ctx)), "TLS context")
+            try check(mosquitto_int_option(handle, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0), "TLS context defaults")
+        }
         try check(mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1), "TCP_NODELAY")
         try check(mosquitto_int_option(handle, MOSQ_OPT_SEND_MAXIMUM, Int32(max(1, min(65535, options.maxInflight)))), "send maximum")
+        if let username = options.username {
+            try check(mosquitto_username_pw_set(handle, username, options.password), "user name and password")
+        }
         if let will = options.will {
             let rc = will.payload.withUnsafeBytes { raw in
                 mosquitto_will_set(handle, will.topic, Int32(raw.count), raw.baseAddress, Int32(will.qos), will.retain)
@@ -165,6 +207,7 @@ public final class MQTTClient: ReactorSource {
 
     deinit {
         if !destroyed { mosquitto_destroy(handle) }
+        mosquitto_property_free_all(&aliasList)
     }
 
     public var isConnected: Bool { state == .connected }
@@ -183,7 +226,10 @@ public final class MQTTClient: ReactorSource {
         tlsEstablished = false
         firstPublishAt = nil
         lastPublishTopic = nil
-        _ = options.tls.takeVerifyError()
+        serverDisconnectReason = nil
+        connack = ConnackProperties()
+        aliasedTopic = nil
+        _ = options.tls?.takeVerifyError()
         // The log callback formats every libmosquitto log line; we want its TLS reasons only
         // while connecting, so it is on until CONNACK.
         mosquitto_log_callback_set(handle, onLog)
@@ -191,7 +237,24 @@ public final class MQTTClient: ReactorSource {
         inLoop = true
         // connect_bind_async = set host, then libmosquitto's reconnect on the same handle, which
         // keeps (and re-sends) the QoS 1 messages it holds.
-        rc = mosquitto_connect_bind_async(handle, options.host, Int32(options.port), Int32(options.keepAlive), options.bindAddress)
+        if options.useMQTT5, let expiry = options.sessionExpiry, expiry > 0 {
+            // Only mosquitto_connect_bind_v5 takes CONNECT properties in 2.0.11, and it connects
+            // TCP blocking: ConnectGuard makes that connect() non-blocking (EINPROGRESS), after
+            // which it goes on as connect_bind_async does. DNS is already resolved (host is an address).
+            var properties: OpaquePointer?
+            defer { mosquitto_property_free_all(&properties) }
+            let added = mosquitto_property_add_int32(&properties, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), expiry)
+            if added != Int32(MOSQ_ERR_SUCCESS.rawValue) {
+                rc = added
+            } else {
+                ConnectGuard_begin()
+                rc = mosquitto_connect_bind_v5(handle, options.host, Int32(options.port), Int32(options.keepAlive),
+                                               options.bindAddress, properties)
+                ConnectGuard_end()
+            }
+        } else {
+            rc = mosquitto_connect_bind_async(handle, options.host, Int32(options.port), Int32(options.keepAlive), options.bindAddress)
+        }
         let callErrno = CMosquitto_errno()
         inLoop = false
         if rc == Int32(MOSQ_ERR_ERRNO.rawValue), let bind = options.bindAddress,
@@ -209,18 +272,48 @@ public final class MQTTClient: ReactorSource {
         inPublish = true
         let rc = mosquitto_publish(handle, &mid, topic, Int32(payload.count), payload.baseAddress, Int32(qos), retain)
         inPublish = false
-        if !earlyCompletions.isEmpty {
-            // A QoS 0 message written at once completes inside mosquitto_publish, before the
-            // caller knows its id: hand the completions over after this call returns.
-            let completions = earlyCompletions
-            earlyCompletions.removeAll()
-            reactor.deferToNextTurn { [weak self] in
-                guard let self, !self.destroyed else { return }
-                for (mid, reason) in completions {
-                    self.delegate?.client(self, didCompletePublish: mid, reasonCode: Int(reason))
-                }
-            }
+        deliverEarlyCompletions()
+        if batching { markDirty() }
+        if !inLoop { updateInterest() }
+        if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) { return .success(mid) }
+        return .failure(MosquittoError(code: rc))
+    }
+
+    /// Publishes with MQTT 5 properties built once (`properties`) and, with `topicAlias`, topic
+    /// alias 1 for `topic`: the first PUBLISH of a connection carries the topic and the alias,
+    /// the next ones the alias only. Use aliases at QoS 0 only: libmosquitto 2.0.11 re-sends an
+    /// unacknowledged message as first written, alias only, which the broker does not know on a
+    /// new connection. At 3.1.1, or when the broker takes no alias, the plain publish.
+    public func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool = false,
+                        properties: MQTTPublishProperties?, topicAlias: Bool) -> Result<Int32, MosquittoError> {
+        guard options.useMQTT5 else { return publish(topic: topic, payload: payload, qos: qos, retain: retain) }
+        let useAlias = topicAlias && (connack.topicAliasMaximum ?? 0) >= 1
+        guard useAlias || !(properties?.isEmpty ?? true) else {
+            return publish(topic: topic, payload: payload, qos: qos, retain: retain)
         }
+        var list = properties?.list
+        if useAlias {
+            if !aliasListBuilt || aliasListSource !== properties {
+                mosquitto_property_free_all(&aliasList)
+                if let source = properties?.list {
+                    let rc = mosquitto_property_copy_all(&aliasList, source)
+                    if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) { return .failure(MosquittoError(code: rc, detail: "properties")) }
+                }
+                let rc = mosquitto_property_add_int16(&aliasList, Int32(MQTT_PROP_TOPIC_ALIAS.rawValue), 1)
+                if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) { return .failure(MosquittoError(code: rc, detail: "topic alias")) }
+                aliasListSource = properties
+                aliasListBuilt = true
+            }
+            list = aliasList
+        }
+        notePublish(topic)
+        var mid: Int32 = 0
+        inPublish = true
+        let sendTopic: String? = useAlias && aliasedTopic == topic ? nil : topic
+        let rc = mosquitto_publish_v5(handle, &mid, sendTopic, Int32(payload.count), payload.baseAddress, Int32(qos), retain, list)
+        inPublish = false
+        if rc == Int32(MOSQ_ERR_SUCCESS.rawValue), useAlias { aliasedTopic = topic }
+        deliverEarlyCompletions()
         if batching { markDirty() }
         if !inLoop { updateInterest() }
         if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) { return .success(mid) }
@@ -247,6 +340,20 @@ public final class MQTTClient: ReactorSource {
         if !inLoop { updateInterest() }
         if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) { return .success(mid) }
         return .failure(MosquittoError(code: rc))
+    }
+
+    /// A QoS 0 message written at once completes inside mosquitto_publish, before the caller
+    /// knows its id: hand the completions over after the call returns.
+    private func deliverEarlyCompletions() {
+        guard !earlyCompletions.isEmpty else { return }
+        let completions = earlyCompletions
+        earlyCompletions.removeAll()
+        reactor.deferToNextTurn { [weak self] in
+            guard let self, !self.destroyed else { return }
+            for (mid, reason) in completions {
+                self.delegate?.client(self, didCompletePublish: mid, reasonCode: Int(reason))
+            }
+        }
     }
 
     /// Connects to `host` (a fresh address of the same broker) from the next `connect()` on.
@@ -461,8 +568,11 @@ public final class MQTTClient: ReactorSource {
         }
         if let refusal {
             error = MosquittoError(code: MosquittoError.connectRefusedCode, detail: nil, reasonCode: refusal)
+        } else if let serverDisconnectReason, wasState != .disconnecting {
+            error = MosquittoError(code: MosquittoError.disconnectedByServerCode, detail: nil,
+                                   reasonCode: serverDisconnectReason, context: context)
         } else if let code {
-            var detail = forcedDetail ?? options.tls.takeVerifyError() ?? lastLog
+            var detail = forcedDetail ?? options.tls?.takeVerifyError() ?? lastLog
             if code == Int32(MOSQ_ERR_ERRNO.rawValue), detail == nil { detail = String(cString: strerror(CMosquitto_errno())) }
             error = MosquittoError(code: code, detail: detail, context: context)
         } else if wasState != .disconnecting {
@@ -497,8 +607,9 @@ public final class MQTTClient: ReactorSource {
 
     // MARK: Callbacks from libmosquitto (on this reactor's thread, inside a loop call)
 
-    fileprivate func didConnect(rc: Int32, flags: Int32) {
+    fileprivate func didConnect(rc: Int32, flags: Int32, properties: OpaquePointer?) {
         if rc == 0 {
+            if let properties { readConnack(properties) }
             state = .connected
             if options.batchWrites, MQTTClient.writeBatching, CMosquitto_install_write_buffer(mosquitto_ssl_get(handle)) == 1 {
                 batching = true
@@ -511,7 +622,35 @@ public final class MQTTClient: ReactorSource {
         }
     }
 
+    private func readConnack(_ properties: OpaquePointer) {
+        var value16: UInt16 = 0
+        if mosquitto_property_read_int16(properties, Int32(MQTT_PROP_SERVER_KEEP_ALIVE.rawValue), &value16, false) != nil {
+            connack.serverKeepAlive = Int(value16)
+        }
+        if mosquitto_property_read_int16(properties, Int32(MQTT_PROP_TOPIC_ALIAS_MAXIMUM.rawValue), &value16, false) != nil {
+            connack.topicAliasMaximum = Int(value16)
+        }
+        if mosquitto_property_read_int16(properties, Int32(MQTT_PROP_RECEIVE_MAXIMUM.rawValue), &value16, false) != nil {
+            connack.receiveMaximum = Int(value16)
+        }
+        var value32: UInt32 = 0
+        if mosquitto_property_read_int32(properties, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), &value32, false) != nil {
+            connack.sessionExpiry = value32
+        }
+        var text: UnsafeMutablePointer<CChar>?
+        if mosquitto_property_read_string(properties, Int32(MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER.rawValue), &text, false) != nil, let text {
+            connack.assignedClientID = String(cString: text)
+            free(text)
+        }
+    }
+
     fileprivate func didDisconnect(rc: Int32) {
+        // At MQTT 5 a DISCONNECT from the broker arrives here with its reason code (all of the
+        // broker's error reasons are 0x80 or more; libmosquitto's own codes are below 0x80).
+        if options.useMQTT5, rc >= 0x80, state != .disconnecting {
+            serverDisconnectReason = Int(rc)
+            return
+        }
         if closeRC == nil { closeRC = rc }
     }
 
@@ -562,8 +701,8 @@ private func client(_ userdata: UnsafeMutableRawPointer?) -> MQTTClient? {
     return Unmanaged<MQTTClient>.fromOpaque(userdata).takeUnretainedValue()
 }
 
-private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void = { _, userdata, rc, flags, _ in
-    client(userdata)?.didConnect(rc: rc, flags: flags)
+private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void = { _, userdata, rc, flags, properties in
+    client(userdata)?.didConnect(rc: rc, flags: flags, properties: properties)
 }
 private let onDisconnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, OpaquePointer?) -> Void = { _, userdata, rc, _ in
     client(userdata)?.didDisconnect(rc: rc)

@@ -44,6 +44,8 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
     public static let connectTimeoutCode: Int32 = 1000
     /// The broker answered CONNACK with a refusal.
     public static let connectRefusedCode: Int32 = 1001
+    /// The broker ended the connection with an MQTT 5 DISCONNECT; `reasonCode` says why.
+    public static let disconnectedByServerCode: Int32 = 1002
 
     public init(code: Int32, detail: String? = nil, reasonCode: Int? = nil, context: Context = Context()) {
         self.code = code
@@ -109,7 +111,7 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
     /// our certificate was rejected, revoked or expired, or the broker refused our identity.
     /// The supervisor backs these off to the cap and reports them once.
     public var isPermanent: Bool {
-        if code == MosquittoError.connectRefusedCode, let reasonCode {
+        if code == MosquittoError.connectRefusedCode || code == MosquittoError.disconnectedByServerCode, let reasonCode {
             return MQTTReasonCode.isPermanentRefusal(reasonCode)
         }
         guard let detail = detail?.lowercased() else { return false }
@@ -161,6 +163,7 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
         case Int32(MOSQ_ERR_ALREADY_EXISTS.rawValue): return "already exists"
         case connectTimeoutCode: return "connect timed out: no CONNACK from the broker in time"
         case connectRefusedCode: return "the broker refused the connection"
+        case disconnectedByServerCode: return "the broker closed the connection with DISCONNECT"
         default: return "libmosquitto error \(code)"
         }
     }
@@ -168,27 +171,53 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
 
 /// MQTT 5 reason codes (3.1.1 CONNACK return codes are mapped onto them by `fromV311`).
 public enum MQTTReasonCode {
+    /// Every MQTT 5 reason code (OASIS MQTT 5.0, 2.4) in plain words, with what it usually means
+    /// for a device. 0x00 reads "success" (it is also "normal disconnection" and "granted QoS 0").
     public static func describe(_ code: Int) -> String {
         switch code {
         case 0x00: return "success"
-        case 0x10: return "no matching subscribers"
+        case 0x01: return "granted QoS 1"
+        case 0x02: return "granted QoS 2"
+        case 0x04: return "disconnect with will message: the client asked the broker to publish its will"
+        case 0x10: return "no matching subscribers: accepted, but nobody is subscribed to the topic"
+        case 0x11: return "no subscription existed: there was nothing to unsubscribe"
+        case 0x18: return "continue authentication"
+        case 0x19: return "re-authenticate"
         case 0x80: return "unspecified error"
-        case 0x81: return "malformed packet"
-        case 0x82: return "protocol error"
-        case 0x83: return "implementation specific error"
-        case 0x84: return "unsupported protocol version"
-        case 0x85: return "client identifier not valid"
+        case 0x81: return "malformed packet: the broker could not parse what the client sent"
+        case 0x82: return "protocol error: the client broke the MQTT rules"
+        case 0x83: return "implementation specific error: the broker refused it for a reason of its own (see its log)"
+        case 0x84: return "unsupported protocol version: the broker does not speak this MQTT version"
+        case 0x85: return "client identifier not valid: the broker refuses this client id"
         case 0x86: return "bad user name or password"
-        case 0x87: return "not authorised"
+        case 0x87: return "not authorised: this identity may not do that (ACL)"
         case 0x88: return "server unavailable"
-        case 0x89: return "server busy"
-        case 0x8A: return "banned"
+        case 0x89: return "server busy: try again later"
+        case 0x8A: return "banned: this client is banned by the broker"
+        case 0x8B: return "server shutting down"
         case 0x8C: return "bad authentication method"
+        case 0x8D: return "keep alive timeout: the broker heard nothing from the client for 1.5 keep-alive periods"
+        case 0x8E: return "session taken over: another client connected with the same client id"
+        case 0x8F: return "topic filter invalid"
         case 0x90: return "topic name invalid"
-        case 0x95: return "packet too large"
+        case 0x91: return "packet identifier in use"
+        case 0x92: return "packet identifier not found"
+        case 0x93: return "receive maximum exceeded: more QoS 1/2 messages in flight than the broker allows"
+        case 0x94: return "topic alias invalid"
+        case 0x95: return "packet too large: larger than the broker's maximum packet size"
+        case 0x96: return "message rate too high"
         case 0x97: return "quota exceeded"
-        case 0x99: return "payload format invalid"
-        case 0x9F: return "connection rate exceeded"
+        case 0x98: return "administrative action: an administrator disconnected the client"
+        case 0x99: return "payload format invalid: the payload does not match its payload format indicator"
+        case 0x9A: return "retain not supported by the broker"
+        case 0x9B: return "QoS not supported by the broker"
+        case 0x9C: return "use another server (temporarily)"
+        case 0x9D: return "server moved (permanently)"
+        case 0x9E: return "shared subscriptions not supported"
+        case 0x9F: return "connection rate exceeded: the client connects too often"
+        case 0xA0: return "maximum connect time reached"
+        case 0xA1: return "subscription identifiers not supported"
+        case 0xA2: return "wildcard subscriptions not supported"
         default: return "reason code 0x\(String(code, radix: 16))"
         }
     }

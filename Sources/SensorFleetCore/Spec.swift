@@ -23,6 +23,11 @@ public struct BrokerSpec: Sendable, Equatable {
     public var bindAddress: String?
     /// Only when the user asks for it by this name: skip the broker hostname check (warned loudly).
     public var insecureSkipHostnameVerification: Bool
+    /// `tls: false`, only when asked for by name: plain TCP, nothing encrypted, no certificates
+    /// (warned loudly at every start).
+    public var tls: Bool = true
+    /// `allow_plaintext: true`: the agent, which refuses plain TCP otherwise, accepts `tls: false`.
+    public var allowPlaintext: Bool = false
 
     public init(
         host: String = "localhost", port: Int = 8883, caFile: String,
@@ -87,6 +92,15 @@ public struct DeviceSpec: Sendable, Equatable {
     /// Telemetry topic with `{id}` already replaced.
     public var topic: String
     public var cleanSession: Bool
+    /// MQTT 5 session expiry interval in seconds (`session_expiry`), sent in CONNECT when set;
+    /// nil: none sent (the session ends with the connection at MQTT 5).
+    public var sessionExpiry: UInt32?
+    /// MQTT user name (`username`, `{id}` replaced) and password (`password_file` or `password`)
+    /// sent in CONNECT; nil: none (the certificate is the identity).
+    public var username: String?
+    public var password: MQTTPassword?
+    /// MQTT 5 properties of every telemetry message (`mqtt5:`); ignored at 3.1.1.
+    public var telemetryProperties = TelemetryProperties()
     public var sensors: [SensorSpec]
     /// Root under which real sensors find `sys/…` and `proc/…` (`/` on a real machine).
     public var sysfsRoot: String
@@ -94,8 +108,11 @@ public struct DeviceSpec: Sendable, Equatable {
     public init(
         id: String, directory: String, certFile: String, keyFile: String, interval: Double,
         qos: Int = 1, topic: String? = nil, cleanSession: Bool = true, sensors: [SensorSpec],
-        sysfsRoot: String = "/"
+        sysfsRoot: String = "/", sessionExpiry: UInt32? = nil, username: String? = nil, password: MQTTPassword? = nil
     ) {
+        self.sessionExpiry = sessionExpiry
+        self.username = username
+        self.password = password
         self.id = id
         self.directory = directory
         self.certFile = certFile
@@ -110,6 +127,36 @@ public struct DeviceSpec: Sendable, Equatable {
 
     /// Retained `online` on connect, `offline` as the will.
     public var statusTopic: String { "devices/\(id)/status" }
+}
+
+/// MQTT 5 properties on every telemetry message of a device (`mqtt5:` in device.yaml).
+public struct TelemetryProperties: Sendable, Equatable {
+    public struct UserProperty: Sendable, Equatable {
+        public var name: String
+        public var value: String
+        public init(name: String, value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+    /// Seconds the broker keeps a message for a subscriber that is away (`message_expiry`).
+    public var messageExpiry: UInt32?
+    /// `content_type`, e.g. application/json.
+    public var contentType: String?
+    /// `user_properties`, `{id}` replaced, in file order.
+    public var userProperties: [UserProperty]
+    /// `topic_alias`: after the first message of a connection the topic is sent as alias 1 (QoS 0 only).
+    public var topicAlias: Bool
+
+    public init(messageExpiry: UInt32? = nil, contentType: String? = nil, userProperties: [UserProperty] = [], topicAlias: Bool = false) {
+        self.messageExpiry = messageExpiry
+        self.contentType = contentType
+        self.userProperties = userProperties
+        self.topicAlias = topicAlias
+    }
+
+    /// No property to send.
+    public var hasProperties: Bool { messageExpiry != nil || contentType != nil || !userProperties.isEmpty }
 }
 
 /// A whole fleet, as `FleetLoader` reads it from a folder.

@@ -8,10 +8,11 @@ public final class Subscriber: @unchecked Sendable {
     private var process: ChildProcess!
 
     /// - Parameters:
-    ///   - topics: patterns to subscribe to (QoS 1).
+    ///   - topics: patterns to subscribe to (at `qos`).
     ///   - cleanSession: false keeps a persistent session at the broker (with `clientID`).
+    ///   - qos: the subscription's QoS (1 by default; 2 to see duplicates the publisher did not make).
     public init(broker: TestBroker, caFile: String, certFile: String, keyFile: String, topics: [String],
-         clientID: String = "observer-\(UUID().uuidString.prefix(6))", cleanSession: Bool = true) throws {
+         clientID: String = "observer-\(UUID().uuidString.prefix(6))", cleanSession: Bool = true, qos: Int = 1) throws {
         guard let binary = findExecutable("mosquitto_sub") else {
             throw TestFailure("mosquitto_sub is not installed: run Scripts/test, which installs it")
         }
@@ -20,7 +21,7 @@ public final class Subscriber: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         var arguments = [
             "-h", "127.0.0.1", "-p", "\(broker.port)", "--cafile", caFile, "--cert", certFile, "--key", keyFile,
-            "-q", "1", "-v", "-i", clientID,
+            "-q", "\(qos)", "-v", "-i", clientID,
         ]
         if !cleanSession { arguments.append("-c") }
         for topic in topics { arguments += ["-t", topic] }

@@ -10,6 +10,7 @@ public final class TCPProxy: @unchecked Sendable {
         let server: Int32
         let lock = NSLock()
         var stalled = false
+        var repliesStalled = false
         var reset = false
         init(client: Int32, server: Int32) {
             self.client = client
@@ -39,6 +40,10 @@ public final class TCPProxy: @unchecked Sendable {
 
     /// Every current connection stops moving bytes; its sockets stay open.
     public func stall() { lock.withLock { for pair in pairs { pair.lock.withLock { pair.stalled = true } } } }
+
+    /// Every current connection stops carrying the broker's bytes to the client (its PUBACKs,
+    /// PUBRECs, PUBCOMPs), while the client's still reach the broker: acknowledgements lost.
+    public func stallReplies() { lock.withLock { for pair in pairs { pair.lock.withLock { pair.repliesStalled = true } } } }
 
     public func close() {
         lock.withLock { stopped = true }
@@ -83,13 +88,14 @@ public final class TCPProxy: @unchecked Sendable {
             lock.withLock { pairs.removeAll { $0 === pair } }
         }
         while true {
-            let (stalled, reset) = pair.lock.withLock { (pair.stalled, pair.reset) }
+            let (stalled, reset, repliesStalled) = pair.lock.withLock { (pair.stalled, pair.reset, pair.repliesStalled) }
             if reset { return }
             if stalled {
                 usleep(20_000)
                 continue
             }
-            var fds = [pollfd(fd: pair.client, events: Int16(POLLIN), revents: 0), pollfd(fd: pair.server, events: Int16(POLLIN), revents: 0)]
+            var fds = [pollfd(fd: pair.client, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: pair.server, events: repliesStalled ? 0 : Int16(POLLIN), revents: 0)]
             guard poll(&fds, 2, 50) > 0 else { continue }
             for (index, from) in [(0, pair.client), (1, pair.server)] where fds[index].revents != 0 {
                 let to = from == pair.client ? pair.server : pair.client

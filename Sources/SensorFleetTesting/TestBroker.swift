@@ -17,6 +17,13 @@ public final class TestBroker: @unchecked Sendable {
         public var crlFile: String? = nil
         public var persistence = false
         public var extra: [String] = []
+        /// A mosquitto password file (`mosquitto_passwd`): clients must send a valid user name and password.
+        public var passwordFile: String? = nil
+        /// false: the TLS listener does not take the certificate's CN as the user name, so the
+        /// user name in CONNECT (checked against `passwordFile`) is the identity the ACL sees.
+        public var identityAsUsername = true
+        /// A second listener on this port, plain TCP (no TLS), for `broker.tls: false`.
+        public var plainPort: Int? = nil
 
         public init(caFile: String, certFile: String, keyFile: String, aclFile: String, crlFile: String? = nil,
                     persistence: Bool = false, extra: [String] = []) {
@@ -44,7 +51,7 @@ public final class TestBroker: @unchecked Sendable {
             "certfile \(settings.certFile)",
             "keyfile \(settings.keyFile)",
             "require_certificate true",
-            "use_identity_as_username true",
+            "use_identity_as_username \(settings.identityAsUsername)",
             "tls_version tlsv1.2",
             "acl_file \(settings.aclFile)",
             "log_dest file \(logPath)",
@@ -52,6 +59,8 @@ public final class TestBroker: @unchecked Sendable {
             "connection_messages true",
         ]
         if let crl = settings.crlFile { lines.append("crlfile \(crl)") }
+        if let passwordFile = settings.passwordFile { lines.append("password_file \(passwordFile)") }
+        if let plainPort = settings.plainPort { lines.append("listener \(plainPort) 127.0.0.1") }
         if settings.persistence {
             lines += ["persistence true", "persistence_location \(directory)/", "autosave_interval 1"]
         } else {

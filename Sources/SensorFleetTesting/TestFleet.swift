@@ -21,7 +21,8 @@ public final class TestFleet: @unchecked Sendable {
     public init(
         devices: [String], interval: Double = 0.1, qos: Int = 1, protocolVersion: String = "3.1.1",
         fleetExtra: String = "", deviceExtra: (String) -> String = { _ in "" },
-        startBroker: Bool = true, persistence: Bool = false, revoke: [String] = []
+        startBroker: Bool = true, persistence: Bool = false, revoke: [String] = [],
+        brokerSettings: (inout TestBroker.Settings, _ fleetPath: String) throws -> Void = { _, _ in }
     ) throws {
         dir = try TempDir("fleet")
         ids = devices
@@ -56,23 +57,23 @@ public final class TestFleet: @unchecked Sendable {
         \(fleetExtra)
         """.write(toFile: "\(dir.path)/fleet.yaml", atomically: true, encoding: .utf8)
         if startBroker {
-            broker = try TestBroker(
-                settings: .init(
-                    caFile: caFile, certFile: "\(path)/broker/server.pem", keyFile: "\(path)/broker/server.key",
-                    aclFile: "\(path)/broker/acl", crlFile: revoke.isEmpty ? nil : "\(path)/broker/crl.pem",
-                    persistence: persistence
-                ),
-                directory: path, port: port
+            var settings = TestBroker.Settings(
+                caFile: caFile, certFile: "\(path)/broker/server.pem", keyFile: "\(path)/broker/server.key",
+                aclFile: "\(path)/broker/acl", crlFile: revoke.isEmpty ? nil : "\(path)/broker/crl.pem",
+                persistence: persistence
             )
+            try brokerSettings(&settings, path)
+            broker = try TestBroker(settings: settings, directory: path, port: port)
         }
     }
 
     public func load() throws -> FleetSpec { try FleetLoader.load(directory: path).spec }
 
-    public func subscriber(_ topics: [String] = ["devices/#"], clientID: String? = nil, cleanSession: Bool = true) throws -> Subscriber {
+    public func subscriber(_ topics: [String] = ["devices/#"], clientID: String? = nil, cleanSession: Bool = true,
+                           qos: Int = 1) throws -> Subscriber {
         try Subscriber(
             broker: broker, caFile: caFile, certFile: observerCert, keyFile: observerKey, topics: topics,
-            clientID: clientID ?? "observer-\(UUID().uuidString.prefix(6))", cleanSession: cleanSession
+            clientID: clientID ?? "observer-\(UUID().uuidString.prefix(6))", cleanSession: cleanSession, qos: qos
         )
     }
 

@@ -21,7 +21,7 @@ struct Bench: AsyncParsableCommand {
     var rate: String?
     @Option(help: "Messages per second for the whole fleet (split evenly); instead of --rate.")
     var totalRate: Double?
-    @Option(help: "QoS 0 or 1.")
+    @Option(help: "QoS 0, 1 or 2.")
     var qos: Int = 1
     @Option(help: "Payload size in bytes (padding inside the JSON).")
     var payloadSize: Int?

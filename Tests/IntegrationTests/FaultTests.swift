@@ -16,17 +16,19 @@ final class Observer: @unchecked Sendable {
     let clientID: String
     private var current: Subscriber
     private var earlier: [String: [UInt64]] = [:]
+    let qos: Int
 
-    init(_ fleet: TestFleet, clientID: String) throws {
+    init(_ fleet: TestFleet, clientID: String, qos: Int = 1) throws {
         self.fleet = fleet
         self.clientID = clientID
-        current = try fleet.subscriber(clientID: clientID, cleanSession: false)
+        self.qos = qos
+        current = try fleet.subscriber(clientID: clientID, cleanSession: false, qos: qos)
     }
 
     func resume() throws {
         current.stop()
         for (device, seqs) in current.sequences() { earlier[device, default: []] += seqs }
-        current = try fleet.subscriber(clientID: clientID, cleanSession: false)
+        current = try fleet.subscriber(clientID: clientID, cleanSession: false, qos: qos)
     }
 
     func sequences() -> [String: [UInt64]] {

@@ -15,7 +15,8 @@ final class RecordingTransport: DeliveryTransport {
     private(set) var aborts = 0
     private var nextID: Int32 = 1
 
-    func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool) -> Result<Int32, MosquittoError> {
+    func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool,
+                 properties: MQTTPublishProperties?, topicAlias: Bool) -> Result<Int32, MosquittoError> {
         guard isConnected else { return .failure(MosquittoError(code: MosquittoError.connectionLostCode)) }
         let mid = nextID
         nextID += 1
@@ -181,6 +182,50 @@ final class DeliveryFixture: Sendable {
         }
         #expect(acked == 1 && dropped == 1)
         #expect(refusal?.contains("not authorised") == true, "\(refusal ?? "nil")")
+        await fixture.stop()
+    }
+
+    @Test func theWindowNeverExceedsTheBrokersReceiveMaximum() async throws {
+        let fixture = try await DeliveryFixture(qos: 1, window: 20)
+        let (first, afterAck, window) = await fixture.run { delivery, transport in
+            delivery.brokerReceiveMaximum = 3
+            for seq in 1...10 as ClosedRange<UInt64> { delivery.enqueue(DeliveryFixture.entry(seq)) }
+            delivery.pump()
+            let first = delivery.inflightCount
+            _ = delivery.didComplete(messageID: transport.handedOver[0].mid, reasonCode: 0)
+            delivery.pump()
+            return (first, delivery.inflightCount, delivery.effectiveWindow)
+        }
+        #expect(first == 3 && afterAck == 3 && window == 3)
+        // A Receive Maximum above our window leaves ours in force; QoS 0 has none.
+        let larger = await fixture.run { delivery, _ in
+            delivery.brokerReceiveMaximum = 65_535
+            return delivery.effectiveWindow
+        }
+        #expect(larger == 20)
+        await fixture.stop()
+    }
+
+    @Test func qos2CountsAMessageDeliveredOnceAtItsCompletionAndKeepsItAcrossAReconnect() async throws {
+        let fixture = try await DeliveryFixture(qos: 2)
+        let (inflightWhileDown, acked, again, dropped) = await fixture.run { delivery, transport in
+            delivery.enqueue(DeliveryFixture.entry(1))
+            delivery.enqueue(DeliveryFixture.entry(2))
+            delivery.pump()
+            let ids = transport.handedOver.map(\.mid)
+            // The connection drops before PUBCOMP: both stay in flight (libmosquitto re-sends them).
+            transport.isConnected = false
+            delivery.connectionDown()
+            let inflightWhileDown = delivery.inflightCount
+            transport.isConnected = true
+            delivery.connectionUp()
+            _ = delivery.didComplete(messageID: ids[0], reasonCode: 0)
+            _ = delivery.didComplete(messageID: ids[1], reasonCode: 0)
+            // A second completion for the same id (never sent by libmosquitto) counts nothing.
+            _ = delivery.didComplete(messageID: ids[1], reasonCode: 0)
+            return (inflightWhileDown, delivery.acknowledged, transport.handedOver.count, delivery.dropped)
+        }
+        #expect(inflightWhileDown == 2 && acked == 2 && again == 2 && dropped == 0)
         await fixture.stop()
     }
 }

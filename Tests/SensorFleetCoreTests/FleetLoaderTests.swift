@@ -197,7 +197,7 @@ import SensorFleetTesting
     @Test func everyProblemInEveryFileIsCollected() throws {
         try withTempFleet { fleet in
             try fleet.write("fleet.yaml", "broker:\n  port: abc\nseed: -1\n")
-            try fleet.write("one/device.yaml", TempFleet.deviceYAML("interval: 0\nqos: 2"))
+            try fleet.write("one/device.yaml", TempFleet.deviceYAML("interval: 0\nqos: 3"))
             try fleet.write("two/device.yaml", "sensors: []\n")
             let issues = parseIssues(fleet)
             #expect(issues.count == 5)

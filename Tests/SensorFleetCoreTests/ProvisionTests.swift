@@ -354,7 +354,7 @@ struct ProvisionTests {
     func refusesWhatValidateRefuses() throws {
         let fleet = try ProvisionTempFleet()
         try fleet.write("broker:\n  host: localhost\n  port: 88833\n", to: "fleet.yaml")
-        try fleet.write("qos: 2\n" + oneSensor, to: "dev-1/device.yaml")
+        try fleet.write("qos: 3\n" + oneSensor, to: "dev-1/device.yaml")
         let validate = #expect(throws: FleetValidationError.self) { try FleetLoader.loadWithoutCredentials(directory: fleet.path) }
         let error = #expect(throws: ProvisionError.self) { try Provisioner.provision(ProvisionOptions(directory: fleet.path)) }
         #expect(error?.code == .invalidFleet)

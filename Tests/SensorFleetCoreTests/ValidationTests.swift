@@ -136,12 +136,12 @@ import SensorFleetTesting
         }
     }
 
-    @Test(arguments: ["2", "-1", "1.5", "yes"])
-    func qosMustBeZeroOrOne(value: String) throws {
+    @Test(arguments: ["3", "-1", "1.5", "yes"])
+    func qosMustBeZeroOneOrTwo(value: String) throws {
         try check(deviceYAML: TempFleet.deviceYAML("qos: \(value)")) { issues, _, deviceFile in
             let found = try issue(in: issues, file: deviceFile, field: "qos")
-            #expect(found.problem.contains("expected 0 or 1"))
-            #expect(found.fix.contains("0") && found.fix.contains("1"))
+            #expect(found.problem.contains("expected a whole number from 0 to 2"))
+            #expect(found.fix.contains("0") && found.fix.contains("1") && found.fix.contains("2"))
         }
     }
 

@@ -21,4 +21,18 @@ long SocketpairGuard_refusals(void);
 /// 1 when this object's `socketpair` is the one the process uses (the interposition works).
 int SocketpairGuard_isInterposed(void);
 
+/// libmosquitto 2.0.11 has no asynchronous connect that takes MQTT 5 CONNECT properties (the
+/// session expiry interval): `mosquitto_connect_bind_v5` connects its TCP socket blocking, then
+/// makes it non-blocking and goes on exactly like `mosquitto_connect_bind_async` (the TLS
+/// handshake continues in `loop_read`; EINPROGRESS from `connect()` is accepted on both paths,
+/// lib/net_mosq.c `net__try_connect`). Between `ConnectGuard_begin()` and `ConnectGuard_end()`
+/// on a thread, `connect()` first makes its socket non-blocking, so that call cannot hold the
+/// reactor for a round trip (or a SYN time-out). Everywhere else the real `connect` runs.
+void ConnectGuard_begin(void);
+void ConnectGuard_end(void);
+/// How many sockets were made non-blocking that way (process-wide).
+long ConnectGuard_count(void);
+/// 1 when this object's `connect` is the one the process uses.
+int ConnectGuard_isInterposed(void);
+
 #endif

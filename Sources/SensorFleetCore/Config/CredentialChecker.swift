@@ -20,6 +20,8 @@ struct CredentialChecker {
 
     func check(_ fleet: FleetLoader.ParsedFleet) {
         let settings = fleet.settings
+        // Plain TCP (broker.tls: false) uses no CA, certificate or key.
+        guard settings.broker.tls else { return }
         let provision = "run `sensorfleet provision \(settings.location.displayRoot)` to create the CA and "
             + "the devices' certificates and keys"
         let fileManager = FileManager.default

@@ -21,7 +21,8 @@ struct ParsedDevice {
 
 /// Reads `<fleet>/<folder>/device.yaml`.
 struct DeviceParser {
-    static let deviceKeys = ["id", "interval", "qos", "topic", "clean_session", "cert", "key", "sensors", "sysfs_root"]
+    static let deviceKeys = ["id", "interval", "qos", "topic", "clean_session", "session_expiry", "cert", "key", "sensors", "sysfs_root", "mqtt5"]
+        + LoginFields.keys
 
     let location: FleetLocation
     let folder: String
@@ -53,7 +54,8 @@ struct DeviceParser {
                           + "digits, `.`, `_` or `-`, e.g. thermostat-001")
         }
 
-        let fields = DeviceFields.read(map)
+        let fields = DeviceFields.read(map) { location.resolve($0, in: folder) }
+        let login = fields.login.merged(over: defaults.login, id: id, file: file, log: log)
         let topic = (fields.topic ?? defaults.topic).replacingOccurrences(of: "{id}", with: id)
 
         let cert = path(map, key: "cert", defaultName: "cert.pem", what: "certificate")
@@ -70,11 +72,16 @@ struct DeviceParser {
                 sysfsRoot = location.resolve(root, in: folder).absolute
             }
         }
-        let spec = DeviceSpec(
+        var spec = DeviceSpec(
             id: id, directory: location.resolve(folder, in: nil).absolute,
             certFile: cert.absolute, keyFile: key.absolute,
             interval: fields.interval ?? defaults.interval, qos: fields.qos ?? defaults.qos, topic: topic,
-            cleanSession: fields.cleanSession ?? defaults.cleanSession, sensors: sensors, sysfsRoot: sysfsRoot)
+            cleanSession: fields.cleanSession ?? defaults.cleanSession, sensors: sensors, sysfsRoot: sysfsRoot,
+            sessionExpiry: fields.sessionExpiry ?? defaults.sessionExpiry,
+            username: login.username, password: login.password)
+        spec.telemetryProperties = TelemetryPropertiesFields.checkAlias(
+            (fields.mqtt5 ?? TelemetryPropertiesFields()).merged(over: defaults.mqtt5).properties(id: id),
+            qos: spec.qos, file: file, log: log)
         return ParsedDevice(spec: spec, file: file, idLine: idLine, certDisplay: cert.display,
                             keyDisplay: key.display, certLine: cert.line, keyLine: key.line)
     }

@@ -249,14 +249,17 @@ struct DeviceDefaults {
     var qos: Int = 1
     var topic: String = "devices/{id}/telemetry"
     var cleanSession: Bool = true
+    var sessionExpiry: UInt32?
+    var login = LoginFields()
+    var mqtt5: TelemetryPropertiesFields?
 }
 
 /// What fleet.yaml says, with defaults for everything it leaves out.
 struct FleetSettings {
     static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates"]
     static let brokerKeys = ["host", "port", "ca", "protocol", "keepalive", "tls_min_version", "alpn", "bind",
-                             "insecure_skip_hostname_verification"]
-    static let defaultsKeys = ["interval", "qos", "topic", "clean_session"]
+                             "insecure_skip_hostname_verification", "tls", "allow_plaintext"]
+    static let defaultsKeys = ["interval", "qos", "topic", "clean_session", "session_expiry", "mqtt5"] + LoginFields.keys
 
     let location: FleetLocation
     var broker: BrokerSpec
@@ -304,16 +307,33 @@ struct FleetSettings {
         }
         if let defaults = root.mapping("defaults", fix: "write device defaults indented under `defaults:`") {
             defaults.rejectUnknownKeys(allowed: Self.defaultsKeys)
-            let fields = DeviceFields.read(defaults)
+            let fields = DeviceFields.read(defaults) { location.resolve($0, in: nil) }
             self.defaults.interval = fields.interval ?? self.defaults.interval
             self.defaults.qos = fields.qos ?? self.defaults.qos
             self.defaults.topic = fields.topic ?? self.defaults.topic
             self.defaults.cleanSession = fields.cleanSession ?? self.defaults.cleanSession
+            self.defaults.sessionExpiry = fields.sessionExpiry ?? self.defaults.sessionExpiry
+            self.defaults.login = fields.login
+            self.defaults.mqtt5 = fields.mqtt5
         }
     }
 
     private mutating func readBroker(_ map: MappingReader) {
         map.rejectUnknownKeys(allowed: Self.brokerKeys)
+        if let tls = map.bool("tls", fix: "set broker.tls to true (TLS, the default) or false (plain TCP), or remove it") {
+            broker.tls = tls
+            if !tls {
+                map.log.warning(
+                    map.file, line: map.line(of: "tls"), field: map.field("tls"),
+                    "WARNING: TLS is OFF: every device connects over plain TCP; readings, commands, user names and "
+                        + "passwords cross the network in clear, and the broker is not authenticated",
+                    fix: "use plain TCP only for a broker without a TLS listener on a network you trust; "
+                        + "remove broker.tls to use TLS")
+            }
+        }
+        if let allow = map.bool("allow_plaintext", fix: "set broker.allow_plaintext to true or false, or remove it") {
+            broker.allowPlaintext = allow
+        }
         if let host = map.string("host", expected: "a host name or IP address",
                                  fix: "set broker.host to the broker's host name, e.g. localhost") {
             if host.isEmpty || host.contains(where: \.isWhitespace) {
@@ -404,14 +424,20 @@ struct DeviceFields {
     var qos: Int?
     var topic: String?
     var cleanSession: Bool?
+    var sessionExpiry: UInt32?
+    var login = LoginFields()
+    var mqtt5: TelemetryPropertiesFields?
 
-    static func read(_ map: MappingReader) -> DeviceFields {
+    /// - Parameter resolve: a path written in this mapping → (absolute, as the user sees it).
+    static func read(_ map: MappingReader, resolve: (String) -> (absolute: String, display: String)) -> DeviceFields {
         var fields = DeviceFields()
+        fields.login = LoginFields.read(map, resolve: resolve)
+        fields.mqtt5 = TelemetryPropertiesFields.read(map)
         let intervalKey = map.field("interval")
         fields.interval = map.number("interval", in: .interval,
                                      fix: "set \(intervalKey) to the seconds between two readings, e.g. 5 (at least 0.001, at most 86400)")
-        fields.qos = map.integer("qos", in: 0...1, expected: "0 or 1",
-                                 fix: "set \(map.field("qos")) to 0 (at most once) or 1 (at least once)")
+        fields.qos = map.integer("qos", in: .qos,
+                                 fix: "set \(map.field("qos")) to 0 (at most once), 1 (at least once) or 2 (exactly once)")
         if let topic = map.string("topic", expected: "an MQTT topic such as devices/{id}/telemetry",
                                   fix: "set \(map.field("topic")) to a topic such as devices/{id}/telemetry") {
             if let problem = TopicRules.problem(with: topic) {
@@ -422,6 +448,11 @@ struct DeviceFields {
             }
         }
         fields.cleanSession = map.bool("clean_session", fix: "set \(map.field("clean_session")) to true or false")
+        fields.sessionExpiry = map.integer(
+            "session_expiry", in: .sessionExpiry,
+            fix: "set \(map.field("session_expiry")) to the seconds the broker keeps the session after a disconnect "
+                + "(MQTT 5 with clean_session: false), e.g. 3600"
+        ).map { UInt32($0) }
         return fields
     }
 }

@@ -89,8 +89,13 @@ public struct SettingRange: Sendable, Equatable, CustomStringConvertible {
     public static let port = SettingRange(1, 65_535, wholeNumber: true, example: "8883")
     /// MQTT keep-alive (`broker.keepalive`).
     public static let keepAlive = SettingRange(5, 65_535, wholeNumber: true, unit: "seconds", example: "30")
-    /// MQTT QoS (`qos`, `--qos`).
-    public static let qos = SettingRange(0, 1, wholeNumber: true, example: "1")
+    /// MQTT QoS (`qos`, `--qos`): 0 at most once, 1 at least once, 2 exactly once.
+    public static let qos = SettingRange(0, 2, wholeNumber: true, example: "1")
+    /// MQTT 5 session expiry interval (`session_expiry`): 0 (the session ends with the
+    /// connection) to 4,294,967,295 (0xFFFFFFFF, the session never expires).
+    /// MQTT 5 message expiry interval of telemetry (`mqtt5.message_expiry`): 1 s to 4,294,967,295 s.
+    public static let messageExpiry = SettingRange(1, 4_294_967_295, wholeNumber: true, unit: "seconds", example: "60")
+    public static let sessionExpiry = SettingRange(0, 4_294_967_295, wholeNumber: true, unit: "seconds", example: "3600")
     /// Digits after the decimal point of a reading (`precision`).
     public static let precision = SettingRange(0, 10, wholeNumber: true, unit: "digits", example: "2")
     /// A CPU number (`cpufreq` sensor's `cpu`).

@@ -67,7 +67,7 @@ struct TemplateSpec {
 
 /// Reads `templates:` and expands it into devices.
 struct TemplateParser {
-    static let keys = ["id", "count", "start", "interval", "qos", "topic", "clean_session", "sensors", "shared_identity"]
+    static let keys = ["id", "count", "start", "interval", "qos", "topic", "clean_session", "session_expiry", "sensors", "shared_identity", "mqtt5"] + LoginFields.keys
     /// Devices one fleet file may describe through templates.
     static let maximumDevices = Int(SettingRange.devices.upper)
 
@@ -115,7 +115,7 @@ struct TemplateParser {
         let start = map.integer("start", in: .templateStart,
                                 fix: "set \(map.field("start")) to the first device number, e.g. 1") ?? 1
         let shared = map.bool("shared_identity", fix: "set \(map.field("shared_identity")) to true or false") ?? false
-        let fields = DeviceFields.read(map)
+        let fields = DeviceFields.read(map) { location.resolve($0, in: nil) }
         let sensors = SensorListParser(file: file, log: log).read(map)
         guard let pattern, let count else { return nil }
         if already + count > Self.maximumDevices {
@@ -141,18 +141,26 @@ struct TemplateParser {
         let qos = fields.qos ?? defaults.qos
         let topicTemplate = fields.topic ?? defaults.topic
         let cleanSession = fields.cleanSession ?? defaults.cleanSession
+        let sessionExpiry = fields.sessionExpiry ?? defaults.sessionExpiry
+        let loginTemplate = fields.login.merged(over: defaults.login, id: nil, file: file, log: log)
+        let mqtt5 = (fields.mqtt5 ?? TelemetryPropertiesFields()).merged(over: defaults.mqtt5)
+        _ = TelemetryPropertiesFields.checkAlias(mqtt5.properties(id: ""), qos: qos, file: file, log: log)
         let sharedFolder = template.sharedFolder
         var devices: [ParsedDevice] = []
         devices.reserveCapacity(count)
         for n in 0..<count {
             let id = template.id(n)
+            let login = loginTemplate.replacingID(id)
             let folder = shared ? sharedFolder : id
             let cert = location.resolve("cert.pem", in: folder)
             let key = location.resolve("key.pem", in: folder)
-            let spec = DeviceSpec(
+            var spec = DeviceSpec(
                 id: id, directory: location.resolve(id, in: nil).absolute, certFile: cert.absolute, keyFile: key.absolute,
                 interval: interval, qos: qos, topic: topicTemplate.replacingOccurrences(of: "{id}", with: id),
-                cleanSession: cleanSession, sensors: sensors)
+                cleanSession: cleanSession, sensors: sensors, sessionExpiry: sessionExpiry,
+                username: login.username, password: login.password)
+            spec.telemetryProperties = mqtt5.properties(id: id)
+            if qos > 0 { spec.telemetryProperties.topicAlias = false }
             var device = ParsedDevice(spec: spec, file: file, idLine: map.line(of: "id"), certDisplay: cert.display,
                                       keyDisplay: key.display, certLine: nil, keyLine: nil)
             device.sharedIdentityCN = shared ? sharedFolder : nil

@@ -29,11 +29,15 @@ public final class Fleet: Sendable {
             guard options.resolveBrokerLater else { throw error }
             logger.warning("\(error); starting anyway, readings are kept and the name is looked up again with each connection attempt")
         }
-        let trust: TrustStore
-        do {
-            trust = try TrustStore(caFile: broker.caFile)
-        } catch {
-            throw FleetStartError(description: "\(broker.caFile): \(error)")
+        var trust: TrustStore?
+        if broker.tls {
+            do {
+                trust = try TrustStore(caFile: broker.caFile)
+            } catch {
+                throw FleetStartError(description: "\(broker.caFile): \(error)")
+            }
+        } else {
+            logger.warning("INSECURE: TLS is OFF (broker.tls: false in fleet.yaml): every device connects to \(broker.host):\(broker.port) over plain TCP; readings, commands and passwords cross the network in clear and the broker is not authenticated")
         }
         if broker.insecureSkipHostnameVerification {
             logger.warning("INSECURE: broker hostname verification is OFF (insecure_skip_hostname_verification in fleet.yaml); any certificate signed by the CA will be accepted for \(broker.host)")

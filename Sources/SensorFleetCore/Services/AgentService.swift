@@ -121,6 +121,12 @@ public final class AgentService: Service, CustomStringConvertible {
             throw FleetStartError(description: "\(options.deviceDirectory): no device to run")
         }
         for warning in loaded.warnings { logger.warning("\(warning)") }
+        if !loaded.spec.broker.tls && !loaded.spec.broker.allowPlaintext {
+            // A device in the field over plain TCP is refused unless asked for twice.
+            throw FleetStartError(description: "the fleet's broker.tls is false (plain TCP): the agent refuses to send this "
+                + "device's readings unencrypted and to an unauthenticated broker; give the broker a TLS listener and remove "
+                + "broker.tls, or, on a network you trust, set broker.allow_plaintext: true as well in fleet.yaml")
+        }
 
         if options.stateDirectory == nil {
             logger.warning("no --state-dir and no $STATE_DIRECTORY: readings are kept in memory only and lost on a crash")
@@ -144,7 +150,7 @@ public final class AgentService: Service, CustomStringConvertible {
         let fleetService = FleetService(
             fleet: fleet, drainTimeout: options.drainTimeout,
             onStarted: { [notifier, say] in
-                say("sensorfleet agent: device \(device.id) (\(device.sensors.count) sensor\(device.sensors.count == 1 ? "" : "s"), every \(device.interval) s) → \(broker.host):\(broker.port) (TLS, MQTT \(broker.protocolVersion.rawValue))")
+                say("sensorfleet agent: device \(device.id) (\(device.sensors.count) sensor\(device.sensors.count == 1 ? "" : "s"), every \(device.interval) s) → \(broker.host):\(broker.port) (\(broker.tls ? "TLS" : "PLAIN TCP, UNENCRYPTED"), MQTT \(broker.protocolVersion.rawValue))")
                 if let interval = notifier.watchdogInterval {
                     // From the reactor's own timer: a stuck event loop stops the pings and systemd restarts us.
                     fleet.onEveryReactor(every: interval) { notifier.notify("WATCHDOG=1") }

@@ -136,12 +136,15 @@ final class ConnectionSupervisor {
     }
 
     private func makeClient(host: String) throws(MosquittoError) -> MQTTClient {
-        let tls: TLSContext
+        let tls: TLSContext?
         if let existing = self.tls {
             tls = existing
+        } else if let trust = context.trust {
+            let made = try TLSContext(trust: trust, certFile: spec.certFile, keyFile: spec.keyFile, settings: context.tlsSettings)
+            self.tls = made
+            tls = made
         } else {
-            tls = try TLSContext(trust: context.trust, certFile: spec.certFile, keyFile: spec.keyFile, settings: context.tlsSettings)
-            self.tls = tls
+            tls = nil
         }
         let options = MQTTClientOptions(
             clientID: spec.id, host: host, port: context.broker.port,
@@ -149,7 +152,8 @@ final class ConnectionSupervisor {
             cleanSession: spec.cleanSession, bindAddress: context.takeBindAddress(),
             will: MQTTWill(topic: spec.statusTopic, payload: Array("offline".utf8), qos: 1, retain: true),
             tls: tls, connectTimeout: context.connectTimeout.seconds, maxInflight: context.maxInflight,
-            batchWrites: batchWrites
+            batchWrites: batchWrites, sessionExpiry: spec.sessionExpiry,
+            username: spec.username, password: spec.password?.value
         )
         let client = try MQTTClient(reactor: reactor, options: options)
         client.delegate = delegate
@@ -228,9 +232,10 @@ final class ConnectionSupervisor {
     /// them, and a live connection is renewed once nothing is in flight (`renewing`). Returns
     /// the error when the new files are unusable (the old identity stays in use).
     func reloadCredentials() -> String? {
+        guard let trust = context.trust else { return nil }
         let fresh: TLSContext
         do throws(MosquittoError) {
-            fresh = try TLSContext(trust: context.trust, certFile: spec.certFile, keyFile: spec.keyFile, settings: context.tlsSettings)
+            fresh = try TLSContext(trust: trust, certFile: spec.certFile, keyFile: spec.keyFile, settings: context.tlsSettings)
         } catch {
             return "\(error)"
         }

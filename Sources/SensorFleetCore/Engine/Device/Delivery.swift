@@ -6,7 +6,11 @@ import MosquittoKit
 /// connection that can publish). Reactor thread only.
 protocol DeliveryTransport: AnyObject {
     var isConnected: Bool { get }
-    func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool) -> Result<Int32, MosquittoError>
+    /// - Parameters:
+    ///   - properties: MQTT 5 properties of every telemetry message (nil: none).
+    ///   - topicAlias: send the topic as alias 1 after the first message of a connection (QoS 0).
+    func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool,
+                 properties: MQTTPublishProperties?, topicAlias: Bool) -> Result<Int32, MosquittoError>
     /// Closes the connection without DISCONNECT.
     func abort()
 }
@@ -22,6 +26,10 @@ final class Delivery {
     let deviceID: String
     let topic: String
     let qos: Int
+    /// MQTT 5 properties of every telemetry message, built once; nil: none.
+    var properties: MQTTPublishProperties?
+    /// Topic alias for telemetry (QoS 0 only, see `TelemetryProperties.topicAlias`).
+    var topicAlias = false
     private let spec: OutboxSpec
     private let window: Int
     /// How long a PUBACK may be overdue on a live connection.
@@ -34,6 +42,15 @@ final class Delivery {
     weak var transport: DeliveryTransport?
     /// This reactor's writer into the durable outbox (`run --state-dir`); nil: memory only.
     var durable: DurableOutboxWriter?
+    /// The broker's Receive Maximum from its CONNACK (MQTT 5): QoS 1/2 messages it accepts in
+    /// flight. libmosquitto holds back what exceeds it; we do not hand that much over at all, so
+    /// the PUBACK watchdog never runs for a message still waiting in libmosquitto.
+    var brokerReceiveMaximum: Int?
+    /// The in-flight window in force: ours, lowered to the broker's Receive Maximum at QoS 1/2.
+    var effectiveWindow: Int {
+        guard qos > 0, let brokerReceiveMaximum, brokerReceiveMaximum > 0 else { return window }
+        return min(window, brokerReceiveMaximum)
+    }
     /// Hand nothing more over (the connection is being renewed with a reloaded certificate).
     var isHeld = false
     /// Asked for a reading when the window has room and nothing is queued (unpaced load);
@@ -152,6 +169,7 @@ final class Delivery {
     func pump() {
         guard let transport, transport.isConnected, !isHeld else { return }
         let now = MonotonicInstant.now()
+        let window = effectiveWindow
         while inflight.count < window {
             if outbox.isEmpty && backlog.isEmpty { _ = readingOnDemand() }
             // The backlog of an earlier run first (it is older), at its own rate; live data alongside.
@@ -171,7 +189,8 @@ final class Delivery {
                 return
             }
             let result = entry.payload.withUnsafeBytes { raw in
-                transport.publish(topic: topic, payload: raw, qos: qos, retain: false)
+                transport.publish(topic: topic, payload: raw, qos: qos, retain: false,
+                                  properties: properties, topicAlias: topicAlias && qos == 0)
             }
             switch result {
             case .success(let mid):
@@ -192,7 +211,9 @@ final class Delivery {
         }
     }
 
-    /// PUBACK (QoS 1) or written out (QoS 0). Returns the broker's refusal in words, if any.
+    /// PUBACK (QoS 1), PUBCOMP (QoS 2: libmosquitto reports a QoS 2 message once, when its
+    /// PUBCOMP arrives, or at a PUBREC with a refusal), or written out (QoS 0). Returns the
+    /// broker's refusal in words, if any.
     func didComplete(messageID: Int32, reasonCode: Int) -> String? {
         guard let done = inflight.removeValue(forKey: messageID) else { return nil }
         counters.publishLatency?.record(nanos: MonotonicInstant.now().nanoseconds(since: done.sentAt))

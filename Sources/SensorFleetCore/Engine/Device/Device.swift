@@ -57,6 +57,19 @@ actor Device: MQTTClientDelegate {
             ackTimeout: .saturating(seconds: context.outbox.ackTimeout ?? Double(context.broker.keepAlive)),
             reactor: reactor, counters: context.counters, logger: logger)
         supervisor = ConnectionSupervisor(spec: spec, context: context, reactor: reactor, logger: logger)
+        if context.broker.protocolVersion == .v5 {
+            let wanted = spec.telemetryProperties
+            if wanted.hasProperties {
+                do throws(MosquittoError) {
+                    delivery.properties = try MQTTPublishProperties(
+                        messageExpiry: wanted.messageExpiry, contentType: wanted.contentType,
+                        userProperties: wanted.userProperties.map { (name: $0.name, value: $0.value) })
+                } catch {
+                    logger.warning("MQTT 5 telemetry properties left out: \(error)")
+                }
+            }
+            delivery.topicAlias = wanted.topicAlias
+        }
     }
 
     /// Takes over what an earlier run left: the seq goes on from its last one, and its
@@ -217,8 +230,19 @@ actor Device: MQTTClientDelegate {
         supervisor.connected(client)
         delivery.transport = client
         logger.debug("connected", metadata: ["session_present": "\(sessionPresent)"])
+        let connack = client.connack
+        if let keepAlive = connack.serverKeepAlive, keepAlive != client.options.keepAlive {
+            logger.info("the broker set the keep-alive", metadata: ["server_keep_alive": "\(keepAlive)", "ours": "\(client.options.keepAlive)"])
+        }
+        if let assigned = connack.assignedClientID {
+            logger.info("the broker assigned a client id", metadata: ["assigned_client_id": "\(assigned)"])
+        }
+        if let granted = connack.sessionExpiry, granted != client.options.sessionExpiry {
+            logger.info("the broker set the session expiry", metadata: ["session_expiry": "\(granted)"])
+        }
         publishStatus("online")
         client.subscribe(commandsTopic, qos: 1)
+        delivery.brokerReceiveMaximum = connack.receiveMaximum
         delivery.connectionUp()
         pump()
     }

@@ -8,7 +8,8 @@ final class FleetContext: Sendable {
     let broker: BrokerSpec
     /// The broker's address, looked up off the reactors (DNS never runs on a reactor thread).
     let resolver: BrokerResolver
-    let trust: TrustStore
+    /// nil: plain TCP (`broker.tls: false`).
+    let trust: TrustStore?
     let tlsSettings: TLSSettings
     let limiter: ConnectRateLimiter
     let gate: ConnectGate
@@ -23,7 +24,7 @@ final class FleetContext: Sendable {
     private let nextBindAddress = Atomic<Int>(0)
 
     init(
-        broker: BrokerSpec, resolver: BrokerResolver, trust: TrustStore, tlsSettings: TLSSettings,
+        broker: BrokerSpec, resolver: BrokerResolver, trust: TrustStore?, tlsSettings: TLSSettings,
         limiter: ConnectRateLimiter, gate: ConnectGate, backoff: BackoffPolicy, counters: FleetCounters,
         logger: Logger, seed: UInt64, outbox: OutboxSpec, maxInflight: Int, connectTimeout: Duration,
         publishing: PublishSettings
