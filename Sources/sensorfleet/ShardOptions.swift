@@ -10,6 +10,9 @@ struct ShardOptions: ParsableArguments {
     @Option(help: "With --shard auto: the number of shards (default: $SENSORFLEET_SHARDS).")
     var shards: Int?
 
+    /// A bad `--shard`, `--shards` or shard variable is a usage error before anything runs.
+    func validate() throws { _ = try resolve() }
+
     /// The shard, `.whole` without `--shard`.
     func resolve() throws -> Shard {
         guard let shard else {

@@ -11,11 +11,13 @@ let cliExtremeValues = [
 
 /// Options of each command that take a value that is not a number (so not in ``OptionRanges``).
 // `--metrics-listen ADDR:PORT`: its port is checked by `MetricsListenAddress` (MetricsServerTests → addresses).
+/// `--shards N` belongs with `--shard auto` and is checked with it, by `Shard.parse` (1…100,000,
+/// with its own error naming the flag or variable), like the other shard and start options.
 private let textOptions: [String: Set<String>] = [
-    "run": ["--broker", "--report", "--state-dir", "--log-level", "--metrics-listen"],
-    "bench": ["--broker", "--bind", "--report", "--html", "--log-level", "--metrics-listen"],
+    "run": ["--broker", "--report", "--state-dir", "--log-level", "--metrics-listen", "--shard", "--shards", "--start-at", "--run-id"],
+    "bench": ["--broker", "--bind", "--report", "--html", "--log-level", "--metrics-listen", "--shard", "--shards", "--start-at", "--run-id"],
     "agent": ["--fleet", "--key", "--state-dir", "--log-level", "--metrics-listen"],
-    "provision": ["--prefix"],
+    "provision": ["--prefix", "--shard", "--shards"],
 ]
 
 /// Runs the built binary with `arguments`; its exit code (128 + signal when it died of one) and

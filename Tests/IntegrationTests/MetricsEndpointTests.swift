@@ -25,12 +25,13 @@ struct MetricsEndpointTests {
         let port = freePort()
         let report = "\(fleet.path)/report.json"
         let (process, output) = try launchSensorfleet(
-            ["run", fleet.path, "--metrics-listen", "127.0.0.1:\(port)", "--report", report, "--status-interval", "1"], in: fleet.path)
+            ["run", fleet.path, "--metrics-listen", "127.0.0.1:\(port)", "--report", report, "--status-interval", "1",
+             "--run-id", "metrics-run"], in: fleet.path)
         defer { process.signal(SIGKILL) }
         func said() -> String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
         #expect(await waitFor(20) { httpGet(port: port, "/healthz", timeout: 1)?.status == 200 }, "output: \(said())")
         let first = try Self.scrape(port)
-        let firstSent = try #require(first.value("sensorfleet_messages_sent_total", ["run_id": "", "shard": "0/1"]))
+        let firstSent = try #require(first.value("sensorfleet_messages_sent_total", ["run_id": "metrics-run", "shard": "0/1"]))
         #expect(first.value("sensorfleet_devices_targeted") == 2)
 
         // Hostile clients: one sends nothing, one sends a byte, one asks and never reads.

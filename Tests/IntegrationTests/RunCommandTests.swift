@@ -61,7 +61,7 @@ struct RunCommandTests {
         defer { fleet.tearDown() }
         let (good, goodOutput) = try launchSensorfleet(["validate", fleet.path], in: fleet.path)
         #expect(good.wait() == 0, "\((try? String(contentsOfFile: goodOutput, encoding: .utf8)) ?? "")")
-        try "interval: -1\nsensors: []\nqos: 2\n".write(toFile: "\(fleet.path)/dev-2/device.yaml", atomically: true, encoding: .utf8)
+        try "interval: -1\nsensors: []\nqos: 3\n".write(toFile: "\(fleet.path)/dev-2/device.yaml", atomically: true, encoding: .utf8)
         let (bad, badOutput) = try launchSensorfleet(["validate", fleet.path], in: fleet.path)
         #expect(bad.wait() == 1)
         let text = try String(contentsOfFile: badOutput, encoding: .utf8)
