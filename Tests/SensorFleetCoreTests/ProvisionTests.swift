@@ -229,6 +229,8 @@ struct ProvisionTests {
         let fleet = try ProvisionTempFleet()
         _ = try Provisioner.provision(ProvisionOptions(directory: fleet.path, brokerPort: 18_884))
         let conf = try fleet.read("broker/mosquitto.conf")
+        // No delayed-ACK stall on every connect (issue 12: ~45 ms per connect on loopback).
+        #expect(conf.contains("\nset_tcp_nodelay true\n"))
         for line in ["listener 18884 127.0.0.1", "cafile \(fleet.path)/ca.pem", "keyfile \(fleet.path)/broker/server.key",
             "require_certificate true", "use_identity_as_username true", "acl_file \(fleet.path)/broker/acl"]
         {
