@@ -6,21 +6,9 @@ public enum SourceAddress {
     /// when it can (or is a name libmosquitto resolves itself). bind() fails locally, before any
     /// packet is sent: an address that is not this machine's gives EADDRNOTAVAIL.
     public static func problem(_ address: String) -> String? {
-        var v4 = sockaddr_in()
-        var v6 = sockaddr_in6()
-        let fd: Int32
-        let rc: Int32
-        if inet_pton(AF_INET, address, &v4.sin_addr) == 1 {
-            v4.sin_family = sa_family_t(AF_INET)
-            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            rc = withUnsafePointer(to: &v4) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        } else if inet_pton(AF_INET6, address, &v6.sin6_addr) == 1 {
-            v6.sin6_family = sa_family_t(AF_INET6)
-            fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
-            rc = withUnsafePointer(to: &v6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-        } else {
-            return nil
-        }
+        guard let socketAddress = SocketAddress(host: address, port: 0) else { return nil }
+        let fd = socket(socketAddress.family, Int32(SOCK_STREAM.rawValue), 0)
+        let rc = socketAddress.withSockaddr { bind(fd, $0, $1) }
         let code = errno
         if fd >= 0 { close(fd) }
         guard fd >= 0 else { return nil }
