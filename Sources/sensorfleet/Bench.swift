@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SensorFleetCore
+import ServiceLifecycle
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -49,6 +50,8 @@ struct Bench: AsyncParsableCommand {
     @OptionGroup var start: StartOptions
     @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) and readiness (GET /healthz) on this address, e.g. 127.0.0.1:9464.", valueName: "addr:port"))
     var metricsListen: String?
+    @Option(help: ArgumentHelp("With --metrics-listen: keep serving the final values this many seconds after the bench ends, so that a scraper (Prometheus every 15 s) gets them; SIGTERM ends the wait.", valueName: "seconds"))
+    var metricsLinger: Double = 0
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -68,6 +71,7 @@ struct Bench: AsyncParsableCommand {
             try ranges.check("--warmup", warmup)
             try ranges.check("--verifier-connections", verifierConnections)
             try ranges.check("--threads", threads)
+            try ranges.check("--metrics-linger", metricsLinger)
         } catch { throw ValidationError("\(error)") }
         if let metricsListen { try checkMetricsListen(metricsListen) }
     }
@@ -111,7 +115,8 @@ struct Bench: AsyncParsableCommand {
         }
         do {
             // SIGINT/SIGTERM end the measurement early; the report covers what was measured.
-            try await runServices((metrics.map { [.init(service: $0)] } ?? []) + [.init(service: bench, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger)
+            let main: any Service = metrics != nil && metricsLinger > 0 ? LingerAfter(bench, seconds: metricsLinger) : bench
+            try await runServices((metrics.map { [.init(service: $0)] } ?? []) + [.init(service: main, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger)
         } catch let error as FleetStartError {
             if terminal { print("") }
             printError("bench: \(error.description)")

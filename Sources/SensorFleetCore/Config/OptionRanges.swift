@@ -27,6 +27,7 @@ public struct OptionRanges: Sendable {
         ("--warmup", .warmup),
         ("--verifier-connections", .verifierConnections),
         ("--threads", .reactorThreads),
+        ("--metrics-linger", .metricsLinger),
     ])
 
     public static let agent = OptionRanges(command: "agent", options: [

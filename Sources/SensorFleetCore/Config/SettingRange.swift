@@ -43,6 +43,8 @@ public struct SettingRange: Sendable, Equatable, CustomStringConvertible {
     public static let connectTimeout = SettingRange(0.1, 3_600, unit: "seconds", example: "10")
     /// Waiting for acknowledgements at the end (`--drain-timeout`): 0 to 1 hour.
     public static let drainTimeout = SettingRange(0, 3_600, unit: "seconds", example: "10")
+    /// Serving the final metrics after a bench (`--metrics-linger`): 0 to 1 hour.
+    public static let metricsLinger = SettingRange(0, 3_600, unit: "seconds", example: "30")
     /// Periodic status lines and file checks (`--status-interval`, `--watch-interval`): 0.1 s to 1 day.
     public static let pollInterval = SettingRange(0.1, 86_400, unit: "seconds", example: "5")
     /// Lifetime of a queued message (`outbox.ttl`): 1 ms to 366 days.
