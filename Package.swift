@@ -79,6 +79,7 @@ let package = Package(
             name: "SensorFleetTesting",
             dependencies: [
                 "SensorFleetCore",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -4,8 +4,9 @@
 SENSORFLEET_PACKAGES=(mosquitto mosquitto-clients libmosquitto-dev libssl-dev openssl pkg-config libsqlite3-dev systemd)
 
 # What the tests need besides: headless Chromium renders the bench HTML report (about 35 s to
-# install here); prlimit (util-linux) runs sensorfleet under a small descriptor limit.
-SENSORFLEET_TEST_PACKAGES=(chromium util-linux prometheus)
+# install here); prlimit (util-linux) runs sensorfleet under a small descriptor limit; iproute2
+# makes the network namespaces of NetnsShardTests; python3-venv holds kubernetes-validate.
+SENSORFLEET_TEST_PACKAGES=(chromium util-linux prometheus iproute2 python3-venv)
 
 # Installs whichever of the given Debian packages are missing (apt-get; as root or with sudo).
 ensure_packages() {
@@ -29,4 +30,14 @@ ensure_swift() {
     done
   fi
   command -v swift >/dev/null 2>&1 || { echo "error: Swift 6 is not installed (https://swift.org/install/linux/)" >&2; exit 1; }
+}
+
+# kubernetes-validate (PyPI; it carries the Kubernetes API schemas, so it validates offline) in
+# a venv under .build, for DeployManifestTests. Made once; later calls find it.
+ensure_kubernetes_validate() {
+  local venv=.build/venv
+  [ -x "$venv/bin/kubernetes-validate" ] && return 0
+  echo "==> installing kubernetes-validate (PyPI) into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check kubernetes-validate==1.37.0
 }
