@@ -166,7 +166,7 @@ actor Device: MQTTClientDelegate {
                 timestampMicros: format.microsecondTimestamps ? micros : nil, padding: format.padding, into: &payloadBuffer)
         } else {
             TelemetryPayload.encode(
-                device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer)
+                device: spec.id, seq: seq, timestampMillis: moment.wallMillis, readings: readings, into: &payloadBuffer)
         }
         delivery.enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer, enqueuedAt: now))
     }
