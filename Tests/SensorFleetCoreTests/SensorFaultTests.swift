@@ -4,34 +4,6 @@ import Testing
 
 @testable import SensorFleetCore
 
-/// One label record of the labels file.
-struct LabelRecord: Equatable {
-    var event: String
-    var device: String
-    var sensor: String
-    var fault: String
-    var number: Int
-    /// Start: the seq; end: the first and last seq.
-    var startSeq: UInt64
-    var endSeq: UInt64?
-    var source: String?
-    var stillOn: Bool
-
-    static func read(_ path: String) throws -> [LabelRecord] {
-        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        return try text.split(separator: "\n").map { line in
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
-            let event = try #require(object["event"] as? String)
-            let start = event == "start" ? object["seq"] : object["start_seq"]
-            return LabelRecord(
-                event: event, device: try #require(object["device"] as? String), sensor: try #require(object["sensor"] as? String),
-                fault: try #require(object["fault"] as? String), number: try #require(object["fault_no"] as? Int),
-                startSeq: UInt64(try #require(start as? Int)), endSeq: (object["end_seq"] as? Int).map(UInt64.init),
-                source: object["source"] as? String, stillOn: object["still_on"] as? Bool ?? false)
-        }
-    }
-}
-
 /// Reads `sensor` `count` times, reading k at elapsed k/10 s with seq k+1; the value of the
 /// sensor's (first) reading, nil when it is missing.
 func readSeries(_ sensor: inout DeviceSensor, count: Int, from start: Int = 0, tenthsPerReading: Int = 1) -> [Double?] {
