@@ -154,7 +154,7 @@ struct SensorModelTests {
             #expect(try issue(in: issues, file: file, field: "sensors[3].at_end").fix.contains("reverse"))
             #expect(try issue(in: issues, file: file, field: "sensors[4].speed").problem.contains("0.001 to 100000"))
             // b's default readings include speed.
-            #expect(try issue(in: issues, file: file, field: "sensors[5].name").problem.contains("`speed` is already given by sensors[1]"))
+            #expect(try issue(in: issues, file: file, field: "sensors[5].name").problem.contains("`speed` is already used by sensors[1]"))
             #expect(try issue(in: issues, file: file, field: "sensors[6].readings").problem.contains("already given by sensors[1]"))
             // One speed throughout is fine for any number of segments.
             #expect(!issues.contains { $0.field == "sensors[1].speeds" })

@@ -201,10 +201,13 @@ struct SensorListParser {
             guard let sensor = SensorParser.parse(sensorMap, resolvePath: resolvePath) else { continue }
             // A route writes several readings; every key of the payload must be unique.
             if let (taken, first) = sensor.readingNames.lazy.compactMap({ n in firstIndexByName[n].map { (n, $0) } }).first {
-                sensorMap.problem(sensor.readingNames == [sensor.name] ? "name" : "readings",
-                                  "the reading `\(taken)` is already given by sensors[\(first)]",
-                                  fix: sensor.readingNames == [sensor.name] ? "give every sensor its own name"
-                                      : "rename the other sensor, or leave `\(taken)` out of this route's `readings:`")
+                if sensor.readingNames == [sensor.name] {
+                    sensorMap.problem("name", "the sensor name `\(taken)` is already used by sensors[\(first)]",
+                                      fix: "give every sensor its own name")
+                } else {
+                    sensorMap.problem("readings", "the reading `\(taken)` is already given by sensors[\(first)]",
+                                      fix: "rename the other sensor, or leave `\(taken)` out of this route's `readings:`")
+                }
                 continue
             }
             for n in Set(sensor.readingNames + [sensor.name]) { firstIndexByName[n] = index }
