@@ -184,6 +184,13 @@ struct SensorModelTests {
         // Too weak a heater: the room settles at ambient + power, below the setpoint.
         let weak = ThermalModel(spec: ThermalSpec(ambient: 0, setpoint: 21, hysteresis: 1, tau: 100, heaterPower: 15, start: 0), seed: 1)
         #expect(abs(weak.read(elapsed: 10_000) - 15) < 1e-6)
+        // No hysteresis: held at the setpoint, without switching for ever inside one reading.
+        let exact = ThermalModel(spec: ThermalSpec(ambient: 10, setpoint: 21, hysteresis: 0, tau: 600, heaterPower: 20, start: 15), seed: 1)
+        let clock = ContinuousClock()
+        var held: [Double] = []
+        let took = clock.measure { held = (1...100).map { exact.read(elapsed: Double($0) * 864) } }
+        #expect(held.suffix(50).allSatisfy { abs($0 - 21) < 1e-9 }, "\(held.suffix(3))")
+        #expect(took < .seconds(1), "\(took)")
         // A new setpoint is followed.
         model.setSetpoint(25)
         #expect(abs(model.read(elapsed: 4 * 3600 + 7200) - 25) < 0.6)

@@ -130,7 +130,7 @@ final class RouteModel {
     /// Where the route puts the device `t` seconds after the start, the segment's speed (m/s,
     /// 0 when stopped) and its bearing in the direction of travel.
     func position(at t: Double) -> (point: GeoPoint, speed: Double, bearing: Double) {
-        guard total > 0, t.isFinite, let firstPoint = starts.first else {
+        guard total > 0, t.isFinite, !starts.isEmpty else {
             let point = spec.points.first ?? GeoPoint(latitude: 0, longitude: 0)
             return (point, 0, 0)
         }
@@ -160,7 +160,6 @@ final class RouteModel {
         let i = lo
         let f = min(1, max(0, (time - beginsAt[i]) / durations[i]))
         let point = f == 0 ? starts[i] : (f == 1 ? ends[i] : GreatCircle.interpolate(starts[i], ends[i], f))
-        _ = firstPoint
         let bearing = backwards ? GreatCircle.bearing(ends[i], starts[i]) : GreatCircle.bearing(starts[i], ends[i])
         return (point, speedsMS[i], bearing)
     }

@@ -67,6 +67,7 @@ final class ThermalModel {
         let tau = max(spec.tau, 1e-9)
         let on = spec.setpoint - spec.hysteresis / 2, off = spec.setpoint + spec.hysteresis / 2
         var switches = 0
+        var lastSwitchWasAtOnce = false
         while remaining > 0 {
             let target = spec.ambient + (heating ? spec.heaterPower : 0)
             let threshold = heating ? off : on
@@ -78,11 +79,16 @@ final class ThermalModel {
                 if ratio > 0 && ratio < 1 { until = -tau * log(ratio) }
                 else if (heating && temperature >= off) || (!heating && temperature <= on) { until = 0 }
             }
-            if until <= remaining && switches < 100_000 {
+            if until == 0 && lastSwitchWasAtOnce {
+                // Both thresholds at once (no hysteresis): the thermostat holds the temperature
+                // where it is, switching as fast as it can; no time passes between the switches.
+                remaining = 0
+            } else if until <= remaining && switches < 100_000 {
                 temperature = until == 0 ? temperature : threshold
                 remaining -= until
                 heating.toggle()
                 switches += 1
+                lastSwitchWasAtOnce = until == 0
             } else {
                 temperature = target + gap * exp(-remaining / tau)
                 remaining = 0
