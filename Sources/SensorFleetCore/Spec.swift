@@ -62,6 +62,14 @@ public enum SensorKind: Sendable, Equatable {
     /// A real sensor of this machine (see ``SystemSource``); a reading outside `min`…`max` is
     /// skipped and counted like a failed read.
     case system(SystemSource, min: Double? = nil, max: Double? = nil)
+    /// A position moving along a route (`type: route`): latitude, longitude, speed and heading.
+    case route(RouteSpec)
+    /// A room heated towards a setpoint (`type: thermal`).
+    case thermal(ThermalSpec)
+    /// A daily cycle in local time (`type: diurnal`).
+    case diurnal(DiurnalSpec)
+    /// A column of a recorded file (`type: replay`).
+    case replay(ReplaySpec)
 }
 
 public struct SensorSpec: Sendable, Equatable {
@@ -70,12 +78,21 @@ public struct SensorSpec: Sendable, Equatable {
     public var kind: SensorKind
     /// Digits after the decimal point in the payload (nil: as computed).
     public var precision: Int?
+    /// Faults this sensor suffers (`faults:`), recorded in the fleet's `labels:` file.
+    public var faults: [FaultSpec]
 
-    public init(name: String, unit: String? = nil, kind: SensorKind, precision: Int? = nil) {
+    public init(name: String, unit: String? = nil, kind: SensorKind, precision: Int? = nil, faults: [FaultSpec] = []) {
         self.name = name
         self.unit = unit
         self.kind = kind
         self.precision = precision
+        self.faults = faults
+    }
+
+    /// The keys this sensor writes into a payload's `readings` (a route writes several).
+    public var readingNames: [String] {
+        if case .route(let route) = kind { return route.readings.map(\.rawValue) }
+        return [name]
     }
 }
 
@@ -104,6 +121,8 @@ public struct DeviceSpec: Sendable, Equatable {
     public var sensors: [SensorSpec]
     /// Root under which real sensors find `sys/…` and `proc/…` (`/` on a real machine).
     public var sysfsRoot: String
+    /// Absolute path of the fault labels file (fleet.yaml's `labels:`); nil: none written.
+    public var faultLabels: String?
 
     public init(
         id: String, directory: String, certFile: String, keyFile: String, interval: Double,

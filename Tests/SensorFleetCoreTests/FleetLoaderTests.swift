@@ -105,29 +105,52 @@ import SensorFleetTesting
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Devices").path
         let spec = try FleetLoader.loadWithoutCredentials(directory: devices)
-        #expect(spec.devices.map(\.id) == ["airquality-001", "gps-tracker-001", "power-meter-001", "thermostat-001"])
+        #expect(spec.devices.map(\.id) == ["airquality-001", "ds18b20-faulty-001", "gps-tracker-001", "greenhouse-001",
+                                            "power-meter-001", "thermostat-001", "weather-station-001"])
         #expect(spec.seed == 42)
         #expect(spec.broker.caFile == devices + "/ca.pem")
-        let thermostat = try #require(spec.devices.last)
+        #expect(spec.devices.allSatisfy { $0.faultLabels == devices + "/fault-labels.jsonl" })
+        func device(_ id: String) throws -> DeviceSpec { try #require(spec.devices.first { $0.id == id }) }
+        let thermostat = try device("thermostat-001")
         #expect(thermostat.interval == 2)
         #expect(thermostat.certFile == devices + "/thermostat-001/cert.pem")
         #expect(thermostat.sensors.first == SensorSpec(
-            name: "temperature", unit: "°C", kind: .randomWalk(start: 21, step: 0.2, min: 15, max: 30), precision: 2))
+            name: "temperature", unit: "°C",
+            kind: .thermal(ThermalSpec(ambient: 12, setpoint: 21.5, hysteresis: 0.6, tau: 1200, heaterPower: 18, start: 17, noise: 0.05)),
+            precision: 2))
         #expect(thermostat.sensors.map(\.name) == ["temperature", "humidity", "setpoint"])
-        let gps = spec.devices[1]
-        #expect(gps.sensors.first?.precision == 6)
+        let gps = try device("gps-tracker-001")
+        #expect(gps.sensors.first?.precision == 7)
+        guard case .route(let route) = gps.sensors.first?.kind else {
+            Issue.record("the tracker's position should be a route, got \(String(describing: gps.sensors.first?.kind))")
+            return
+        }
+        #expect(route.points.count == 9 && route.speeds.count == 8 && route.atEnd == .loop)
+        #expect(gps.sensors.flatMap(\.readingNames) == ["latitude", "longitude", "speed", "heading", "battery"])
         #expect(gps.sensors.last?.kind == .counter(start: 100, step: -0.01))
         #expect(gps.qos == 0 && gps.topic == "devices/gps-tracker-001/position")
-        let air = spec.devices[0]
+        let air = try device("airquality-001")
         #expect(air.sensors.map(\.name) == ["co2", "pm25", "voc"])
         #expect(air.sensors[1].unit == "µg/m³")
-        let meter = spec.devices[2]
+        let meter = try device("power-meter-001")
         guard case .sine(_, _, let offset, _) = meter.sensors[0].kind else {
             Issue.record("voltage should be a sine, got \(meter.sensors[0].kind)")
             return
         }
         #expect(offset == 230)
         #expect(meter.sensors[2].kind == .counter(start: 0, step: 0.0058))
+        let probe = try device("ds18b20-faulty-001")
+        #expect(probe.sensors[0].faults.map(\.kind.name) == ["out_of_range", "stuck", "dropout", "spike", "drift"])
+        #expect(probe.sensors[0].faults[0] == FaultSpec(kind: .outOfRange(value: 85), trigger: .window(from: 0, length: .readings(1))))
+        let weather = try device("weather-station-001")
+        guard case .replay(let replay) = weather.sensors[2].kind else {
+            Issue.record("pressure should be a replay, got \(weather.sensors[2].kind)")
+            return
+        }
+        #expect(replay.column == "pressure_hpa" && replay.times.count == 12 && replay.values[5] == nil && replay.loop)
+        #expect(replay.times[6] == 70 * 60)
+        let greenhouse = try device("greenhouse-001")
+        #expect(greenhouse.sensors[1].kind == .diurnal(DiurnalSpec(mean: 20000, amplitude: 20000, peakHour: 13, timeZone: "Europe/Berlin")))
     }
 
     @Test func missingFleetYAMLIsReported() throws {

@@ -53,6 +53,13 @@ private func sensorSetting(_ type: String, _ key: String, _ range: SettingRange,
     }
 }
 
+/// A setting of a fault of a constant sensor: `others` and `key: value`.
+private func faultSetting(_ key: String, _ range: SettingRange, others: String) -> NumericSetting {
+    deviceSetting("sensors[0].faults[0].\(key)", range) { value in
+        "sensors:\n  - {name: s, type: constant, value: 1, faults: [{\(others), \(key): \(value)}]}\n"
+    }
+}
+
 /// Every numeric setting of fleet.yaml (broker, outbox, defaults, templates) and device.yaml
 /// (the device and every sensor type's parameters).
 let numericSettings: [NumericSetting] = [
@@ -108,6 +115,29 @@ let numericSettings: [NumericSetting] = [
     sensorSetting("thermal_zone", "min", .reading, others: "zone: cpu-thermal"),
     sensorSetting("loadavg", "minutes", SettingRange(1, 15, wholeNumber: true, example: "1"), others: ""),
     sensorSetting("cpufreq", "cpu", .cpu, others: ""),
+    sensorSetting("route", "speed", .routeSpeed, others: "points: [[52.5, 13.4], [52.6, 13.5]]"),
+    sensorSetting("thermal", "setpoint", .reading, others: ""),
+    sensorSetting("thermal", "ambient", .reading, others: "setpoint: 21"),
+    sensorSetting("thermal", "hysteresis", .spread, others: "setpoint: 21"),
+    sensorSetting("thermal", "tau", .timeConstant, others: "setpoint: 21"),
+    sensorSetting("thermal", "heater_power", .spread, others: "setpoint: 21"),
+    sensorSetting("thermal", "start", .reading, others: "setpoint: 21"),
+    sensorSetting("thermal", "noise", .spread, others: "setpoint: 21"),
+    sensorSetting("diurnal", "mean", .reading, others: "amplitude: 1"),
+    sensorSetting("diurnal", "amplitude", .reading, others: "mean: 1"),
+    sensorSetting("diurnal", "peak_hour", .hourOfDay, others: "mean: 1, amplitude: 1"),
+    sensorSetting("diurnal", "noise", .spread, others: "mean: 1, amplitude: 1"),
+    sensorSetting("replay", "speed", .replaySpeed, others: "file: /nonexistent.csv"),
+    faultSetting("probability", .probability, others: "type: stuck, duration: 1"),
+    faultSetting("duration", .faultDuration, others: "type: stuck, probability: 0.1"),
+    faultSetting("readings", .faultReadings, others: "type: stuck, probability: 0.1"),
+    faultSetting("from", .faultStart, others: "type: stuck, for: 1"),
+    faultSetting("for", .faultDuration, others: "type: stuck, from: 1"),
+    faultSetting("rate", .reading, others: "type: drift, from: 1, for: 1"),
+    faultSetting("amount", .reading, others: "type: offset, from: 1, for: 1"),
+    faultSetting("factor", .scale, others: "type: spike, from: 1"),
+    faultSetting("sigma", .spread, others: "type: noise, from: 1, for: 1"),
+    faultSetting("value", .reading, others: "type: out_of_range, from: 1, for: 1"),
 ]
 
 /// What YAML makes of a plain scalar, the way the loader reads numbers (nil: not a number).

@@ -79,6 +79,7 @@ struct DeviceParser {
             cleanSession: fields.cleanSession ?? defaults.cleanSession, sensors: sensors, sysfsRoot: sysfsRoot,
             sessionExpiry: fields.sessionExpiry ?? defaults.sessionExpiry,
             username: login.username, password: login.password)
+        spec.faultLabels = defaults.faultLabels
         spec.telemetryProperties = TelemetryPropertiesFields.checkAlias(
             (fields.mqtt5 ?? TelemetryPropertiesFields()).merged(over: defaults.mqtt5).properties(id: id),
             qos: spec.qos, file: file, log: log)
@@ -106,8 +107,9 @@ struct DeviceParser {
 
 /// Reads one entry of `sensors:`.
 enum SensorParser {
-    static let commonKeys = ["name", "type", "unit", "precision"]
-    static let types = ["constant", "uniform", "gaussian", "random_walk", "sine", "counter"] + SystemSensorParser.types
+    static let commonKeys = ["name", "type", "unit", "precision", "faults"]
+    static let types = ["constant", "uniform", "gaussian", "random_walk", "sine", "counter"] + ModelSensorParser.types
+        + SystemSensorParser.types
     static let parameters: [String: [String]] = [
         "constant": ["value"],
         "uniform": ["min", "max"],
@@ -115,7 +117,7 @@ enum SensorParser {
         "random_walk": ["start", "step", "min", "max"],
         "sine": ["period", "amplitude", "offset", "noise"],
         "counter": ["start", "step"],
-    ].merging(SystemSensorParser.parameters) { a, _ in a }
+    ].merging(SystemSensorParser.parameters) { a, _ in a }.merging(ModelSensorParser.parameters) { a, _ in a }
 
     static func parse(_ map: MappingReader, resolvePath: (String) -> String = { $0 }) -> SensorSpec? {
         let nameFix = "set \(map.field("name")) to a name made of letters, digits, `_`, `.` or `-`, e.g. temperature"
@@ -153,9 +155,12 @@ enum SensorParser {
             "`\(key)` is not a parameter of a `\(type)` sensor; it takes \(parameterKeys.joined(separator: ", "))"
         }
         let parsedKind = SystemSensorParser.types.contains(type)
-            ? SystemSensorParser.kind(type, map, resolvePath: resolvePath) : kind(type, map)
-        guard let kind = parsedKind, let name else { return nil }
-        return SensorSpec(name: name, unit: unit, kind: kind, precision: precision)
+            ? SystemSensorParser.kind(type, map, resolvePath: resolvePath)
+            : ModelSensorParser.types.contains(type)
+                ? ModelSensorParser.kind(type, map, name: name, resolvePath: resolvePath) : kind(type, map)
+        let faults = FaultParser.read(map)
+        guard let kind = parsedKind, let name, let faults else { return nil }
+        return SensorSpec(name: name, unit: unit, kind: kind, precision: precision, faults: faults)
     }
 
     private static func isNameCharacter(_ c: Character) -> Bool {

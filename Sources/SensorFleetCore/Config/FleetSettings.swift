@@ -10,11 +10,13 @@ struct DeviceDefaults {
     var sessionExpiry: UInt32?
     var login = LoginFields()
     var mqtt5: TelemetryPropertiesFields?
+    /// Absolute path of the fault labels file (fleet.yaml's `labels:`).
+    var faultLabels: String?
 }
 
 /// What fleet.yaml says, with defaults for everything it leaves out.
 struct FleetSettings {
-    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates"]
+    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates", "labels"]
     static let brokerKeys = ["host", "port", "ca", "protocol", "keepalive", "tls_min_version", "alpn", "bind",
                              "insecure_skip_hostname_verification", "tls", "allow_plaintext"]
     static let defaultsKeys = ["interval", "qos", "topic", "clean_session", "session_expiry", "mqtt5"] + LoginFields.keys
@@ -63,6 +65,7 @@ struct FleetSettings {
         if let section = root.mapping("outbox", fix: "write the outbox settings indented under `outbox:`") {
             OutboxSettings.read(section, into: &outbox)
         }
+        defaults.faultLabels = FaultLabelsSetting.read(root, location: location)
         if let defaults = root.mapping("defaults", fix: "write device defaults indented under `defaults:`") {
             defaults.rejectUnknownKeys(allowed: Self.defaultsKeys)
             let fields = DeviceFields.read(defaults) { location.resolve($0, in: nil) }

@@ -118,6 +118,29 @@ public struct SettingRange: Sendable, Equatable, CustomStringConvertible {
     /// Factor applied to a `file` or `command` sensor's number (`scale`): ±10¹⁵.
     public static let scale = SettingRange(-1e15, 1e15, example: "0.001")
 
+    // MARK: Physical models, replay and faults
+
+    /// A probability per reading (a fault's `probability`): 0 to 1.
+    public static let probability = SettingRange(0, 1, example: "0.01")
+    /// How long a fault lasts (`duration`, `for`): 1 ms to 366 days.
+    public static let faultDuration = SettingRange(0.001, 31_622_400, unit: "seconds", example: "30")
+    /// When a fault starts after the device (`from`): 0 to 366 days.
+    public static let faultStart = SettingRange(0, 31_622_400, unit: "seconds", example: "60")
+    /// How many readings a fault covers (`readings`).
+    public static let faultReadings = SettingRange(1, 1_000_000_000, wholeNumber: true, unit: "readings", example: "5")
+    /// A route's speed (`speed`, `speeds`): 0.001 to 100000 km/h.
+    public static let routeSpeed = SettingRange(0.001, 100_000, unit: "km/h", example: "40")
+    /// A latitude in degrees.
+    public static let latitude = SettingRange(-90, 90, unit: "degrees", example: "52.52")
+    /// A longitude in degrees.
+    public static let longitude = SettingRange(-180, 180, unit: "degrees", example: "13.405")
+    /// A room's time constant (`tau`): 1 s to 366 days.
+    public static let timeConstant = SettingRange(1, 31_622_400, unit: "seconds", example: "1800")
+    /// The local hour of a daily peak (`peak_hour`): 0 to 24.
+    public static let hourOfDay = SettingRange(0, 24, unit: "hours", example: "15")
+    /// How much faster a recording is replayed (`speed`): 0.001 to 1000000.
+    public static let replaySpeed = SettingRange(0.001, 1_000_000, example: "10")
+
     // MARK: Checking
 
     /// "a number of seconds from 0.001 to 86400 (1 day)".

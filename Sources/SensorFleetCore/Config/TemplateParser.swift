@@ -116,7 +116,7 @@ struct TemplateParser {
                                 fix: "set \(map.field("start")) to the first device number, e.g. 1") ?? 1
         let shared = map.bool("shared_identity", fix: "set \(map.field("shared_identity")) to true or false") ?? false
         let fields = DeviceFields.read(map) { location.resolve($0, in: nil) }
-        let sensors = SensorListParser(file: file, log: log).read(map)
+        let sensors = SensorListParser(file: file, log: log).read(map) { location.resolve($0, in: nil).absolute }
         guard let pattern, let count else { return nil }
         if already + count > Self.maximumDevices {
             map.problem("count", "the templates add up to more than \(Self.maximumDevices) devices",
@@ -160,6 +160,7 @@ struct TemplateParser {
                 cleanSession: cleanSession, sensors: sensors, sessionExpiry: sessionExpiry,
                 username: login.username, password: login.password)
             spec.telemetryProperties = mqtt5.properties(id: id)
+            spec.faultLabels = defaults.faultLabels
             if qos > 0 { spec.telemetryProperties.topicAlias = false }
             var device = ParsedDevice(spec: spec, file: file, idLine: map.line(of: "id"), certDisplay: cert.display,
                                       keyDisplay: key.display, certLine: nil, keyLine: nil)
@@ -198,12 +199,18 @@ struct SensorListParser {
             }
             let sensorMap = MappingReader(mapping, path: path, file: file, log: log)
             guard let sensor = SensorParser.parse(sensorMap, resolvePath: resolvePath) else { continue }
-            if let first = firstIndexByName[sensor.name] {
-                sensorMap.problem("name", "the sensor name `\(sensor.name)` is already used by sensors[\(first)]",
-                                  fix: "give every sensor its own name")
+            // A route writes several readings; every key of the payload must be unique.
+            if let (taken, first) = sensor.readingNames.lazy.compactMap({ n in firstIndexByName[n].map { (n, $0) } }).first {
+                if sensor.readingNames == [sensor.name] {
+                    sensorMap.problem("name", "the sensor name `\(taken)` is already used by sensors[\(first)]",
+                                      fix: "give every sensor its own name")
+                } else {
+                    sensorMap.problem("readings", "the reading `\(taken)` is already given by sensors[\(first)]",
+                                      fix: "rename the other sensor, or leave `\(taken)` out of this route's `readings:`")
+                }
                 continue
             }
-            firstIndexByName[sensor.name] = index
+            for n in Set(sensor.readingNames + [sensor.name]) { firstIndexByName[n] = index }
             sensors.append(sensor)
         }
         return sensors

@@ -78,8 +78,8 @@ public struct SimulatedSensor: Sendable {
         case .counter(let start, let step):
             fallback = start
             value = start + Double(count) * step
-        case .system:
-            // Not simulated: read through SystemSensor.
+        case .system, .route, .thermal, .diurnal, .replay:
+            // Not simulated here: read through SystemSensor or the models (DeviceSensor).
             value = .nan
         }
         count &+= 1

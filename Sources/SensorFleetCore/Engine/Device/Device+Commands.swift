@@ -74,6 +74,10 @@ extension SensorKind {
         case .sine: "sine"
         case .counter: "counter"
         case .system(let source, _, _): source.typeName
+        case .route: "route"
+        case .thermal: "thermal"
+        case .diurnal: "diurnal"
+        case .replay: "replay"
         }
     }
 }

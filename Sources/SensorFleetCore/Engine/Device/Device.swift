@@ -19,7 +19,8 @@ actor Device: MQTTClientDelegate {
     let schedule: ReadingSchedule
     let delivery: Delivery
     let supervisor: ConnectionSupervisor
-    private var sensors: [DeviceSensor]
+    /// Internal (not private) for `Device+Faults.swift`.
+    var sensors: [DeviceSensor]
     private let format: TelemetryFormat
     private var payloadBuffer: [UInt8] = []
     private(set) var readings: [(name: String, value: Double)] = []
@@ -36,8 +37,15 @@ actor Device: MQTTClientDelegate {
         var logger = context.logger
         logger[metadataKey: "device"] = "\(spec.id)"
         self.logger = logger
+        var labels: FaultLabelWriter?
+        if let path = spec.faultLabels {
+            switch FaultLabelWriter.open(path: path) {
+            case .success(let writer): labels = writer
+            case .failure(let error): logger.error("no fault labels: \(error)")
+            }
+        }
         sensors = spec.sensors.map {
-            DeviceSensor(spec: $0, fleetSeed: context.seed, deviceID: spec.id, sysfsRoot: spec.sysfsRoot)
+            DeviceSensor(spec: $0, fleetSeed: context.seed, deviceID: spec.id, sysfsRoot: spec.sysfsRoot, labels: labels)
         }
         readings.reserveCapacity(spec.sensors.count)
         let publishing = context.publishing
@@ -145,11 +153,9 @@ actor Device: MQTTClientDelegate {
     func produceReading(now: MonotonicInstant) {
         let elapsed = now.seconds(since: startedAt)
         readings.removeAll(keepingCapacity: true)
+        let moment = ReadingMoment(elapsed: elapsed, seq: seq + 1, wallMillis: WallClock.millis())
         for i in sensors.indices {
-            switch sensors[i].read(elapsed: elapsed) {
-            case .success(let value): readings.append((sensors[i].name, value))
-            case .failure(let error): sensorFailed(sensors[i].name, error)
-            }
+            if let error = sensors[i].read(moment, into: &readings) { sensorFailed(sensors[i].name, error) }
         }
         seq += 1
         schedule.noteReading()
@@ -160,7 +166,7 @@ actor Device: MQTTClientDelegate {
                 timestampMicros: format.microsecondTimestamps ? micros : nil, padding: format.padding, into: &payloadBuffer)
         } else {
             TelemetryPayload.encode(
-                device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer)
+                device: spec.id, seq: seq, timestampMillis: moment.wallMillis, readings: readings, into: &payloadBuffer)
         }
         delivery.enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer, enqueuedAt: now))
     }

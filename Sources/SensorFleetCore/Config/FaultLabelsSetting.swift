@@ -1,0 +1,27 @@
+import Foundation
+
+/// fleet.yaml's `labels:` — the file that receives every sensor fault's start and end
+/// (``FaultLabelWriter``), relative to the fleet folder.
+enum FaultLabelsSetting {
+    static func read(_ root: MappingReader, location: FleetLocation) -> String? {
+        let fix = "set labels to a file for the fault labels, relative to the fleet folder, e.g. labels.jsonl, or remove it"
+        guard let given = root.string("labels", expected: "the path of a JSONL file", fix: fix) else { return nil }
+        guard !given.isEmpty else {
+            root.problem("labels", "expected the path of a JSONL file, got an empty text", fix: fix)
+            return nil
+        }
+        let resolved = location.resolve(given, in: nil)
+        let folder = (resolved.absolute as NSString).deletingLastPathComponent
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+            root.problem("labels", "the folder of \(resolved.display) does not exist",
+                         fix: "create the folder \(DataFile.display(folder)), or \(fix)")
+            return nil
+        }
+        if FileManager.default.fileExists(atPath: resolved.absolute, isDirectory: &isFolder), isFolder.boolValue {
+            root.problem("labels", "\(resolved.display) is a folder", fix: fix)
+            return nil
+        }
+        return resolved.absolute
+    }
+}
