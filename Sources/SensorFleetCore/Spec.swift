@@ -101,6 +101,8 @@ public struct DeviceSpec: Sendable, Equatable {
     public var password: MQTTPassword?
     /// MQTT 5 properties of every telemetry message (`mqtt5:`); ignored at 3.1.1.
     public var telemetryProperties = TelemetryProperties()
+    /// How telemetry is written (`payload:`); JSON by default.
+    public var payload: PayloadFormat = .json
     public var sensors: [SensorSpec]
     /// Root under which real sensors find `sys/…` and `proc/…` (`/` on a real machine).
     public var sysfsRoot: String

@@ -27,6 +27,7 @@ public struct OptionRanges: Sendable {
         ("--warmup", .warmup),
         ("--verifier-connections", .verifierConnections),
         ("--threads", .reactorThreads),
+        ("--message-expiry", .messageExpiry),
     ])
 
     public static let agent = OptionRanges(command: "agent", options: [

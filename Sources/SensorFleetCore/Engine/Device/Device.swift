@@ -153,15 +153,9 @@ actor Device: MQTTClientDelegate {
         }
         seq += 1
         schedule.noteReading()
-        if format.microsecondTimestamps || format.padding > 0 {
-            let micros = WallClock.micros()
-            TelemetryPayload.encode(
-                device: spec.id, seq: seq, timestampMillis: micros / 1000, readings: readings,
-                timestampMicros: format.microsecondTimestamps ? micros : nil, padding: format.padding, into: &payloadBuffer)
-        } else {
-            TelemetryPayload.encode(
-                device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer)
-        }
+        (format.payload ?? spec.payload).encode(
+            device: spec.id, seq: seq, timestampMicros: WallClock.micros(), readings: readings, extras: format,
+            into: &payloadBuffer)
         delivery.enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer, enqueuedAt: now))
     }
 
