@@ -177,11 +177,15 @@ public struct FleetSpec: Sendable, Equatable {
         set { outbox.maxMessages = newValue }
     }
     public var devices: [DeviceSpec]
+    /// `profile:` of fleet.yaml: the service the fleet is set up for (already applied to the
+    /// broker and devices; kept for `validate` and `bench`).
+    public var profile: BrokerProfile?
 
     public init(
         directory: String, broker: BrokerSpec, seed: UInt64 = 1, connectRate: Double = 50,
-        outboxLimit: Int = 1000, outbox: OutboxSpec? = nil, devices: [DeviceSpec]
+        outboxLimit: Int = 1000, outbox: OutboxSpec? = nil, devices: [DeviceSpec], profile: BrokerProfile? = nil
     ) {
+        self.profile = profile
         self.directory = directory
         self.broker = broker
         self.seed = seed

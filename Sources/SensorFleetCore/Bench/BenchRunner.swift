@@ -364,6 +364,15 @@ extension BenchRunner {
     /// `--protocol` and the MQTT 5 properties of the command line, applied to every device.
     static func applyProtocol(_ options: BenchOptions, to spec: inout FleetSpec) throws(FleetStartError) {
         if let version = options.protocolVersion { spec.broker.protocolVersion = version }
+        if let profile = spec.profile {
+            let limits = profile.limits
+            if options.qos > limits.maxQoS {
+                throw FleetStartError(description: "--qos \(options.qos): fleet.yaml's profile \(profile.rawValue) takes QoS 0 to \(limits.maxQoS); the service would close the connection. Pass --qos \(limits.maxQoS)")
+            }
+            if !limits.protocols.contains(spec.broker.protocolVersion) {
+                throw FleetStartError(description: "--protocol \(spec.broker.protocolVersion.rawValue): fleet.yaml's profile \(profile.rawValue) speaks MQTT \(limits.protocols.map(\.rawValue).joined(separator: " or ")) only")
+            }
+        }
         guard let properties = options.telemetryProperties else { return }
         if spec.broker.protocolVersion != .v5 {
             throw FleetStartError(description: "--message-expiry, --content-type, --user-property and --topic-alias are MQTT 5 properties, and this bench speaks MQTT \(spec.broker.protocolVersion.rawValue): add --protocol 5 (or set broker.protocol: \"5\" in fleet.yaml)")

@@ -15,7 +15,7 @@ struct DeviceDefaults {
 
 /// What fleet.yaml says, with defaults for everything it leaves out.
 struct FleetSettings {
-    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates"]
+    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates", "profile"]
     static let brokerKeys = ["host", "port", "ca", "protocol", "keepalive", "tls_min_version", "alpn", "bind",
                              "insecure_skip_hostname_verification", "tls", "allow_plaintext"]
     static let defaultsKeys = ["interval", "qos", "topic", "clean_session", "session_expiry", "mqtt5", "payload"] + LoginFields.keys
@@ -26,6 +26,8 @@ struct FleetSettings {
     var connectRate: Double = 50
     var outbox = OutboxSpec()
     var defaults = DeviceDefaults()
+    /// `profile:` (see ``BrokerProfile``).
+    var profile: BrokerProfile?
     /// Where the CA is named, for messages about the CA file.
     var caDisplay: String
     var caLine: Int?
@@ -41,8 +43,12 @@ struct FleetSettings {
 
     mutating func read(_ root: MappingReader) {
         root.rejectUnknownKeys(allowed: Self.fleetKeys)
-        if let broker = root.mapping("broker", fix: "write the broker settings indented under `broker:`") {
-            readBroker(broker)
+        let brokerMap = root.mapping("broker", fix: "write the broker settings indented under `broker:`")
+        if let brokerMap { readBroker(brokerMap) }
+        profile = ProfileRules.read(root)
+        if let profile {
+            ProfileRules.applyBroker(profile, to: &self, broker: brokerMap, log: root.log)
+            if let topic = ProfileRules.defaultTopic(profile) { defaults.topic = topic }
         }
         if let seed = root.unsigned("seed", expected: "a whole number 0 or greater",
                                     fix: "set seed to a whole number such as 42 (the same seed gives the same readings)") {
