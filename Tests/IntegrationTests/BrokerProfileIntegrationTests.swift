@@ -70,12 +70,13 @@ struct BrokerProfileIntegrationTests {
         let openssl = try #require(findExecutable("openssl"))
         let port = freePort()
         let output = "\(fleet.path)/s_server.txt"
-        let server = try ChildProcess(openssl, [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", "\(fleet.path)/broker/server.pem",
-            "-key", "\(fleet.path)/broker/server.key", "-alpn", "x-amzn-mqtt-ca", "-naccept", "1",
+        // s_server ends at the end of its standard input: give it one that stays open.
+        let server = try ChildProcess("/bin/bash", ["-c",
+            "exec \(openssl) s_server -accept 127.0.0.1:\(port) -cert '\(fleet.path)/broker/server.pem' "
+                + "-key '\(fleet.path)/broker/server.key' -alpn x-amzn-mqtt-ca < <(sleep 30)",
         ], output: output)
         defer { server.terminate() }
-        #expect(await waitFor(10) { isListening(port) })
+        #expect(await waitFor(10) { ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("ACCEPT") })
         var logger = Logger(label: "aws-profile")
         logger.logLevel = .critical
         let runner = try Fleet(spec: spec.overridingBroker(host: nil, port: port), options: RunOptions(), logger: logger)

@@ -11,7 +11,7 @@ enum ProfileRules {
         guard let name = root.string("profile", expected: "one of \(names.joined(separator: ", "))", fix: fix) else { return nil }
         if let profile = BrokerProfile(rawValue: name) { return profile }
         var problem = "unknown profile \"\(SettingText.clipped(name))\"; expected one of \(names.joined(separator: ", "))"
-        if let guess = Suggestion.closest(to: name, in: names) { problem += "; did you mean `\(guess)`?" }
+        if let guess = Suggestion.closest(to: name, in: names) ?? names.first(where: { $0.hasPrefix(name.lowercased()) && !name.isEmpty }) { problem += "; did you mean `\(guess)`?" }
         root.problem("profile", problem, fix: fix)
         return nil
     }
