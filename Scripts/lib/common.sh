@@ -5,7 +5,11 @@ SENSORFLEET_PACKAGES=(mosquitto mosquitto-clients libmosquitto-dev libssl-dev op
 
 # What the tests need besides: headless Chromium renders the bench HTML report (about 35 s to
 # install here); prlimit (util-linux) runs sensorfleet under a small descriptor limit.
-SENSORFLEET_TEST_PACKAGES=(chromium util-linux prometheus)
+SENSORFLEET_TEST_PACKAGES=(chromium util-linux prometheus python3-venv)
+
+# A second broker that is not mosquitto, for the interoperability tests: amqtt (PyPI), in a venv
+# under .build. Pinned; installed once (the tests find it at .build/amqtt-venv/bin/amqtt).
+SENSORFLEET_AMQTT_VERSION=0.12.1
 
 # Installs whichever of the given Debian packages are missing (apt-get; as root or with sudo).
 ensure_packages() {
@@ -30,3 +34,16 @@ ensure_swift() {
   fi
   command -v swift >/dev/null 2>&1 || { echo "error: Swift 6 is not installed (https://swift.org/install/linux/)" >&2; exit 1; }
 }
+
+# Makes .build/amqtt-venv with amqtt $SENSORFLEET_AMQTT_VERSION unless it is there already.
+ensure_amqtt() {
+  local venv=.build/amqtt-venv
+  if [ -x "$venv/bin/amqtt" ] && "$venv/bin/pip" show amqtt 2>/dev/null | grep -q "^Version: $SENSORFLEET_AMQTT_VERSION\$"; then
+    return 0
+  fi
+  echo "==> installing amqtt $SENSORFLEET_AMQTT_VERSION into $venv (the interoperability tests' second broker)"
+  mkdir -p .build
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "amqtt==$SENSORFLEET_AMQTT_VERSION"
+}
+
