@@ -93,4 +93,28 @@ struct InteropIntegrationTests {
         #expect(explained, "\(lastError)")
         #expect(lastError.contains("broker.protocol: \"3.1.1\""), "\(lastError)")
     }
+
+    @Test("amqtt checks the devices' certificates: one from another CA is refused in the TLS handshake, the fleet's own connects")
+    func foreignCertificateIsRefused() async throws {
+        let fleet = try TestFleet(devices: ["am-good", "am-bad"], startBroker: false)
+        defer { fleet.tearDown() }
+        let broker = try await AmqttBroker(fleet: fleet)
+        defer { broker.stop() }
+        // Loaded first (the loader itself refuses a certificate the fleet's CA did not sign), then swapped.
+        let spec = try fleet.load().overridingBroker(host: nil, port: broker.port)
+        let foreign = try TestCA.make(name: "Someone Else's CA").issue(cn: "am-bad")
+        try foreign.certificate.serializeAsPEM().pemString.write(toFile: "\(fleet.path)/am-bad/cert.pem", atomically: true, encoding: .utf8)
+        try foreign.keyPEM.write(toFile: "\(fleet.path)/am-bad/key.pem", atomically: true, encoding: .utf8)
+        let runner = try Fleet(spec: spec, options: RunOptions(), logger: quiet())
+        await runner.start()
+        var devices: [DeviceSnapshot] = []
+        let settled = await waitFor(20) {
+            devices = await runner.snapshot()
+            return devices.contains { $0.id == "am-good" && $0.acknowledged >= 3 } && devices.contains { $0.id == "am-bad" && $0.attempts >= 2 }
+        }
+        _ = await runner.stop()
+        #expect(settled, "\(devices.map { "\($0.id): connects \($0.connects), attempts \($0.attempts), \($0.lastError ?? "")" })")
+        let bad = try #require(devices.first { $0.id == "am-bad" })
+        #expect(bad.connects == 0 && bad.acknowledged == 0, "\(bad.lastError ?? "")")
+    }
 }
