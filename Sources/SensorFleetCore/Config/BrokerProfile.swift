@@ -23,7 +23,7 @@ public enum BrokerProfile: String, Sendable, CaseIterable {
         public var keepAlive: ClosedRange<Int>
         public var maxQoS: Int
         public var protocols: [MQTTVersion]
-        /// Ports a device may connect to.
+        /// Ports a device may connect to, the default first; empty: any (8883 by default).
         public var ports: [Int]
     }
 
@@ -37,10 +37,10 @@ public enum BrokerProfile: String, Sendable, CaseIterable {
                    protocols: [.v311], ports: [8883])
         case .hivemq:
             Limits(maxPayload: 268_435_460 - 64, maxTopicBytes: 65_535, maxTopicSlashes: nil, keepAlive: 1...65_535, maxQoS: 2,
-                   protocols: [.v311, .v5], ports: [8883])
+                   protocols: [.v311, .v5], ports: [])
         case .emqx:
             Limits(maxPayload: 1_048_576 - 64, maxTopicBytes: 65_535, maxTopicSlashes: 127, keepAlive: 1...65_535, maxQoS: 2,
-                   protocols: [.v311, .v5], ports: [8883])
+                   protocols: [.v311, .v5], ports: [])
         }
     }
 
@@ -81,12 +81,11 @@ public enum BrokerProfile: String, Sendable, CaseIterable {
                 "EMQX's defaults: QoS up to 2, packets up to 1 MB (max_packet_size), topics up to 128 levels",
             ]
         }
-        lines.append("refused by validate: protocol \(MQTTVersion.allCases.filter { !l.protocols.contains($0) }.map(\.rawValue).joined(separator: ", ").nonEmpty ?? "none"), "
-            + "ports other than \(l.ports.map(String.init).joined(separator: " or ")), QoS above \(l.maxQoS), keep-alive outside \(l.keepAlive.lowerBound)–\(l.keepAlive.upperBound) s")
+        var refused: [String] = MQTTVersion.allCases.filter { !l.protocols.contains($0) }.map { "protocol \($0.rawValue)" }
+        if !l.ports.isEmpty { refused.append("ports other than \(l.ports.map(String.init).joined(separator: " or "))") }
+        if l.maxQoS < 2 { refused.append("QoS above \(l.maxQoS)") }
+        refused.append("keep-alive outside \(l.keepAlive.lowerBound)–\(l.keepAlive.upperBound) s")
+        lines.append("refused by validate: " + refused.joined(separator: ", "))
         return lines
     }
-}
-
-private extension String {
-    var nonEmpty: String? { isEmpty ? nil : self }
 }

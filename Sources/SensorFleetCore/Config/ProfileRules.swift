@@ -31,12 +31,12 @@ enum ProfileRules {
             error("tls", "\(profile.rawValue) accepts TLS only", fix: "remove broker.tls: false")
         }
         if has("port") {
-            if !limits.ports.contains(settings.broker.port) {
+            if !limits.ports.isEmpty && !limits.ports.contains(settings.broker.port) {
                 error("port", "devices connect on port \(limits.ports.map(String.init).joined(separator: " or ")), not \(settings.broker.port)",
                       fix: "set broker.port to \(limits.ports[0]), or remove it")
             }
         } else {
-            settings.broker.port = limits.ports[0]
+            settings.broker.port = limits.ports.first ?? 8883
         }
         if has("protocol") {
             if !limits.protocols.contains(settings.broker.protocolVersion) {
