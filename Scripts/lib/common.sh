@@ -5,8 +5,12 @@ SENSORFLEET_PACKAGES=(mosquitto mosquitto-clients libmosquitto-dev libssl-dev op
 
 # What the tests need besides: headless Chromium renders the bench HTML report (about 35 s to
 # install here); prlimit (util-linux) runs sensorfleet under a small descriptor limit; iproute2
-# makes the network namespaces of NetnsShardTests; python3-venv holds kubernetes-validate.
+# makes the network namespaces of NetnsShardTests; python3-venv holds kubernetes-validate and amqtt.
 SENSORFLEET_TEST_PACKAGES=(chromium util-linux prometheus iproute2 python3-venv)
+
+# A second broker that is not mosquitto, for the interoperability tests: amqtt (PyPI), in a venv
+# under .build. Pinned; installed once (the tests find it at .build/amqtt-venv/bin/amqtt).
+SENSORFLEET_AMQTT_VERSION=0.12.1
 
 # Installs whichever of the given Debian packages are missing (apt-get; as root or with sudo).
 ensure_packages() {
@@ -41,3 +45,15 @@ ensure_kubernetes_validate() {
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check kubernetes-validate==1.37.0
 }
+# Makes .build/amqtt-venv with amqtt $SENSORFLEET_AMQTT_VERSION unless it is there already.
+ensure_amqtt() {
+  local venv=.build/amqtt-venv
+  if [ -x "$venv/bin/amqtt" ] && "$venv/bin/pip" show amqtt 2>/dev/null | grep -q "^Version: $SENSORFLEET_AMQTT_VERSION\$"; then
+    return 0
+  fi
+  echo "==> installing amqtt $SENSORFLEET_AMQTT_VERSION into $venv (the interoperability tests' second broker)"
+  mkdir -p .build
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "amqtt==$SENSORFLEET_AMQTT_VERSION"
+}
+

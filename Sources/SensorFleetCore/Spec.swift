@@ -118,6 +118,8 @@ public struct DeviceSpec: Sendable, Equatable {
     public var password: MQTTPassword?
     /// MQTT 5 properties of every telemetry message (`mqtt5:`); ignored at 3.1.1.
     public var telemetryProperties = TelemetryProperties()
+    /// How telemetry is written (`payload:`); JSON by default.
+    public var payload: PayloadFormat = .json
     public var sensors: [SensorSpec]
     /// Root under which real sensors find `sys/…` and `proc/…` (`/` on a real machine).
     public var sysfsRoot: String
@@ -194,11 +196,15 @@ public struct FleetSpec: Sendable, Equatable {
         set { outbox.maxMessages = newValue }
     }
     public var devices: [DeviceSpec]
+    /// `profile:` of fleet.yaml: the service the fleet is set up for (already applied to the
+    /// broker and devices; kept for `validate` and `bench`).
+    public var profile: BrokerProfile?
 
     public init(
         directory: String, broker: BrokerSpec, seed: UInt64 = 1, connectRate: Double = 50,
-        outboxLimit: Int = 1000, outbox: OutboxSpec? = nil, devices: [DeviceSpec]
+        outboxLimit: Int = 1000, outbox: OutboxSpec? = nil, devices: [DeviceSpec], profile: BrokerProfile? = nil
     ) {
+        self.profile = profile
         self.directory = directory
         self.broker = broker
         self.seed = seed

@@ -7,7 +7,15 @@ import ServiceLifecycle
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Load-test a broker with the fleet: steady rates, a verifier counting what arrived, JSON/HTML reports.",
-        discussion: "Report schema: docs/bench.md."
+        discussion: """
+        Report schema: docs/bench.md.
+
+        QoS 2, a payload template and MQTT 5 properties from the command line:
+          sensorfleet bench Devices --qos 2 --protocol 5 --messages 100 \\
+            --payload-format template --payload-template '{"id":"{{id}}","n":{{seq}},"at":{{ts_us}},"t":{{temperature}}}' \\
+            --message-expiry 60 --content-type application/json --user-property 'site={id}-north'
+        A template must hold {{seq}} and a time ({{ts_ms}}, {{ts_us}} or {{ts_iso}}): the verifier reads them back.
+        """
     )
 
     @Argument(help: "The fleet folder (provisioned; templates in fleet.yaml stand for many devices).")
@@ -24,8 +32,26 @@ struct Bench: AsyncParsableCommand {
     var totalRate: Double?
     @Option(help: "QoS 0, 1 or 2.")
     var qos: Int = 1
-    @Option(help: "Payload size in bytes (padding inside the JSON).")
+    @Option(help: "Payload size in bytes (padding inside the JSON, or a `pad` string field in influx).")
     var payloadSize: Int?
+    @Option(help: ArgumentHelp("Payload format of every device: json, influx or template (default: each device's `payload:`).", valueName: "format"))
+    var payloadFormat: String?
+    @Option(help: ArgumentHelp("The template text for --payload-format template, with {{seq}}, {{ts_ms}}/{{ts_us}}/{{ts_iso}}, {{id}}, {{<sensor>}}.", valueName: "text"))
+    var payloadTemplate: String?
+    @Option(help: ArgumentHelp("A file holding the template for --payload-format template.", valueName: "path"))
+    var payloadTemplateFile: String?
+    @Option(help: ArgumentHelp("Measurement of --payload-format influx (default telemetry).", valueName: "name"))
+    var influxMeasurement: String?
+    @Option(name: .customLong("protocol"), help: ArgumentHelp("MQTT version, 3.1.1 or 5 (default: fleet.yaml's broker.protocol).", valueName: "version"))
+    var mqttProtocol: String?
+    @Option(help: ArgumentHelp("MQTT 5: message expiry interval of every telemetry message, in seconds.", valueName: "seconds"))
+    var messageExpiry: Int?
+    @Option(help: ArgumentHelp("MQTT 5: content type of every telemetry message, e.g. application/json.", valueName: "type"))
+    var contentType: String?
+    @Option(help: ArgumentHelp("MQTT 5: a user property on every telemetry message, NAME=VALUE ({id} is the device id); repeatable.", valueName: "name=value"))
+    var userProperty: [String] = []
+    @Flag(help: "MQTT 5: send the telemetry topic as topic alias 1 after the first message (QoS 0 only).")
+    var topicAlias = false
     @Option(help: "Messages per device, then stop (the run ends when all are acknowledged and verified).")
     var messages: Int?
     @Option(help: "Seconds measured (after the warm-up).")
@@ -72,7 +98,10 @@ struct Bench: AsyncParsableCommand {
             try ranges.check("--verifier-connections", verifierConnections)
             try ranges.check("--threads", threads)
             try ranges.check("--metrics-linger", metricsLinger)
+            try ranges.check("--message-expiry", messageExpiry)
         } catch { throw ValidationError("\(error)") }
+        _ = try payloadChoice()
+        _ = try protocolChoice()
         if let metricsListen { try checkMetricsListen(metricsListen) }
     }
 
@@ -87,6 +116,8 @@ struct Bench: AsyncParsableCommand {
         options.totalRate = totalRate
         options.qos = qos
         options.payloadSize = payloadSize
+        options.payloadFormat = try payloadChoice()
+        (options.protocolVersion, options.telemetryProperties) = try protocolChoice()
         options.messagesPerDevice = messages
         options.duration = duration
         options.warmup = warmup
@@ -145,5 +176,97 @@ struct Bench: AsyncParsableCommand {
             throw ExitCode(1)
         }
         if options.verify && !r.verified { throw ExitCode(3) }
+    }
+}
+
+extension Bench {
+    /// `--payload-format` and its companions; nil: each device's own format.
+    func payloadChoice() throws -> PayloadFormat? {
+        let names = PayloadFormat.names.joined(separator: ", ")
+        guard let payloadFormat else {
+            if payloadTemplate != nil || payloadTemplateFile != nil || influxMeasurement != nil {
+                throw ValidationError("--payload-template, --payload-template-file and --influx-measurement go with --payload-format (template or influx)")
+            }
+            return nil
+        }
+        switch payloadFormat {
+        case "json":
+            if payloadTemplate != nil || payloadTemplateFile != nil || influxMeasurement != nil {
+                throw ValidationError("--payload-format json takes no template or measurement")
+            }
+            return .json
+        case "influx":
+            if payloadTemplate != nil || payloadTemplateFile != nil {
+                throw ValidationError("--payload-template goes with --payload-format template, not influx")
+            }
+            var line = InfluxLine()
+            if let influxMeasurement {
+                if let problem = InfluxLine.problem(with: influxMeasurement, what: "measurement") {
+                    throw ValidationError("--influx-measurement: \(problem); give a name such as telemetry")
+                }
+                line.measurement = influxMeasurement
+            }
+            return .influx(line)
+        case "template":
+            if influxMeasurement != nil { throw ValidationError("--influx-measurement goes with --payload-format influx") }
+            let text: String
+            switch (payloadTemplate, payloadTemplateFile) {
+            case (let inline?, nil): text = inline
+            case (nil, let path?):
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw ValidationError("--payload-template-file \(path): cannot read it (\(FileManager.default.fileExists(atPath: path) ? "not readable" : "no such file"))")
+                }
+                text = String(decoding: data, as: UTF8.self)
+            case (nil, nil):
+                throw ValidationError("--payload-format template needs the template: --payload-template '…' or --payload-template-file PATH")
+            default:
+                throw ValidationError("--payload-template and --payload-template-file: give one of them")
+            }
+            do {
+                return .template(try PayloadTemplate(parsing: text))
+            } catch {
+                throw ValidationError("--payload-template: line \(error.line): \(error.message)")
+            }
+        default:
+            throw ValidationError("--payload-format \(payloadFormat): expected one of \(names)")
+        }
+    }
+
+    /// `--protocol` and the MQTT 5 properties; nil where not given.
+    func protocolChoice() throws -> (MQTTVersion?, TelemetryProperties?) {
+        var version: MQTTVersion?
+        if let mqttProtocol {
+            guard let parsed = MQTTVersion(rawValue: mqttProtocol) else {
+                throw ValidationError("--protocol \(mqttProtocol): expected 3.1.1 or 5")
+            }
+            version = parsed
+        }
+        var properties = TelemetryProperties()
+        properties.messageExpiry = messageExpiry.map { UInt32($0) }
+        if let contentType {
+            guard !contentType.isEmpty, contentType.utf8.count <= 65_535, !contentType.contains("\u{0}") else {
+                throw ValidationError("--content-type: expected a MIME type such as application/json")
+            }
+            properties.contentType = contentType
+        }
+        for entry in userProperty {
+            guard let eq = entry.firstIndex(of: "="), eq != entry.startIndex else {
+                throw ValidationError("--user-property \(entry): expected NAME=VALUE, e.g. --user-property site=north")
+            }
+            let name = String(entry[..<eq]), value = String(entry[entry.index(after: eq)...])
+            guard !name.contains("\u{0}"), !value.contains("\u{0}"), name.utf8.count <= 65_535, value.utf8.count <= 65_535 else {
+                throw ValidationError("--user-property \(name): name and value are texts of at most 65,535 bytes without NUL")
+            }
+            properties.userProperties.append(.init(name: name, value: value))
+        }
+        properties.topicAlias = topicAlias
+        if topicAlias && qos > 0 {
+            throw ValidationError("--topic-alias is used at --qos 0 only (at QoS \(qos) libmosquitto re-sends an unacknowledged message after a reconnect with the alias only)")
+        }
+        let given = properties.hasProperties || properties.topicAlias
+        if given && version == .v311 {
+            throw ValidationError("--message-expiry, --content-type, --user-property and --topic-alias are MQTT 5 properties: use --protocol 5")
+        }
+        return (version, given ? properties : nil)
     }
 }

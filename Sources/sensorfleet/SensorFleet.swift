@@ -93,6 +93,13 @@ struct Validate: ParsableCommand {
         let loaded = try loadFleet(directory)
         for warning in loaded.warnings { printError("  ! \(warning)") }
         print("\(directory): valid: \(loaded.spec.devices.count) device\(loaded.spec.devices.count == 1 ? "" : "s"), broker \(loaded.spec.broker.host):\(loaded.spec.broker.port)")
+        if let profile = loaded.spec.profile {
+            print("profile \(profile.rawValue) sets and checks:")
+            for line in profile.explanation { print("  - \(line)") }
+            let broker = loaded.spec.broker
+            print("  = here: port \(broker.port), MQTT \(broker.protocolVersion.rawValue), keep-alive \(broker.keepAlive) s\(broker.alpn.map { ", ALPN \($0)" } ?? "")"
+                + (loaded.spec.devices.first.map { ", e.g. \($0.id): topic \($0.topic), QoS \($0.qos)\($0.username.map { ", user name \($0)" } ?? "")" } ?? ""))
+        }
     }
 }
 

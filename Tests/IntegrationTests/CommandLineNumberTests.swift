@@ -15,7 +15,9 @@ let cliExtremeValues = [
 /// with its own error naming the flag or variable), like the other shard and start options.
 private let textOptions: [String: Set<String>] = [
     "run": ["--broker", "--report", "--state-dir", "--log-level", "--metrics-listen", "--shard", "--shards", "--start-at", "--run-id"],
-    "bench": ["--broker", "--bind", "--report", "--html", "--log-level", "--metrics-listen", "--shard", "--shards", "--start-at", "--run-id"],
+    "bench": ["--broker", "--bind", "--report", "--html", "--log-level", "--metrics-listen", "--shard", "--shards", "--start-at", "--run-id",
+              "--payload-format", "--payload-template", "--payload-template-file", "--influx-measurement", "--protocol",
+              "--content-type", "--user-property"],
     "agent": ["--fleet", "--key", "--state-dir", "--log-level", "--metrics-listen"],
     "provision": ["--prefix", "--shard", "--shards"],
 ]

@@ -17,6 +17,11 @@ public struct BenchReport: Sendable, Codable {
         public var verifierConnections: Int
         public var descriptorsPerClient: Int
         public var reactorThreads: Int
+        /// `json`, `template` or `influx` (the devices' own when `--payload-format` was not given:
+        /// the first device's).
+        public var payloadFormat: String?
+        /// MQTT protocol version, "3.1.1" or "5".
+        public var mqttProtocol: String?
     }
 
     public struct Latency: Sendable, Codable {

@@ -14,6 +14,13 @@ public struct BenchOptions: Sendable {
     public var ratePerDevice: Double?
     public var totalRate: Double?
     public var qos: Int = 1
+    /// Every device writes this format (`--payload-format`); nil: each its own `payload:`.
+    public var payloadFormat: PayloadFormat?
+    /// Overrides fleet.yaml's `broker.protocol` (`--protocol`).
+    public var protocolVersion: MQTTVersion?
+    /// MQTT 5 properties on every telemetry message (`--message-expiry`, `--content-type`,
+    /// `--user-property`, `--topic-alias`), instead of the devices' `mqtt5:`; nil: theirs.
+    public var telemetryProperties: TelemetryProperties?
     /// Whole payload size in bytes (padding inside the JSON); nil: no padding.
     public var payloadSize: Int?
     public var messagesPerDevice: Int?
@@ -68,6 +75,7 @@ public enum BenchRunner {
         }
         do { spec = try spec.selecting(options.shard) } catch { throw FleetStartError(description: error.description) }
         let count = spec.devices.count
+        try applyProtocol(options, to: &spec)
         var rate: Double? = options.ratePerDevice
         if let total = options.totalRate { rate = total / Double(count) }
 
@@ -85,14 +93,25 @@ public enum BenchRunner {
             logger.warning("one descriptor per client is not available in this process (socketpair is not interposed): 3 per client")
         }
 
-        // Payload size: padding so the whole JSON is about `payloadSize` bytes.
+        let formats = try payloadFormats(options, spec)
+        // Payload size: padding so the whole payload is about `payloadSize` bytes.
         var padding = 0
         if let size = options.payloadSize, let first = spec.devices.first {
-            let sample = TelemetryPayload.encode(
-                device: first.id, seq: 1, timestampMillis: WallClock.millis(),
-                readings: first.sensors.map { ($0.name, 12.345) })
-            let withMicros = sample.count + ",\"tus\":".utf8.count + 16
-            padding = max(0, size - withMicros - ",\"pad\":\"\"".utf8.count)
+            switch formats[0] {
+            case .json:
+                let sample = TelemetryPayload.encode(
+                    device: first.id, seq: 1, timestampMillis: WallClock.millis(),
+                    readings: first.sensors.map { ($0.name, 12.345) })
+                let withMicros = sample.count + ",\"tus\":".utf8.count + 16
+                padding = max(0, size - withMicros - ",\"pad\":\"\"".utf8.count)
+            case .influx:
+                var sample: [UInt8] = []
+                formats[0].encode(device: first.id, seq: 1, timestampMicros: WallClock.micros(),
+                                  readings: first.sensors.map { ($0.name, 12.345) }, into: &sample)
+                padding = max(0, size - sample.count - ",pad=\"\"".utf8.count)
+            case .template:
+                throw FleetStartError(description: "--payload-size pads JSON and influx payloads; a template's size is that of its text: leave out --payload-size, or write the size into the template")
+            }
         }
         // A source address that is not this machine's fails every connect in bind(), before a
         // packet leaves: say so now, naming the address rather than the broker.
@@ -107,7 +126,8 @@ public enum BenchRunner {
         }
         let publishing = PublishSettings(
             pace: pace, qos: options.qos, messagesPerDevice: options.messagesPerDevice,
-            format: TelemetryFormat(padding: padding, microsecondTimestamps: true), bindAddresses: options.bind)
+            format: TelemetryFormat(payload: options.payloadFormat, padding: padding, microsecondTimestamps: true),
+            bindAddresses: options.bind)
 
         let broker = spec.broker
         let runOptions = {
@@ -134,7 +154,7 @@ public enum BenchRunner {
             guard FileManager.default.fileExists(atPath: settings.certFile) else {
                 throw FleetStartError(description: "the verifier needs the observer identity \(settings.certFile): run `sensorfleet provision \(spec.directory)`, or pass --no-verify")
             }
-            let made = try Verifier(settings: settings, topics: spec.devices.map { ($0.id, $0.topic) }, logger: logger)
+            let made = try Verifier(settings: settings, topics: spec.devices.map { ($0.id, $0.topic) }, formats: formats, logger: logger)
             try await made.start(timeout: 15)
             verifier = made
             options.metrics?.attach(verifier: made)
@@ -304,7 +324,8 @@ public enum BenchRunner {
             payloadBytes: options.payloadSize ?? 0, messagesPerDevice: options.messagesPerDevice,
             durationS: options.duration, warmupS: options.warmup, bind: options.bind,
             verifierConnections: verifierConnections, descriptorsPerClient: perClient,
-            reactorThreads: options.reactorThreads ?? max(1, min(ProcessInfo.processInfo.activeProcessorCount, (count + 499) / 500)))
+            reactorThreads: options.reactorThreads ?? max(1, min(ProcessInfo.processInfo.activeProcessorCount, (count + 499) / 500)),
+            payloadFormat: formats.first?.name, mqttProtocol: spec.broker.protocolVersion.rawValue)
         let formatter = ISO8601DateFormatter()
         return BenchReport(
             runId: options.runID ?? options.startAt?.runID ?? StartTime.runID(for: startedAt),
@@ -336,5 +357,57 @@ public enum BenchRunner {
             timeSeries: series,
             devices: perDevice.isEmpty ? nil : perDevice,
             verified: options.verify && gaps == 0 && duplicates == 0 && totals.dropped == 0 && receivedTotal == totals.accepted)
+    }
+}
+
+extension BenchRunner {
+    /// `--protocol` and the MQTT 5 properties of the command line, applied to every device.
+    static func applyProtocol(_ options: BenchOptions, to spec: inout FleetSpec) throws(FleetStartError) {
+        if let version = options.protocolVersion { spec.broker.protocolVersion = version }
+        if let profile = spec.profile {
+            let limits = profile.limits
+            if options.qos > limits.maxQoS {
+                throw FleetStartError(description: "--qos \(options.qos): fleet.yaml's profile \(profile.rawValue) takes QoS 0 to \(limits.maxQoS); the service would close the connection. Pass --qos \(limits.maxQoS)")
+            }
+            if !limits.protocols.contains(spec.broker.protocolVersion) {
+                throw FleetStartError(description: "--protocol \(spec.broker.protocolVersion.rawValue): fleet.yaml's profile \(profile.rawValue) speaks MQTT \(limits.protocols.map(\.rawValue).joined(separator: " or ")) only")
+            }
+        }
+        guard let properties = options.telemetryProperties else { return }
+        if spec.broker.protocolVersion != .v5 {
+            throw FleetStartError(description: "--message-expiry, --content-type, --user-property and --topic-alias are MQTT 5 properties, and this bench speaks MQTT \(spec.broker.protocolVersion.rawValue): add --protocol 5 (or set broker.protocol: \"5\" in fleet.yaml)")
+        }
+        if properties.topicAlias && options.qos > 0 {
+            throw FleetStartError(description: "--topic-alias is used at --qos 0 only: at QoS \(options.qos) libmosquitto re-sends an unacknowledged message after a reconnect with the alias only, which the broker does not know on the new connection")
+        }
+        for i in spec.devices.indices {
+            var own = properties
+            own.userProperties = own.userProperties.map { .init(name: $0.name, value: $0.value.replacingOccurrences(of: "{id}", with: spec.devices[i].id)) }
+            spec.devices[i].telemetryProperties = own
+        }
+    }
+
+    /// Each device's payload format in this bench; refuses a format the verifier cannot read
+    /// (when verifying) and a `--payload-format template` whose placeholders a device lacks.
+    static func payloadFormats(_ options: BenchOptions, _ spec: FleetSpec) throws(FleetStartError) -> [PayloadFormat] {
+        if case .template(let template)? = options.payloadFormat {
+            for device in spec.devices {
+                let sensors = device.sensors.map(\.name)
+                if let unknown = template.unknownPlaceholders(sensors: sensors).first {
+                    let known = (PayloadTemplate.builtInNames + sensors).map { "{{\($0)}}" }.joined(separator: ", ")
+                    throw FleetStartError(description: "--payload-template: unknown placeholder {{\(unknown.name)}} (line \(unknown.line)) for device \(device.id); known: \(known)")
+                }
+            }
+        }
+        let formats = spec.devices.map { options.payloadFormat ?? $0.payload }
+        if options.verify {
+            for (device, format) in zip(spec.devices, formats) {
+                if let problem = format.verificationProblem {
+                    let whose = options.payloadFormat != nil ? "--payload-template" : "the payload template of device \(device.id)"
+                    throw FleetStartError(description: "\(whose): \(problem); or pass --no-verify to measure publishing only")
+                }
+            }
+        }
+        return formats
     }
 }

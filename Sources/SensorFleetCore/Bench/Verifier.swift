@@ -47,12 +47,14 @@ public final class Verifier: Sendable {
     /// - Parameters:
     ///   - settings: broker and observer identity.
     ///   - topics: device id → telemetry topic, for every device to verify.
-    public init(settings: Settings, topics: [(id: String, topic: String)], logger: Logger) throws {
+    ///   - formats: each device's payload format, in the order of `topics` (seq and the send time
+    ///     are read with ``PayloadFormat/stamp(of:)``); empty: all JSON.
+    public init(settings: Settings, topics: [(id: String, topic: String)], formats: [PayloadFormat] = [], logger: Logger) throws {
         reactor = try Reactor(name: "verifier")
         let trust = try TrustStore(caFile: settings.caFile)
         let tls = try TLSContext(trust: trust, certFile: settings.certFile, keyFile: settings.keyFile, settings: settings.tls)
         // Made before the reactor's thread runs; from then on used only there (checked).
-        state = ReactorBound(VerifierState(settings: settings, tls: tls, topics: topics, logger: logger), handingTo: reactor)
+        state = ReactorBound(VerifierState(settings: settings, tls: tls, topics: topics, formats: formats, logger: logger), handingTo: reactor)
     }
 
     /// Connects every verifier connection and subscribes; returns when all subscriptions are in
@@ -120,6 +122,8 @@ final class VerifierState {
     let logger: Logger
     var trackers: [SequenceTracker]
     let ids: [String]
+    /// Each device's payload format, by index; JSON for all when empty.
+    let formats: [PayloadFormat]
     var indexByTopic: [String: Int] = [:]
     var connections: [VerifierConnection] = []
     var readyCount = 0
@@ -128,8 +132,10 @@ final class VerifierState {
     /// permanent connect failure): `start` throws it at once.
     var fatalFailure: String?
 
-    init(settings: Verifier.Settings, tls: TLSContext, topics: [(id: String, topic: String)], logger: Logger) {
+    init(settings: Verifier.Settings, tls: TLSContext, topics: [(id: String, topic: String)], formats: [PayloadFormat],
+         logger: Logger) {
         self.settings = settings
+        self.formats = formats.count == topics.count ? formats : []
         self.tls = tls
         self.logger = logger
         ids = topics.map(\.id)
@@ -269,17 +275,18 @@ final class VerifierConnection: MQTTClientDelegate {
 
     func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer) {
         owner.received.add(1, ordering: .relaxed)
-        guard let index = state.indexByTopic[topic], let header = TelemetryPayload.parseHeader(payload) else {
+        guard let index = state.indexByTopic[topic],
+              let stamp = (state.formats.isEmpty ? PayloadFormat.json : state.formats[index]).stamp(of: payload)
+        else {
             owner.errors.add(1, ordering: .relaxed)
             return
         }
         let duplicatesBefore = state.trackers[index].duplicates
-        state.trackers[index].record(header.seq)
+        state.trackers[index].record(stamp.seq)
         if state.trackers[index].duplicates != duplicatesBefore { owner.duplicates.add(1, ordering: .relaxed) }
         // Payloads come from the network: a hostile timestamp must not trap the arithmetic.
         let nowMicros = WallClock.micros()
-        let fromMillis = header.timestampMillis.multipliedReportingOverflow(by: 1000)
-        let sentMicros = Verifier.microsField(payload) ?? (fromMillis.overflow ? nowMicros : fromMillis.partialValue)
+        let sentMicros = stamp.sentMicros ?? nowMicros
         let elapsed = nowMicros.subtractingReportingOverflow(sentMicros)
         owner.latency.record(micros: elapsed.overflow ? 0 : UInt64(max(0, elapsed.partialValue)))
     }

@@ -21,7 +21,7 @@ struct ParsedDevice {
 
 /// Reads `<fleet>/<folder>/device.yaml`.
 struct DeviceParser {
-    static let deviceKeys = ["id", "interval", "qos", "topic", "clean_session", "session_expiry", "cert", "key", "sensors", "sysfs_root", "mqtt5"]
+    static let deviceKeys = ["id", "interval", "qos", "topic", "clean_session", "session_expiry", "cert", "key", "sensors", "sysfs_root", "mqtt5", "payload"]
         + LoginFields.keys
 
     let location: FleetLocation
@@ -83,6 +83,10 @@ struct DeviceParser {
         spec.telemetryProperties = TelemetryPropertiesFields.checkAlias(
             (fields.mqtt5 ?? TelemetryPropertiesFields()).merged(over: defaults.mqtt5).properties(id: id),
             qos: spec.qos, file: file, log: log)
+        if let payload = fields.payload ?? defaults.payload {
+            spec.payload = payload.payload(sensors: sensors.map(\.name), id: id,
+                                           field: fields.payload != nil ? "payload.template" : "defaults.payload.template", log: log)
+        }
         return ParsedDevice(spec: spec, file: file, idLine: idLine, certDisplay: cert.display,
                             keyDisplay: key.display, certLine: cert.line, keyLine: key.line)
     }

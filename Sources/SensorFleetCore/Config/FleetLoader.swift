@@ -131,12 +131,16 @@ public enum FleetLoader {
                           + "e.g. \(location.display("thermostat-001/device.yaml")) (see Devices/README.md)")
         }
         reportDuplicateIDs(devices, log: log)
+        var devicesChecked = devices
+        if let profile = settings.profile {
+            ProfileRules.checkDevices(profile, broker: settings.broker, devices: &devicesChecked, log: log)
+        }
 
-        let sorted = devices.sorted { ($0.spec.id, $0.file) < ($1.spec.id, $1.file) }
+        let sorted = devicesChecked.sorted { ($0.spec.id, $0.file) < ($1.spec.id, $1.file) }
         let spec = FleetSpec(
             directory: location.absolute, broker: settings.broker, seed: settings.seed,
             connectRate: settings.connectRate, outbox: settings.outbox,
-            devices: sorted.map(\.spec))
+            devices: sorted.map(\.spec), profile: settings.profile)
         return ParsedFleet(spec: spec, settings: settings, devices: sorted, templates: templates)
     }
 

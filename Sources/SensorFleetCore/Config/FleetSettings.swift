@@ -12,14 +12,15 @@ struct DeviceDefaults {
     var mqtt5: TelemetryPropertiesFields?
     /// Absolute path of the fault labels file (fleet.yaml's `labels:`).
     var faultLabels: String?
+    var payload: PayloadFields?
 }
 
 /// What fleet.yaml says, with defaults for everything it leaves out.
 struct FleetSettings {
-    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates", "labels"]
+    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates", "labels", "profile"]
     static let brokerKeys = ["host", "port", "ca", "protocol", "keepalive", "tls_min_version", "alpn", "bind",
                              "insecure_skip_hostname_verification", "tls", "allow_plaintext"]
-    static let defaultsKeys = ["interval", "qos", "topic", "clean_session", "session_expiry", "mqtt5"] + LoginFields.keys
+    static let defaultsKeys = ["interval", "qos", "topic", "clean_session", "session_expiry", "mqtt5", "payload"] + LoginFields.keys
 
     let location: FleetLocation
     var broker: BrokerSpec
@@ -27,6 +28,8 @@ struct FleetSettings {
     var connectRate: Double = 50
     var outbox = OutboxSpec()
     var defaults = DeviceDefaults()
+    /// `profile:` (see ``BrokerProfile``).
+    var profile: BrokerProfile?
     /// Where the CA is named, for messages about the CA file.
     var caDisplay: String
     var caLine: Int?
@@ -42,8 +45,12 @@ struct FleetSettings {
 
     mutating func read(_ root: MappingReader) {
         root.rejectUnknownKeys(allowed: Self.fleetKeys)
-        if let broker = root.mapping("broker", fix: "write the broker settings indented under `broker:`") {
-            readBroker(broker)
+        let brokerMap = root.mapping("broker", fix: "write the broker settings indented under `broker:`")
+        if let brokerMap { readBroker(brokerMap) }
+        profile = ProfileRules.read(root)
+        if let profile {
+            ProfileRules.applyBroker(profile, to: &self, broker: brokerMap, log: root.log)
+            if let topic = ProfileRules.defaultTopic(profile) { defaults.topic = topic }
         }
         if let seed = root.unsigned("seed", expected: "a whole number 0 or greater",
                                     fix: "set seed to a whole number such as 42 (the same seed gives the same readings)") {
@@ -76,6 +83,7 @@ struct FleetSettings {
             self.defaults.sessionExpiry = fields.sessionExpiry ?? self.defaults.sessionExpiry
             self.defaults.login = fields.login
             self.defaults.mqtt5 = fields.mqtt5
+            self.defaults.payload = fields.payload
         }
     }
 

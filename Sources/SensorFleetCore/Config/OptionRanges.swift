@@ -28,6 +28,7 @@ public struct OptionRanges: Sendable {
         ("--verifier-connections", .verifierConnections),
         ("--threads", .reactorThreads),
         ("--metrics-linger", .metricsLinger),
+        ("--message-expiry", .messageExpiry),
     ])
 
     public static let agent = OptionRanges(command: "agent", options: [

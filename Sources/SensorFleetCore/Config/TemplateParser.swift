@@ -67,7 +67,7 @@ struct TemplateSpec {
 
 /// Reads `templates:` and expands it into devices.
 struct TemplateParser {
-    static let keys = ["id", "count", "start", "interval", "qos", "topic", "clean_session", "session_expiry", "sensors", "shared_identity", "mqtt5"] + LoginFields.keys
+    static let keys = ["id", "count", "start", "interval", "qos", "topic", "clean_session", "session_expiry", "sensors", "shared_identity", "mqtt5", "payload"] + LoginFields.keys
     /// Devices one fleet file may describe through templates.
     static let maximumDevices = Int(SettingRange.devices.upper)
 
@@ -145,6 +145,9 @@ struct TemplateParser {
         let loginTemplate = fields.login.merged(over: defaults.login, id: nil, file: file, log: log)
         let mqtt5 = (fields.mqtt5 ?? TelemetryPropertiesFields()).merged(over: defaults.mqtt5)
         _ = TelemetryPropertiesFields.checkAlias(mqtt5.properties(id: ""), qos: qos, file: file, log: log)
+        let payload = (fields.payload ?? defaults.payload)?.payload(
+            sensors: sensors.map(\.name), id: template.id(0),
+            field: fields.payload != nil ? map.field("payload.template") : "defaults.payload.template", log: log) ?? .json
         let sharedFolder = template.sharedFolder
         var devices: [ParsedDevice] = []
         devices.reserveCapacity(count)
@@ -161,6 +164,7 @@ struct TemplateParser {
                 username: login.username, password: login.password)
             spec.telemetryProperties = mqtt5.properties(id: id)
             spec.faultLabels = defaults.faultLabels
+            spec.payload = payload
             if qos > 0 { spec.telemetryProperties.topicAlias = false }
             var device = ParsedDevice(spec: spec, file: file, idLine: map.line(of: "id"), certDisplay: cert.display,
                                       keyDisplay: key.display, certLine: nil, keyLine: nil)

@@ -153,21 +153,17 @@ actor Device: MQTTClientDelegate {
     func produceReading(now: MonotonicInstant) {
         let elapsed = now.seconds(since: startedAt)
         readings.removeAll(keepingCapacity: true)
-        let moment = ReadingMoment(elapsed: elapsed, seq: seq + 1, wallMillis: WallClock.millis())
+        // One clock read per reading: the payload's time and the fault labels' time are the same.
+        let wallMicros = WallClock.micros()
+        let moment = ReadingMoment(elapsed: elapsed, seq: seq + 1, wallMillis: wallMicros / 1000)
         for i in sensors.indices {
             if let error = sensors[i].read(moment, into: &readings) { sensorFailed(sensors[i].name, error) }
         }
         seq += 1
         schedule.noteReading()
-        if format.microsecondTimestamps || format.padding > 0 {
-            let micros = WallClock.micros()
-            TelemetryPayload.encode(
-                device: spec.id, seq: seq, timestampMillis: micros / 1000, readings: readings,
-                timestampMicros: format.microsecondTimestamps ? micros : nil, padding: format.padding, into: &payloadBuffer)
-        } else {
-            TelemetryPayload.encode(
-                device: spec.id, seq: seq, timestampMillis: moment.wallMillis, readings: readings, into: &payloadBuffer)
-        }
+        (format.payload ?? spec.payload).encode(
+            device: spec.id, seq: seq, timestampMicros: wallMicros, readings: readings, extras: format,
+            into: &payloadBuffer)
         delivery.enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer, enqueuedAt: now))
     }
 

@@ -36,14 +36,18 @@ public struct PublishSettings: Sendable, Equatable {
     }
 }
 
-/// Extras in the telemetry JSON beyond `{"device","seq","ts","readings"}`.
+/// The payload format of a run where it overrides the devices' own (`bench --payload-format`),
+/// and the extras a load test adds.
 public struct TelemetryFormat: Sendable, Equatable {
-    /// `"pad"`: this many `x` characters (a payload of a chosen size).
+    /// Every device writes this format instead of its `payload:`; nil: each its own.
+    public var payload: PayloadFormat?
+    /// `"pad"`: this many `x` characters (a payload of a chosen size; JSON and influx).
     public var padding: Int
-    /// `"tus"`: the send time in microseconds since 1970 (end-to-end latency at µs resolution).
+    /// `"tus"`: the send time in microseconds since 1970 (end-to-end latency at µs resolution; JSON).
     public var microsecondTimestamps: Bool
 
-    public init(padding: Int = 0, microsecondTimestamps: Bool = false) {
+    public init(payload: PayloadFormat? = nil, padding: Int = 0, microsecondTimestamps: Bool = false) {
+        self.payload = payload
         self.padding = padding
         self.microsecondTimestamps = microsecondTimestamps
     }
