@@ -89,10 +89,15 @@ struct Validate: ParsableCommand {
     @Argument(help: "The fleet folder.")
     var directory: String = "Devices"
 
+    @Option(help: ArgumentHelp("Check this scenario file against the fleet too.", valueName: "file"))
+    var scenario: String?
+
     func run() throws {
-        let loaded = try loadFleet(directory)
+        var loaded = try loadFleet(directory)
+        if let scenario { loaded.spec.scenario = try loadScenario(scenario, fleet: loaded.spec, directory: directory) }
         for warning in loaded.warnings { printError("  ! \(warning)") }
         print("\(directory): valid: \(loaded.spec.devices.count) device\(loaded.spec.devices.count == 1 ? "" : "s"), broker \(loaded.spec.broker.host):\(loaded.spec.broker.port)")
+        for line in BehaviourSummary.lines(loaded.spec) { print("  \(line)") }
     }
 }
 

@@ -15,6 +15,7 @@ struct DeviceDefaults {
 /// What fleet.yaml says, with defaults for everything it leaves out.
 struct FleetSettings {
     static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates"]
+        + BehaviourFields.fleetKeys
     static let brokerKeys = ["host", "port", "ca", "protocol", "keepalive", "tls_min_version", "alpn", "bind",
                              "insecure_skip_hostname_verification", "tls", "allow_plaintext"]
     static let defaultsKeys = ["interval", "qos", "topic", "clean_session", "session_expiry", "mqtt5"] + LoginFields.keys
@@ -25,6 +26,9 @@ struct FleetSettings {
     var connectRate: Double = 50
     var outbox = OutboxSpec()
     var defaults = DeviceDefaults()
+    var behaviour = BehaviourSpec()
+    /// `scenario:` as read (checked against the devices once they are known).
+    var scenario: [ScenarioEvent]?
     /// Where the CA is named, for messages about the CA file.
     var caDisplay: String
     var caLine: Int?
@@ -63,6 +67,8 @@ struct FleetSettings {
         if let section = root.mapping("outbox", fix: "write the outbox settings indented under `outbox:`") {
             OutboxSettings.read(section, into: &outbox)
         }
+        BehaviourFields.readFleet(root, into: &behaviour)
+        scenario = ScenarioParser.read(root)
         if let defaults = root.mapping("defaults", fix: "write device defaults indented under `defaults:`") {
             defaults.rejectUnknownKeys(allowed: Self.defaultsKeys)
             let fields = DeviceFields.read(defaults) { location.resolve($0, in: nil) }

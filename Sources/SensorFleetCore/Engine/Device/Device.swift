@@ -19,7 +19,7 @@ actor Device: MQTTClientDelegate {
     let schedule: ReadingSchedule
     let delivery: Delivery
     let supervisor: ConnectionSupervisor
-    private var sensors: [DeviceSensor]
+    var sensors: [DeviceSensor]
     private let format: TelemetryFormat
     private var payloadBuffer: [UInt8] = []
     private(set) var readings: [(name: String, value: Double)] = []
@@ -28,6 +28,8 @@ actor Device: MQTTClientDelegate {
     private(set) var sensorErrors = 0
     var commandsReceived = 0
     private(set) var startedAt = MonotonicInstant.zero
+    /// Firmware, boots, battery, shadow, scenario effects (`Device+Behaviour.swift`).
+    var behaviour: DeviceBehaviourState
 
     init(spec: DeviceSpec, context: FleetContext, reactor: Reactor) {
         self.spec = spec
@@ -36,6 +38,7 @@ actor Device: MQTTClientDelegate {
         var logger = context.logger
         logger[metadataKey: "device"] = "\(spec.id)"
         self.logger = logger
+        behaviour = DeviceBehaviourState(firmware: spec.firmware)
         sensors = spec.sensors.map {
             DeviceSensor(spec: $0, fleetSeed: context.seed, deviceID: spec.id, sysfsRoot: spec.sysfsRoot)
         }
@@ -85,8 +88,9 @@ actor Device: MQTTClientDelegate {
     /// publish in lock-step) and the first connection attempt.
     /// - Parameter durable: the reactor's writer into the durable outbox, shared by the devices
     ///   of this reactor (so one transaction per turn carries them all).
-    func start(durable: ReactorBound<DurableOutboxWriter>?) {
+    func start(durable: ReactorBound<DurableOutboxWriter>?, bootCount: Int = 1) {
         delivery.durable = durable?.value
+        powerOn(bootCount: bootCount)
         schedule.produce = { [unowned self] now in self.produceReading(now: now) }
         schedule.afterTick = { [unowned self] now in
             self.delivery.expire(now: now)
@@ -108,18 +112,24 @@ actor Device: MQTTClientDelegate {
 
     /// Stops readings; what is queued keeps going out, and a device that is offline keeps
     /// reconnecting (with its backoff) until `disconnect()`, so a stop can drain its outbox.
-    func stopProducing() { schedule.stop() }
+    func stopProducing() {
+        schedule.stop()
+        cancelBehaviourTimers()
+    }
 
     var isConnected: Bool { supervisor.isConnected }
     var isClosed: Bool { supervisor.isClosed }
     /// Nothing left to send, or nothing will get it out (a failure that does not fix itself).
-    var isSettled: Bool { delivery.pending == 0 || (!isConnected && supervisor.isFailing) }
+    var isSettled: Bool {
+        delivery.pending == 0 || (!isConnected && (supervisor.isFailing || behaviour.battery?.empty == true))
+    }
 
     /// Publishes the retained `offline` status (a clean DISCONNECT suppresses the will) and
     /// disconnects.
     func disconnect() {
         schedule.stop()
-        supervisor.stop { publishStatus("offline") }
+        cancelBehaviourTimers()
+        supervisor.stop { publishStatus(offlinePayload) }
     }
 
     /// Counts what never reached the broker (kept on disk, or dropped) and frees the client.
@@ -143,6 +153,7 @@ actor Device: MQTTClientDelegate {
 
     /// Reads every sensor, makes the payload and hands it to delivery.
     func produceReading(now: MonotonicInstant) {
+        guard batteryAllowsReading(now: now) else { return }
         let elapsed = now.seconds(since: startedAt)
         readings.removeAll(keepingCapacity: true)
         for i in sensors.indices {
@@ -151,16 +162,18 @@ actor Device: MQTTClientDelegate {
             case .failure(let error): sensorFailed(sensors[i].name, error)
             }
         }
+        if let battery = behaviour.battery { readings.append((battery.spec.sensor, battery.volts)) }
         seq += 1
         schedule.noteReading()
+        let skew = behaviour.clockSkewMillis
         if format.microsecondTimestamps || format.padding > 0 {
-            let micros = WallClock.micros()
+            let micros = WallClock.micros() + skew * 1000
             TelemetryPayload.encode(
                 device: spec.id, seq: seq, timestampMillis: micros / 1000, readings: readings,
                 timestampMicros: format.microsecondTimestamps ? micros : nil, padding: format.padding, into: &payloadBuffer)
         } else {
             TelemetryPayload.encode(
-                device: spec.id, seq: seq, timestampMillis: WallClock.millis(), readings: readings, into: &payloadBuffer)
+                device: spec.id, seq: seq, timestampMillis: WallClock.millis() + skew, readings: readings, into: &payloadBuffer)
         }
         delivery.enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer, enqueuedAt: now))
     }
@@ -240,8 +253,14 @@ actor Device: MQTTClientDelegate {
         if let granted = connack.sessionExpiry, granted != client.options.sessionExpiry {
             logger.info("the broker set the session expiry", metadata: ["session_expiry": "\(granted)"])
         }
-        publishStatus("online")
+        batteryConnected()
+        publishStatus(birthPayload)
         client.subscribe(commandsTopic, qos: 1)
+        shadowConnected(client)
+        if let notice = behaviour.noticeAfterBoot {
+            behaviour.noticeAfterBoot = nil
+            _ = notice.payload.withUnsafeBytes { client.publish(topic: notice.topic, payload: $0, qos: 1) }
+        }
         delivery.brokerReceiveMaximum = connack.receiveMaximum
         delivery.connectionUp()
         pump()
@@ -256,6 +275,7 @@ actor Device: MQTTClientDelegate {
         if let refusal = delivery.didComplete(messageID: messageID, reasonCode: reasonCode) {
             supervisor.note(error: refusal, prefix: "")
         }
+        batteryPublishCompleted(messageID)
         pump()
     }
 }

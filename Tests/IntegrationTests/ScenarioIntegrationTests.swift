@@ -1,0 +1,86 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+@testable import SensorFleetCore
+import SensorFleetTesting
+
+private func json(_ text: String) -> [String: Any]? {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+}
+
+private final class Lines: Sendable {
+    let lines = Mutex<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+}
+
+@Suite("Fleet scenarios over a real mosquitto", .serialized)
+struct ScenarioIntegrationTests {
+    @Test("a scenario drops 30 % of 50 devices without DISCONNECT: their wills and only theirs, none back before the duration, all back after, nothing lost")
+    func disconnectThirtyPercent() async throws {
+        let ids = (1...50).map { String(format: "node-%02d", $0) }
+        let fleet = try TestFleet(devices: ids, interval: 0.5, fleetExtra: """
+            scenario:
+              - at: 2
+                select: 30%
+                action: disconnect
+                duration: 4
+            """)
+        defer { fleet.tearDown() }
+        let subscriber = try fleet.subscriber(["devices/+/status", "devices/+/telemetry"])
+        let spec = try fleet.load()
+        let plan = try #require(spec.scenario)
+        let runner = try fleet.makeFleet()
+        let output = Lines()
+        let scenario = ScenarioService(fleet: runner, scenario: plan, logger: Logger(label: "scenario"), write: { output.append($0) })
+        await runner.start()
+        #expect(await waitFor(20) { statusMessages(subscriber.messages()).filter { $0.value.contains { $0["status"] as? String == "online" } }.count == 50 })
+        try await scenario.runEvents()
+
+        let record = try #require(scenario.records.first)
+        let chosen = Set(record.devices)
+        #expect(chosen.count == 15)
+        #expect(record.refused == nil)
+        #expect(output.lines.withLock { $0 }.first?.contains("disconnect for 4 s → 15 devices") == true)
+
+        // The observer: a will (reason connection_lost) from exactly the chosen devices.
+        func willSenders() -> Set<String> {
+            Set(statusMessages(subscriber.messages()).filter { $0.value.contains { $0["reason"] as? String == "connection_lost" } }.keys)
+        }
+        #expect(await waitFor(15) { willSenders() == chosen }, "wills from \(willSenders().sorted()), chosen \(chosen.sorted())")
+        // All back: a second birth from each of them.
+        func backAgain() -> Set<String> {
+            Set(statusMessages(subscriber.messages()).filter { $0.value.filter { $0["status"] as? String == "online" }.count >= 2 }.keys)
+        }
+        #expect(await waitFor(20) { backAgain() == chosen }, "back: \(backAgain().sorted())")
+
+        // The broker: exactly those closed their connection without DISCONNECT, and each
+        // reconnected no sooner than the duration after (its log has whole seconds).
+        let log = fleet.broker.log().split(separator: "\n")
+        func times(_ text: String) -> [Int] { log.filter { $0.contains(text) }.compactMap { Int($0.prefix { $0.isNumber }) } }
+        let lostIDs = Set(log.filter { $0.contains("closed its connection") }.compactMap { line -> String? in
+            guard let r = line.range(of: "Client ") else { return nil }
+            return line[r.upperBound...].split(separator: " ").first.map(String.init)
+        })
+        #expect(lostIDs == chosen, "the broker saw \(lostIDs.sorted()) close")
+        for id in chosen {
+            let connected = times(" as \(id) (")
+            #expect(connected.count == 2, "\(id) connected \(connected.count) times")
+            if let back = connected.last, let gone = times("Client \(id) closed its connection").first {
+                #expect(back - gone >= 3, "\(id) back after \(back - gone) s")
+            }
+        }
+
+        let summary = await runner.stop()
+        #expect(summary.totals.dropped == 0)
+        #expect(summary.totals.acknowledged == summary.totals.accepted)
+        // Nothing lost: every seq from 1 to the last, for every device, at the observer.
+        #expect(await waitFor(10) {
+            let seen = subscriber.sequences()
+            return summary.devices.allSatisfy { d in Set(seen[d.id] ?? []) == Set(1...max(1, d.lastSeq)) && d.lastSeq > 0 }
+        })
+        for device in summary.devices where chosen.contains(device.id) { #expect(device.connects == 2) }
+        for device in summary.devices where !chosen.contains(device.id) { #expect(device.connects == 1) }
+    }
+}
