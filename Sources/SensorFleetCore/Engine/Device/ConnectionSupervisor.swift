@@ -85,6 +85,7 @@ final class ConnectionSupervisor {
         guard running else { return }
         timer?.cancel()
         var delay = delay
+        if heldUntil == MonotonicInstant.forever { return }  // an empty battery: silent until `resume()`
         if let heldUntil {
             let now = MonotonicInstant.now()
             if now < heldUntil { delay = max(delay, heldUntil.duration(since: now)) } else { self.heldUntil = nil }
@@ -297,4 +298,9 @@ final class ConnectionSupervisor {
         if client.state == .connected || client.state == .connecting { renewing = true }
         return nil
     }
+}
+
+extension MonotonicInstant {
+    /// A hold without end.
+    static let forever = MonotonicInstant(nanoseconds: .max)
 }

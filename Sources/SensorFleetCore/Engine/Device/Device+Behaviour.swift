@@ -23,6 +23,10 @@ struct DeviceBehaviourState {
     var noticeAfterBoot: (topic: String, payload: [UInt8])?
     var shadow = ShadowDocument()
     var battery: BatteryState?
+    /// Runs once the broker has acknowledged this message id (or after a bound): a reboot waits
+    /// for its "rebooting" (or the command's reply) to be delivered, so it is not sent twice.
+    var afterAck: (messageID: Int32, action: @Sendable (isolated Device) -> Void)?
+    var rebootAfterReply = false
     var scenarioDisconnects = 0
     var reboots = 0
 }
@@ -191,8 +195,8 @@ extension Device {
         }
         after(settings.downloadSeconds) { device in device.publishJSON(device.otaTopic, progress("verifying")) }
         after(settings.downloadSeconds + settings.verifySeconds) { device in
-            device.publishJSON(device.otaTopic, progress("rebooting"))
-            device.reboot(reason: "ota") { device in
+            let mid = device.publishJSON(device.otaTopic, progress("rebooting"))
+            device.whenAcknowledged(mid) { device in device.reboot(reason: "ota") { device in
                 if fails {
                     // The new image boots, fails its health check, and the bootloader goes back.
                     _ = device.context.bootCounts.boot(device.spec.id)
@@ -208,9 +212,27 @@ extension Device {
                 device.behaviour.noticeAfterBoot = (device.otaTopic, DeviceBehaviourJSON.bytes(progress("done", ["running": .string(version)])))
                 device.shadowFirmwareChanged()
                 return true
-            }
+            } }
         }
         return nil
+    }
+
+    /// Runs `action` once the broker has acknowledged `messageID` (at most 2 s later; at once
+    /// when there is no message or no connection).
+    func whenAcknowledged(_ messageID: Int32?, _ action: @escaping @Sendable (isolated Device) -> Void) {
+        guard let messageID, isConnected else { action(self); return }
+        behaviour.afterAck = (messageID, action)
+        after(2) { device in
+            guard let pending = device.behaviour.afterAck, pending.messageID == messageID else { return }
+            device.behaviour.afterAck = nil
+            pending.action(device)
+        }
+    }
+
+    func acknowledged(_ messageID: Int32) {
+        guard let pending = behaviour.afterAck, pending.messageID == messageID else { return }
+        behaviour.afterAck = nil
+        pending.action(self)
     }
 
     // MARK: Scenario actions
@@ -301,12 +323,13 @@ extension Device {
     }
 
     func batteryPublishCompleted(_ messageID: Int32) {
+        acknowledged(messageID)
         if let mid = behaviour.battery?.lastGaspMID, mid == messageID { goSilent() }
     }
 
     private func goSilent() {
         behaviour.battery?.lastGaspMID = nil
-        supervisor.dropConnection(until: MonotonicInstant(nanoseconds: .max))
+        supervisor.dropConnection(until: .forever)
     }
 
     /// An empty battery with solar charging wakes up at 5 % charge (reset reason `battery`).

@@ -22,6 +22,11 @@ extension Device {
             client.publish(topic: replyTopic, payload: raw, qos: 1, correlationData: correlationData)
         }
         if case .failure(let error) = result { logger.warning("cannot send the reply on \(replyTopic): \(error)") }
+        if behaviour.rebootAfterReply {
+            // The reply is delivered first; then the device goes down.
+            behaviour.rebootAfterReply = false
+            whenAcknowledged(try? result.get()) { $0.reboot(reason: "reboot") }
+        }
         pump()
     }
 
@@ -59,11 +64,10 @@ extension Device {
                 protocol: context.broker.protocolVersion.rawValue,
                 sensors: spec.sensors.map { .init(name: $0.name, type: $0.kind.typeName, unit: $0.unit) }))
         case "reboot":
-            // The reply goes out first; the reboot starts a moment later (a QoS 1 reply still
-            // unacknowledged by then is sent again after the reconnect).
+            // The reply goes out first; the reboot starts once the broker has it (`didReceive`).
             if behaviour.down { return DeviceCommands.refusal(.init(id: request.id, command: name, message: "the device is rebooting")) }
             let seconds = context.behaviour.firmware.rebootSeconds
-            after(0.2) { $0.reboot(reason: "reboot") }
+            behaviour.rebootAfterReply = true
             return reply(DeviceCommands.Reboot(offline_s: seconds, boot_count: behaviour.bootCount + 1))
         case "ota":
             guard case .string(let version)? = request.version else {
