@@ -74,7 +74,7 @@ public struct BatterySpec: Sendable, Equatable {
         let perPublish = publishMAh + idleMAhPerHour * interval / 3600
         let usable = capacityMAh * startPercent / 100 - connectMAh
         guard perPublish > 0, usable > 0 else { return 0 }
-        return Int((usable / perPublish).rounded(.down))
+        return Int((usable / perPublish + 1e-9).rounded(.down))  // the engine allows the same 1e-9
     }
 
     /// Hours from power-on to empty at one reading per `interval`, without recharge.
