@@ -83,4 +83,34 @@ struct ScenarioIntegrationTests {
         for device in summary.devices where chosen.contains(device.id) { #expect(device.connects == 2) }
         for device in summary.devices where !chosen.contains(device.id) { #expect(device.connects == 1) }
     }
+
+    @Test("bench with a scenario: half the devices reboot mid-run, the report lists them, and the verifier still counts every message once")
+    func benchWithReboots() async throws {
+        let fleet = try TestFleet(devices: (1...10).map { String(format: "r-%02d", $0) }, fleetExtra: """
+            firmware:
+              reboot_seconds: 1
+            scenario:
+              - {at: 1, select: 50%, action: reboot}
+            """)
+        defer { fleet.tearDown() }
+        let output = Lines()
+        var options = BenchOptions()
+        options.ratePerDevice = 10
+        options.duration = 4
+        options.connectRate = 200
+        let spec = try fleet.load()
+        options.scenario = spec.scenario
+        options.onScenarioLine = { output.append($0) }
+        var logger = Logger(label: "bench-scenario")
+        logger.logLevel = .error
+        let report = try await BenchRunner.run(fleet: spec, options: options, logger: logger)
+        let record = try #require(report.scenario?.first)
+        #expect(record.action == "reboot" && record.devices.count == 5)
+        #expect(output.lines.withLock { $0 }.first?.contains("reboot → 5 devices") == true)
+        #expect(report.connectAttempts == 15, "10 first connects and 5 after the reboots")
+        #expect(report.gaps == 0 && report.duplicates == 0 && report.dropped == 0)
+        #expect(report.received == report.sent && report.verified)
+        let data = try report.jsonData()
+        #expect(try BenchReport.decode(data).scenario?.first?.devices == record.devices)
+    }
 }

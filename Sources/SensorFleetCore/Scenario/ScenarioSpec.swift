@@ -168,9 +168,10 @@ public struct ScenarioFault: Sendable, Equatable {
 
 /// What happened when an event ran, for the live output and the report.
 public struct ScenarioRecord: Sendable, Equatable, Codable {
-    /// Seconds after the start, as planned, and as it ran.
+    /// Seconds after the start, as planned, and as it ran (one word each: the bench report
+    /// converts keys to snake_case).
     public var at: Double
-    public var ran_at: Double
+    public var ran: Double
     public var action: String
     public var detail: String
     public var devices: [String]

@@ -53,7 +53,7 @@ public final class ScenarioService: Service, CustomStringConvertible {
             let chosen = event.selection.choose(from: devices, seed: fleet.spec.seed, event: event.index).filter { own.contains($0) }
             let refused = await fleet.perform(event.action, on: chosen)
             let ranAt = (Date().timeIntervalSince(start) * 1000).rounded() / 1000
-            let record = ScenarioRecord(at: event.at, ran_at: ranAt, action: event.action.name, detail: event.action.description,
+            let record = ScenarioRecord(at: event.at, ran: ranAt, action: event.action.name, detail: event.action.description,
                                         devices: chosen, refused: refused.isEmpty ? nil : refused)
             done.withLock { $0.append(record) }
             let names = chosen.prefix(8).joined(separator: ", ") + (chosen.count > 8 ? ", … (\(chosen.count - 8) more)" : "")
