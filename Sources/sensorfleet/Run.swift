@@ -189,7 +189,8 @@ func loadScenario(_ path: String, fleet: FleetSpec, directory: String) throws ->
     do {
         return try ScenarioParser.load(path: path, fleet: fleet)
     } catch {
-        printIssues(path, error.issues)
+        printError("\(path): the scenario is not valid (\(error.issues.count) problem\(error.issues.count == 1 ? "" : "s")):")
+        for issue in error.issues { printError("  ✗ \(issue)") }
         throw ExitCode(1)
     }
 }

@@ -87,12 +87,13 @@ public struct ScenarioSelection: Sendable, Equatable {
     public var description: String {
         var parts: [String] = []
         switch amount {
-        case .all: parts.append("all")
+        case .all: if ids == nil && template == nil && tag == nil { parts.append("all") }
         case .percent(let p): parts.append("\(ScenarioAction.format(p))%")
         case .count(let n): parts.append("\(n)")
         }
-        if let ids { parts.append("of ids \(ids.prefix(5).joined(separator: ","))\(ids.count > 5 ? ",…" : "")") }
-        if let template { parts.append("of template \(template)") }
+        let of = parts.isEmpty ? "" : "of "
+        if let ids { parts.append("\(of)ids \(ids.prefix(5).joined(separator: ","))\(ids.count > 5 ? ",…" : "")") }
+        if let template { parts.append("\(of)template \(template)") }
         if let tag { parts.append("with tag \(tag)") }
         return parts.joined(separator: " ")
     }
