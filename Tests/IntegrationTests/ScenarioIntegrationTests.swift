@@ -113,4 +113,49 @@ struct ScenarioIntegrationTests {
         let data = try report.jsonData()
         #expect(try BenchReport.decode(data).scenario?.first?.devices == record.devices)
     }
+
+    @Test("run --scenario --state-dir: the event line and report, clock_skew and rate on their devices, boot counts kept across runs")
+    func runCommandWithScenarioAndStateDir() async throws {
+        let fleet = try TestFleet(devices: ["sk-a", "sk-b"], interval: 0.5, fleetExtra: "firmware:\n  reboot_seconds: 0.5")
+        defer { fleet.tearDown() }
+        try """
+            scenario:
+              - {at: 1, ids: [sk-a], action: clock_skew, offset: -3600}
+              - {at: 1, ids: [sk-b], action: rate, factor: 5}
+              - {at: 1.5, ids: [sk-a], action: reboot}
+            """.write(toFile: "\(fleet.path)/plan.yaml", atomically: true, encoding: .utf8)
+        let subscriber = try fleet.subscriber(["devices/+/status", "devices/+/telemetry"])
+        let state = "\(fleet.path)/state", report = "\(fleet.path)/report.json"
+        func run(_ extra: [String]) async throws -> String {
+            let (process, output) = try launchSensorfleet(["run", fleet.path, "--duration", "4", "--state-dir", state, "--report", report] + extra, in: fleet.path)
+            defer { process.signal(SIGKILL) }
+            #expect(process.wait(timeout: 30) == 0)
+            return (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        }
+        let text = try await run(["--scenario", "\(fleet.path)/plan.yaml"])
+        #expect(text.contains("scenario: 3 events from"), "\(text)")
+        #expect(text.contains("scenario: t=1 s clock_skew -3600 s → 1 device (ids sk-a): sk-a"), "\(text)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
+        let events = try #require(json["scenario"] as? [[String: Any]])
+        #expect(events.compactMap { $0["action"] as? String } == ["clock_skew", "rate", "reboot"])
+        #expect(events.first?["devices"] as? [String] == ["sk-a"])
+
+        // clock_skew: sk-a's timestamps after the event are an hour behind the observer's clock.
+        let telemetry = subscriber.messages().filter { $0.topic == "devices/sk-a/telemetry" }
+            .compactMap { (try? JSONSerialization.jsonObject(with: Data($0.payload.utf8))) as? [String: Any] }
+        let behind = telemetry.compactMap { ($0["ts"] as? NSNumber)?.int64Value }.filter { Date().timeIntervalSince1970 * 1000 - Double($0) > 3_500_000 }
+        #expect(!behind.isEmpty && behind.count < telemetry.count, "some, not all, readings are skewed")
+        // rate ×5: sk-b sent clearly more than sk-a over the same run.
+        let seqs = subscriber.sequences()
+        #expect((seqs["sk-b"]?.count ?? 0) > 2 * (seqs["sk-a"]?.count ?? 0), "\(seqs.mapValues(\.count))")
+
+        // Boot counts: sk-a booted twice in the first run; the second run is one more power-on.
+        _ = try await run([])
+        func births() -> [String: [Int]] {
+            statusMessages(subscriber.messages()).mapValues { $0.filter { $0["status"] as? String == "online" }.compactMap { $0["boot_count"] as? Int } }
+        }
+        #expect(await waitFor(10) { births()["sk-a"]?.count == 3 })
+        #expect(births()["sk-a"] == [1, 2, 3], "\(births())")
+        #expect(births()["sk-b"] == [1, 2], "\(births())")
+    }
 }
