@@ -105,7 +105,8 @@ import SensorFleetTesting
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Devices").path
         let spec = try FleetLoader.loadWithoutCredentials(directory: devices)
-        #expect(spec.devices.map(\.id) == ["airquality-001", "gps-tracker-001", "power-meter-001", "thermostat-001"])
+        #expect(spec.devices.map(\.id) == ["airquality-001", "gps-tracker-001", "power-meter-001", "soil-probe-001", "thermostat-001"])
+        #expect(spec.devices[3].battery?.capacityMAh == 2400 && spec.devices[3].tags == ["field", "solar"])
         #expect(spec.seed == 42)
         #expect(spec.broker.caFile == devices + "/ca.pem")
         let thermostat = try #require(spec.devices.last)
