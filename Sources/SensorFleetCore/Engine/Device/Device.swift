@@ -115,6 +115,9 @@ actor Device: MQTTClientDelegate {
     func stopProducing() {
         schedule.stop()
         cancelBehaviourTimers()
+        // A simulated outage (scenario, reboot) ends with the run, so what is queued can drain;
+        // an empty battery stays empty.
+        if behaviour.battery?.empty != true { supervisor.resume() }
     }
 
     var isConnected: Bool { supervisor.isConnected }
