@@ -65,6 +65,48 @@ struct BehaviourIntegrationTests {
         #expect(summary.totals.dropped == 0)
     }
 
+    @Test("shadow: a desired setpoint is applied to the readings, a desired firmware runs an OTA and is reported after the new birth")
+    func shadowSetpointAndFirmware() async throws {
+        let id = "thermo-1"
+        let fleet = try TestFleet(devices: [id], interval: 0.3, fleetExtra: """
+            shadow:
+              preset: generic
+            firmware:
+              reboot_seconds: 1
+              download_seconds: 0.4
+              verify_seconds: 0.1
+            """)
+        defer { fleet.tearDown() }
+        try """
+            interval: 0.3
+            sensors:
+              - {name: setpoint, type: constant, value: 21}
+            """.write(toFile: "\(fleet.path)/\(id)/device.yaml", atomically: true, encoding: .utf8)
+        let subscriber = try fleet.subscriber(["devices/\(id)/#"])
+        let runner = try fleet.makeFleet()
+        await runner.start()
+        #expect(await waitFor(20) { fleet.broker.log().components(separatedBy: "Received SUBSCRIBE from \(id)").count - 1 >= 3 })
+        try fleet.publishAsObserver("devices/\(id)/shadow/update", #"{"state": {"desired": {"setpoint": 23.5, "firmware": "3.0.0"}}}"#)
+        let acceptedTopic = "devices/\(id)/shadow/update/accepted"
+        #expect(await waitFor(20) { on(subscriber, acceptedTopic).count >= 2 })
+        let delta = try #require(on(subscriber, "devices/\(id)/shadow/update/delta").first)
+        let version = try #require((delta["version"] as? NSNumber)?.intValue)
+        let accepted = on(subscriber, acceptedTopic)
+        let first = try #require((accepted[0]["state"] as? [String: Any])?["reported"] as? [String: Any])
+        #expect(number(first["setpoint"]) == 23.5 && first["firmware"] == nil, "the firmware is reported once it runs")
+        #expect((accepted[0]["version"] as? NSNumber)?.intValue == version + 1)
+        let second = try #require((accepted[1]["state"] as? [String: Any])?["reported"] as? [String: Any])
+        #expect(second["firmware"] as? String == "3.0.0")
+        #expect((accepted[1]["version"] as? NSNumber)?.intValue == version + 2)
+        // The readings carry the new setpoint; the birth the new firmware.
+        let readings = subscriber.messages().filter { $0.topic.hasSuffix("/telemetry") }
+            .compactMap { number((json($0.payload)?["readings"] as? [String: Any])?["setpoint"]) }
+        #expect(readings.first == 21 && readings.last == 23.5)
+        #expect(await waitFor(10) { (statusMessages(subscriber.messages())[id] ?? []).last { $0["status"] as? String == "online" }?["firmware"] as? String == "3.0.0" })
+        let summary = await runner.stop()
+        #expect(summary.totals.dropped == 0)
+    }
+
     @Test("shadow (AWS IoT preset): reports on connect, asks get, applies /update/delta and reports it on /update")
     func awsShadow() async throws {
         let id = "thing-1"
