@@ -125,6 +125,14 @@ public struct DeviceSpec: Sendable, Equatable {
     public var sysfsRoot: String
     /// Absolute path of the fault labels file (fleet.yaml's `labels:`); nil: none written.
     public var faultLabels: String?
+    /// Firmware version the device starts with (`firmware:`; an OTA update changes it).
+    public var firmware = "1.0.0"
+    /// `tags:`, for a scenario's `tag:` selection.
+    public var tags: [String] = []
+    /// The `id:` pattern of the template the device comes from; nil for a device folder.
+    public var template: String?
+    /// `battery:`; nil: mains powered.
+    public var battery: BatterySpec?
 
     public init(
         id: String, directory: String, certFile: String, keyFile: String, interval: Double,
@@ -199,6 +207,12 @@ public struct FleetSpec: Sendable, Equatable {
     /// `profile:` of fleet.yaml: the service the fleet is set up for (already applied to the
     /// broker and devices; kept for `validate` and `bench`).
     public var profile: BrokerProfile?
+    /// Status format, firmware timing and shadow (`status_format:`, `firmware:`, `shadow:`).
+    public var behaviour = BehaviourSpec()
+    /// `scenario:` (or `run --scenario FILE`); nil: none.
+    public var scenario: ScenarioSpec?
+    /// The `id:` patterns of `templates:`, as written.
+    public var templatePatterns: [String] = []
 
     public init(
         directory: String, broker: BrokerSpec, seed: UInt64 = 1, connectRate: Double = 50,

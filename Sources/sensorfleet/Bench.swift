@@ -72,6 +72,9 @@ struct Bench: AsyncParsableCommand {
     var threeDescriptors = false
     @Option(help: "Reactor threads (default: one per core, at most one per 500 devices).")
     var threads: Int?
+    @Option(help: ArgumentHelp("Run the timed events of this file during the bench (a `scenario:` list, as in fleet.yaml, which it replaces), e.g. a reconnect storm.", valueName: "file"))
+    var scenario: String?
+
     @OptionGroup var sharding: ShardOptions
     @OptionGroup var start: StartOptions
     @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) and readiness (GET /healthz) on this address, e.g. 127.0.0.1:9464.", valueName: "addr:port"))
@@ -110,6 +113,10 @@ struct Bench: AsyncParsableCommand {
         let loaded = try loadFleet(directory, broker: broker, shard: try sharding.resolve(), firstDevices: devices)
         for warning in loaded.warnings { printError("  ! \(warning)") }
         var options = BenchOptions()
+        options.scenario = loaded.spec.scenario
+        if let scenario { options.scenario = try loadScenario(scenario, fleet: loaded.spec, directory: directory) }
+        let onTerminal = isatty(STDOUT_FILENO) == 1
+        options.onScenarioLine = { line in writeToStandardOutput(onTerminal ? "\r\u{1B}[2K" + line : line) }
         options.devices = devices
         options.connectRate = connectRate
         if let rate { options.ratePerDevice = rate == "max" ? 0 : Double(rate) }

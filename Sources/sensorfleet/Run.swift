@@ -39,6 +39,9 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "With --state-dir: move a damaged or emptied outbox aside and start afresh (sequence numbers restart at 1; messages in it are not sent).")
     var resetState = false
 
+    @Option(help: ArgumentHelp("Run the timed events of this file (a `scenario:` list, as in fleet.yaml, which it replaces).", valueName: "file"))
+    var scenario: String?
+
     @OptionGroup var sharding: ShardOptions
     @OptionGroup var start: StartOptions
     @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) and readiness (GET /healthz) on this address, e.g. 127.0.0.1:9464.", valueName: "addr:port"))
@@ -68,6 +71,8 @@ struct Run: AsyncParsableCommand {
         let shard = try sharding.resolve(), startAt = try start.resolve()
         var loaded = try loadFleet(directory, broker: broker, shard: shard)
         for warning in loaded.warnings { logger.warning("\(warning)") }
+        if let scenario { loaded.spec.scenario = try loadScenario(scenario, fleet: loaded.spec, directory: directory) }
+        let everyDevice = loaded.spec.devices
         do { loaded.spec = try loaded.spec.selecting(shard) } catch {
             printError("cannot start: \(error)")
             throw ExitCode(1)
@@ -105,6 +110,13 @@ struct Run: AsyncParsableCommand {
             .init(service: StatusLineService(counters: fleet.counters, interval: statusInterval,
                                              isTerminal: isatty(STDOUT_FILENO) == 1, write: writeToStandardOutput)),
         ]
+        var scenarioService: ScenarioService?
+        if let plan = loaded.spec.scenario, !plan.events.isEmpty {
+            let service = ScenarioService(fleet: fleet, scenario: plan, everyDevice: everyDevice, logger: logger, write: writeToStandardOutput)
+            print("scenario: \(plan.events.count) event\(plan.events.count == 1 ? "" : "s") from \(plan.file)")
+            services.append(.init(service: service, successTerminationBehavior: .ignore))
+            scenarioService = service
+        }
         if let duration {
             // Counted from the start time, not from launch.
             let wait = max(0, startAt?.date.timeIntervalSinceNow ?? 0)
@@ -133,7 +145,7 @@ struct Run: AsyncParsableCommand {
         }
         if let report {
             do {
-                try RunReport(summary: summary, broker: brokerText, runID: runID, shard: shard.description, startLate: fleetService.startLate).jsonData().write(to: URL(fileURLWithPath: report))
+                try RunReport(summary: summary, broker: brokerText, runID: runID, shard: shard.description, startLate: fleetService.startLate, scenario: scenarioService?.records).jsonData().write(to: URL(fileURLWithPath: report))
                 print("report written to \(report)")
             } catch {
                 printError("cannot write the report to \(report): \(error.localizedDescription)")
@@ -169,6 +181,17 @@ struct Run: AsyncParsableCommand {
                 print("  \(d.id.padding(toLength: 24, withPad: " ", startingAt: 0)) seq \(d.lastSeq)  acked \(d.acknowledged)  dropped \(d.dropped)\(error)")
             }
         }
+    }
+}
+
+/// `--scenario FILE`, checked against the fleet; its problems are printed like the fleet's.
+func loadScenario(_ path: String, fleet: FleetSpec, directory: String) throws -> ScenarioSpec {
+    do {
+        return try ScenarioParser.load(path: path, fleet: fleet)
+    } catch {
+        printError("\(path): the scenario is not valid (\(error.issues.count) problem\(error.issues.count == 1 ? "" : "s")):")
+        for issue in error.issues { printError("  ✗ \(issue)") }
+        throw ExitCode(1)
     }
 }
 

@@ -89,8 +89,12 @@ struct Validate: ParsableCommand {
     @Argument(help: "The fleet folder.")
     var directory: String = "Devices"
 
+    @Option(help: ArgumentHelp("Check this scenario file against the fleet too.", valueName: "file"))
+    var scenario: String?
+
     func run() throws {
-        let loaded = try loadFleet(directory)
+        var loaded = try loadFleet(directory)
+        if let scenario { loaded.spec.scenario = try loadScenario(scenario, fleet: loaded.spec, directory: directory) }
         for warning in loaded.warnings { printError("  ! \(warning)") }
         print("\(directory): valid: \(loaded.spec.devices.count) device\(loaded.spec.devices.count == 1 ? "" : "s"), broker \(loaded.spec.broker.host):\(loaded.spec.broker.port)")
         if let profile = loaded.spec.profile {
@@ -100,6 +104,7 @@ struct Validate: ParsableCommand {
             print("  = here: port \(broker.port), MQTT \(broker.protocolVersion.rawValue), keep-alive \(broker.keepAlive) s\(broker.alpn.map { ", ALPN \($0)" } ?? "")"
                 + (loaded.spec.devices.first.map { ", e.g. \($0.id): topic \($0.topic), QoS \($0.qos)\($0.username.map { ", user name \($0)" } ?? "")" } ?? ""))
         }
+        for line in BehaviourSummary.lines(loaded.spec) { print("  \(line)") }
     }
 }
 

@@ -24,7 +24,7 @@ struct CommandIntegrationTests {
             #"{"command": "get-config", "id": 3}"#,
             #"{"command": "set-interval", "id": 4, "interval": 0.2}"#,
             #"{"command": "set-interval", "id": 5, "interval": -1}"#,
-            #"{"command": "reboot", "id": 6}"#,
+            #"{"command": "selfdestruct", "id": 6}"#,
             #"this is not json"#,
             #"{"id": 8}"#,
             #"[1, 2]"#,
@@ -61,7 +61,7 @@ struct CommandIntegrationTests {
         #expect(byID[5]?["ok"] as? Bool == false)
         #expect((byID[5]?["error"] as? String)?.contains("interval") == true)
         #expect(byID[6]?["ok"] as? Bool == false)
-        #expect((byID[6]?["error"] as? String)?.contains("unknown command \"reboot\"") == true)
+        #expect((byID[6]?["error"] as? String)?.contains("unknown command \"selfdestruct\"") == true)
         #expect((byID[8]?["error"] as? String)?.contains("`command` is missing") == true)
         #expect(replies().contains { ($0["error"] as? String)?.contains("not JSON") == true })
         #expect(replies().contains { ($0["error"] as? String)?.contains("expected a JSON object") == true })

@@ -46,7 +46,7 @@ struct FleetIntegrationTests {
         defer { process.signal(SIGKILL) }
         func statuses() -> [String: String] {
             var last: [String: String] = [:]
-            for m in subscriber.messages() { last[m.topic] = m.payload }
+            for m in subscriber.messages() { last[m.topic] = statusWord(m.payload) }
             return last
         }
         let online = await waitFor(20) { ids.allSatisfy { statuses()["devices/\($0)/status"] == "online" } }
@@ -57,7 +57,7 @@ struct FleetIntegrationTests {
         #expect(offline, "statuses after kill -9: \(statuses())")
         // Retained: a subscriber that arrives later sees it too.
         let late = try fleet.subscriber(["devices/+/status"])
-        #expect(await waitFor(10) { late.messages().filter { $0.payload == "offline" }.count == ids.count })
+        #expect(await waitFor(10) { late.messages().filter { statusWord($0.payload) == "offline" }.count == ids.count })
     }
 
     @Test("a device whose certificate is revoked is reported clearly and backs off while the others run")

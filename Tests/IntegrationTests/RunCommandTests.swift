@@ -51,7 +51,7 @@ struct RunCommandTests {
         // Graceful: the retained status says offline (published before DISCONNECT).
         let statuses = subscriber.messages().filter { $0.topic.hasSuffix("/status") }
         for id in ids {
-            #expect(statuses.last { $0.topic == "devices/\(id)/status" }?.payload == "offline")
+            #expect(statuses.last { $0.topic == "devices/\(id)/status" }.map { statusWord($0.payload) } == "offline")
         }
     }
 

@@ -51,7 +51,7 @@ struct ServiceTests {
         // Graceful: the last retained status says offline.
         #expect(await waitFor(10) {
             ["svc-1", "svc-2"].allSatisfy { id in
-                subscriber.messages().last { $0.topic == "devices/\(id)/status" }?.payload == "offline"
+                subscriber.messages().last { $0.topic == "devices/\(id)/status" }.map { statusWord($0.payload) } == "offline"
             }
         })
     }

@@ -129,6 +129,8 @@ public struct BenchReport: Sendable, Codable {
     public var devices: [DeviceCounts]?
     /// True when every message sent arrived exactly once and nothing was dropped.
     public var verified: Bool
+    /// The scenario's events as they ran (`bench --scenario`, or `scenario:` in fleet.yaml).
+    public var scenario: [ScenarioRecord]? = nil
 
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()

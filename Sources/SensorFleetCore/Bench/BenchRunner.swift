@@ -43,6 +43,10 @@ public struct BenchOptions: Sendable {
     /// Written into the report; nil: ``StartTime/runID`` of `startAt`, or of the moment the
     /// bench started.
     public var runID: String?
+    /// Timed events during the run (`--scenario`, or `scenario:` in fleet.yaml); their lines go
+    /// to `onScenarioLine`.
+    public var scenario: ScenarioSpec?
+    public var onScenarioLine: @Sendable (String) -> Void = { _ in }
 
     public init() {}
 }
@@ -73,6 +77,7 @@ public enum BenchRunner {
             }
             spec.devices = Array(spec.devices.prefix(n))
         }
+        let everyDevice = spec.devices  // a scenario chooses among these, so shards agree
         do { spec = try spec.selecting(options.shard) } catch { throw FleetStartError(description: error.description) }
         let count = spec.devices.count
         try applyProtocol(options, to: &spec)
@@ -178,6 +183,11 @@ public enum BenchRunner {
         let cpuAtStart = ProcessUsage.cpuSeconds()
         let verifierCPUAtStart = await verifier?.threadCPUSeconds() ?? 0
         await fleet.start()
+        // The scenario runs beside the measurement; leaving this scope cancels what is left of it.
+        let scenario = options.scenario.flatMap { $0.events.isEmpty ? nil : $0 }.map {
+            ScenarioService(fleet: fleet, scenario: $0, everyDevice: everyDevice, logger: logger, write: options.onScenarioLine)
+        }
+        async let scenarioDone: Void = { try? await scenario?.runEvents() }()
         let clock = ContinuousClock()
         let began = clock.now
         var series: [BenchReport.Second] = []
@@ -356,7 +366,8 @@ public enum BenchRunner {
                 secondsAfterConnected: allConnected.map { seconds(measuredEnd - $0.at) }),
             timeSeries: series,
             devices: perDevice.isEmpty ? nil : perDevice,
-            verified: options.verify && gaps == 0 && duplicates == 0 && totals.dropped == 0 && receivedTotal == totals.accepted)
+            verified: options.verify && gaps == 0 && duplicates == 0 && totals.dropped == 0 && receivedTotal == totals.accepted,
+            scenario: scenario?.records)
     }
 }
 

@@ -22,7 +22,7 @@ struct ParsedDevice {
 /// Reads `<fleet>/<folder>/device.yaml`.
 struct DeviceParser {
     static let deviceKeys = ["id", "interval", "qos", "topic", "clean_session", "session_expiry", "cert", "key", "sensors", "sysfs_root", "mqtt5", "payload"]
-        + LoginFields.keys
+        + LoginFields.keys + BehaviourFields.deviceKeys
 
     let location: FleetLocation
     let folder: String
@@ -86,6 +86,14 @@ struct DeviceParser {
         if let payload = fields.payload ?? defaults.payload {
             spec.payload = payload.payload(sensors: sensors.map(\.name), id: id,
                                            field: fields.payload != nil ? "payload.template" : "defaults.payload.template", log: log)
+        }
+        let behaviour = BehaviourFields.readDevice(map)
+        spec.firmware = behaviour.firmware ?? spec.firmware
+        spec.tags = behaviour.tags ?? []
+        spec.battery = behaviour.battery
+        if let battery = spec.battery, sensors.contains(where: { $0.name == battery.sensor }) {
+            map.problem("battery", "the battery's reading `\(battery.sensor)` has the name of a sensor",
+                        fix: "set battery.sensor to another name, e.g. battery_v, or rename the sensor")
         }
         return ParsedDevice(spec: spec, file: file, idLine: idLine, certDisplay: cert.display,
                             keyDisplay: key.display, certLine: cert.line, keyLine: key.line)

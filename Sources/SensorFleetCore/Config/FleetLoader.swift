@@ -137,10 +137,18 @@ public enum FleetLoader {
         }
 
         let sorted = devicesChecked.sorted { ($0.spec.id, $0.file) < ($1.spec.id, $1.file) }
-        let spec = FleetSpec(
+        var spec = FleetSpec(
             directory: location.absolute, broker: settings.broker, seed: settings.seed,
             connectRate: settings.connectRate, outbox: settings.outbox,
             devices: sorted.map(\.spec), profile: settings.profile)
+        spec.behaviour = settings.behaviour
+        spec.templatePatterns = templates.map(\.pattern)
+        if let events = settings.scenario {
+            if onlyDevice == nil {
+                ScenarioParser.check(events, devices: spec.devices, templates: spec.templatePatterns, file: fleetFile, log: log)
+            }
+            spec.scenario = ScenarioSpec(events: events, file: fleetFile)
+        }
         return ParsedFleet(spec: spec, settings: settings, devices: sorted, templates: templates)
     }
 

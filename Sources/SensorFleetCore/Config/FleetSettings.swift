@@ -18,6 +18,7 @@ struct DeviceDefaults {
 /// What fleet.yaml says, with defaults for everything it leaves out.
 struct FleetSettings {
     static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates", "labels", "profile"]
+        + BehaviourFields.fleetKeys
     static let brokerKeys = ["host", "port", "ca", "protocol", "keepalive", "tls_min_version", "alpn", "bind",
                              "insecure_skip_hostname_verification", "tls", "allow_plaintext"]
     static let defaultsKeys = ["interval", "qos", "topic", "clean_session", "session_expiry", "mqtt5", "payload"] + LoginFields.keys
@@ -30,6 +31,9 @@ struct FleetSettings {
     var defaults = DeviceDefaults()
     /// `profile:` (see ``BrokerProfile``).
     var profile: BrokerProfile?
+    var behaviour = BehaviourSpec()
+    /// `scenario:` as read (checked against the devices once they are known).
+    var scenario: [ScenarioEvent]?
     /// Where the CA is named, for messages about the CA file.
     var caDisplay: String
     var caLine: Int?
@@ -73,6 +77,8 @@ struct FleetSettings {
             OutboxSettings.read(section, into: &outbox)
         }
         defaults.faultLabels = FaultLabelsSetting.read(root, location: location)
+        BehaviourFields.readFleet(root, into: &behaviour)
+        scenario = ScenarioParser.read(root)
         if let defaults = root.mapping("defaults", fix: "write device defaults indented under `defaults:`") {
             defaults.rejectUnknownKeys(allowed: Self.defaultsKeys)
             let fields = DeviceFields.read(defaults) { location.resolve($0, in: nil) }

@@ -68,6 +68,7 @@ struct TemplateSpec {
 /// Reads `templates:` and expands it into devices.
 struct TemplateParser {
     static let keys = ["id", "count", "start", "interval", "qos", "topic", "clean_session", "session_expiry", "sensors", "shared_identity", "mqtt5", "payload"] + LoginFields.keys
+        + BehaviourFields.deviceKeys
     /// Devices one fleet file may describe through templates.
     static let maximumDevices = Int(SettingRange.devices.upper)
 
@@ -117,6 +118,7 @@ struct TemplateParser {
         let shared = map.bool("shared_identity", fix: "set \(map.field("shared_identity")) to true or false") ?? false
         let fields = DeviceFields.read(map) { location.resolve($0, in: nil) }
         let sensors = SensorListParser(file: file, log: log).read(map) { location.resolve($0, in: nil).absolute }
+        let behaviour = BehaviourFields.readDevice(map)
         guard let pattern, let count else { return nil }
         if already + count > Self.maximumDevices {
             map.problem("count", "the templates add up to more than \(Self.maximumDevices) devices",
@@ -165,6 +167,10 @@ struct TemplateParser {
             spec.telemetryProperties = mqtt5.properties(id: id)
             spec.faultLabels = defaults.faultLabels
             spec.payload = payload
+            spec.template = pattern
+            spec.firmware = behaviour.firmware ?? spec.firmware
+            spec.tags = behaviour.tags ?? []
+            spec.battery = behaviour.battery
             if qos > 0 { spec.telemetryProperties.topicAlias = false }
             var device = ParsedDevice(spec: spec, file: file, idLine: map.line(of: "id"), certDisplay: cert.display,
                                       keyDisplay: key.display, certLine: nil, keyLine: nil)

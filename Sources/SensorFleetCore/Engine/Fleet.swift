@@ -47,7 +47,8 @@ public final class Fleet: Sendable {
             limiter: ConnectRateLimiter(rate: options.connectRate ?? spec.connectRate),
             gate: ConnectGate(limit: options.maxConnecting), backoff: options.backoff, counters: counters, logger: logger, seed: spec.seed,
             outbox: spec.outbox, maxInflight: options.maxInflight,
-            connectTimeout: .saturating(seconds: options.connectTimeout), publishing: options.publishing
+            connectTimeout: .saturating(seconds: options.connectTimeout), publishing: options.publishing,
+            behaviour: spec.behaviour, bootCounts: BootCounts(directory: options.stateDirectory)
         )
         let threads = options.reactorCount(devices: spec.devices.count, cores: ProcessInfo.processInfo.activeProcessorCount)
         reactors = try (0..<threads).map { try Reactor(name: "reactor-\($0)") }
@@ -71,6 +72,7 @@ public final class Fleet: Sendable {
         var all: [[Device]] = []
         let store = durableOutbox
         let restored = store?.restore() ?? [:]
+        let boots = context.bootCounts.powerOn(spec.devices.map(\.id))
         for (index, reactor) in reactors.enumerated() {
             let specs = devicesByReactor[index]
             let context = self.context
@@ -80,7 +82,7 @@ public final class Fleet: Sendable {
                 for device in devices {
                     device.assumeIsolated { device in
                         if let state = restored[device.spec.id] { device.restore(state) }
-                        device.start(durable: writer)
+                        device.start(durable: writer, bootCount: boots[device.spec.id] ?? 1)
                     }
                 }
                 return devices
@@ -88,6 +90,30 @@ public final class Fleet: Sendable {
             all.append(made)
         }
         devices.withLock { $0 = all }
+    }
+
+    /// When `start()` began; nil before.
+    public var startDate: Date? { startedAt.withLock { $0 } }
+
+    /// Carries out a scenario action on the devices `ids` (on their reactors).
+    /// - Returns: the devices that refused it, with why (e.g. already rebooting).
+    public func perform(_ action: ScenarioAction, on ids: [String]) async -> [String: String] {
+        let wanted = Set(ids)
+        let groups = devices.withLock { $0 }
+        var refused: [String: String] = [:]
+        for (index, group) in groups.enumerated() {
+            let chosen = group.filter { wanted.contains($0.spec.id) }
+            guard !chosen.isEmpty else { continue }
+            let result = await reactors[index].submit { () -> [String: String] in
+                var refused: [String: String] = [:]
+                for device in chosen {
+                    if let why = device.assumeIsolated({ $0.perform(action) }) { refused[device.spec.id] = why }
+                }
+                return refused
+            }
+            refused.merge(result) { a, _ in a }
+        }
+        return refused
     }
 
     /// Per-device figures, gathered on each reactor.

@@ -37,12 +37,16 @@ public struct RunReport: Codable, Sendable, Equatable {
     public var duration_s: Double
     public var failed_devices: [String]
     public var per_device: [String: Device]
+    /// The scenario's events as they ran, with their devices (`--scenario`, `scenario:`); nil without one.
+    public var scenario: [ScenarioRecord]?
 
     /// - Parameters:
     ///   - summary: what the fleet did.
     ///   - broker: "HOST:PORT".
     ///   - runID: the run id; `shard`: "I/N"; `startLate`: seconds after `--start-at`.
-    public init(summary: FleetSummary, broker: String, runID: String? = nil, shard: String? = nil, startLate: Double? = nil) {
+    public init(summary: FleetSummary, broker: String, runID: String? = nil, shard: String? = nil, startLate: Double? = nil,
+                scenario: [ScenarioRecord]? = nil) {
+        self.scenario = scenario
         self.broker = broker
         run_id = runID
         self.shard = shard

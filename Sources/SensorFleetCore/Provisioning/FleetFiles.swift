@@ -43,12 +43,20 @@ enum FleetFiles {
         # commands topic, devices/<its id>/commands.
         pattern write devices/%u/#
         pattern read devices/%u/commands
+        # The shadow (`shadow:` in fleet.yaml): the generic preset's requests to the device, and
+        # the AWS IoT preset's topics, each device its own.
+        pattern read devices/%u/shadow/update
+        pattern read devices/%u/shadow/get
+        pattern readwrite $aws/things/%u/shadow/#
 
         # The observer (broker/observer/): reads every device's topics (the demo's subscriber,
         # the load-test verifier) and may send commands.
         user sensorfleet-observer
         topic read devices/#
         topic write devices/+/commands
+        topic write devices/+/shadow/update
+        topic write devices/+/shadow/get
+        topic readwrite $aws/things/#
         topic read $SYS/#
 
         """

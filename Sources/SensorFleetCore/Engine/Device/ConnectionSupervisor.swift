@@ -34,6 +34,9 @@ final class ConnectionSupervisor {
     private(set) var credentialReloads = 0
     /// A reloaded certificate waits for what is in flight, then the connection is renewed.
     private(set) var renewing = false
+    /// A simulated network loss or power cut (scenarios, reboots, an empty battery): no
+    /// connection attempt before this instant.
+    private(set) var heldUntil: MonotonicInstant?
 
     init(spec: DeviceSpec, context: FleetContext, reactor: Reactor, logger: Logger) {
         self.spec = spec
@@ -81,7 +84,37 @@ final class ConnectionSupervisor {
     private func connect(after delay: Duration) {
         guard running else { return }
         timer?.cancel()
+        var delay = delay
+        if heldUntil == MonotonicInstant.forever { return }  // an empty battery: silent until `resume()`
+        if let heldUntil {
+            let now = MonotonicInstant.now()
+            if now < heldUntil { delay = max(delay, heldUntil.duration(since: now)) } else { self.heldUntil = nil }
+        }
         timer = reactor.schedule(after: delay) { [unowned self] in self.waitForSlot() }
+    }
+
+    // MARK: Simulated outages
+
+    /// The network goes away until `until`: the socket is closed without DISCONNECT (the broker
+    /// notices and publishes the will), and no attempt is made before `until`; then the device
+    /// reconnects at once (no backoff: nothing failed). What libmosquitto holds (QoS 1/2 in
+    /// flight) stays on the handle and is sent again after the reconnect.
+    func dropConnection(until: MonotonicInstant) {
+        heldUntil = max(heldUntil ?? until, until)
+        guard running else { return }
+        timer?.cancel()
+        if let client, client.state != .idle {
+            client.abort()  // closed(error:) follows and waits for the hold to end
+        } else {
+            connect(after: .zero)
+        }
+    }
+
+    /// Ends a hold now (a device that booted again after its battery recovered).
+    func resume() {
+        heldUntil = nil
+        guard running, client?.state ?? .idle == .idle else { return }
+        connect(after: .zero)
     }
 
     /// Backoff first, then a place among the connects in flight (queued, first come first
@@ -111,6 +144,12 @@ final class ConnectionSupervisor {
 
     private func attempt() {
         guard running, client?.state ?? .idle == .idle else { leaveGate(); return }
+        if let heldUntil, MonotonicInstant.now() < heldUntil {
+            // The hold began while this attempt waited for its slot.
+            leaveGate()
+            connect(after: .zero)
+            return
+        }
         guard let host = context.resolver.address else {
             // The name never resolved (no network yet): an attempt that failed at its first step;
             // ask again, and back off like any failure.
@@ -150,7 +189,7 @@ final class ConnectionSupervisor {
             clientID: spec.id, host: host, port: context.broker.port,
             keepAlive: context.broker.keepAlive, useMQTT5: context.broker.protocolVersion == .v5,
             cleanSession: spec.cleanSession, bindAddress: context.takeBindAddress(),
-            will: MQTTWill(topic: spec.statusTopic, payload: Array("offline".utf8), qos: 1, retain: true),
+            will: MQTTWill(topic: spec.statusTopic, payload: Array(willPayload.utf8), qos: 1, retain: true),
             tls: tls, connectTimeout: context.connectTimeout.seconds, maxInflight: context.maxInflight,
             batchWrites: batchWrites, sessionExpiry: spec.sessionExpiry,
             username: spec.username, password: spec.password?.value
@@ -158,6 +197,12 @@ final class ConnectionSupervisor {
         let client = try MQTTClient(reactor: reactor, options: options)
         client.delegate = delegate
         return client
+    }
+
+    /// The will: `offline`, or with `status_format: json` `{"reason":"connection_lost","status":"offline"}`.
+    var willPayload: String {
+        context.behaviour.statusFormat == .json
+            ? DeviceBehaviourJSON.string(["status": .string("offline"), "reason": .string("connection_lost")]) : "offline"
     }
 
     // MARK: Outcomes (called by the device, the client's delegate)
@@ -192,6 +237,11 @@ final class ConnectionSupervisor {
         }
         renewing = false
         guard running else { return }
+        if let heldUntil, MonotonicInstant.now() < heldUntil {
+            // Our own simulated outage: not a failure; reconnect when it ends.
+            connect(after: .zero)
+            return
+        }
         failed(error ?? MosquittoError(code: MosquittoError.connectionLostCode), beforeCONNACK: !wasConnected)
     }
 
@@ -248,4 +298,9 @@ final class ConnectionSupervisor {
         if client.state == .connected || client.state == .connecting { renewing = true }
         return nil
     }
+}
+
+extension MonotonicInstant {
+    /// A hold without end.
+    static let forever = MonotonicInstant(nanoseconds: .max)
 }

@@ -7,6 +7,10 @@ extension Device {
 
     /// A message on the commands topic: carry it out and reply.
     func didReceive(topic: String, payload: [UInt8], responseTopic: String?, correlationData: [UInt8]?) {
+        if shadowReceived(topic: topic, payload: payload) {
+            pump()
+            return
+        }
         guard topic == commandsTopic, let client = supervisor.client else { return }
         commandsReceived += 1
         let reply = handleCommand(payload)
@@ -18,6 +22,11 @@ extension Device {
             client.publish(topic: replyTopic, payload: raw, qos: 1, correlationData: correlationData)
         }
         if case .failure(let error) = result { logger.warning("cannot send the reply on \(replyTopic): \(error)") }
+        if behaviour.rebootAfterReply {
+            // The reply is delivered first; then the device goes down.
+            behaviour.rebootAfterReply = false
+            whenAcknowledged(try? result.get()) { $0.reboot(reason: "reboot") }
+        }
         pump()
     }
 
@@ -46,6 +55,7 @@ extension Device {
             }
             let previous = schedule.interval.seconds
             schedule.setInterval(.saturating(seconds: seconds))
+            behaviour.baseInterval = .saturating(seconds: seconds)
             return reply(DeviceCommands.SetInterval(interval: seconds, previous: previous))
         case "get-config":
             return reply(DeviceCommands.Config(
@@ -53,12 +63,27 @@ extension Device {
                 broker: "\(context.broker.host):\(context.broker.port)",
                 protocol: context.broker.protocolVersion.rawValue,
                 sensors: spec.sensors.map { .init(name: $0.name, type: $0.kind.typeName, unit: $0.unit) }))
+        case "reboot":
+            // The reply goes out first; the reboot starts once the broker has it (`didReceive`).
+            if behaviour.down { return DeviceCommands.refusal(.init(id: request.id, command: name, message: "the device is rebooting")) }
+            let seconds = context.behaviour.firmware.rebootSeconds
+            behaviour.rebootAfterReply = true
+            return reply(DeviceCommands.Reboot(offline_s: seconds, boot_count: behaviour.bootCount + 1))
+        case "ota":
+            guard case .string(let version)? = request.version else {
+                return DeviceCommands.refusal(.init(id: request.id, command: name, message: "ota needs `version`: the new firmware version as text, e.g. \"2.0.0\""))
+            }
+            let from = behaviour.firmware
+            if let problem = startOTA(to: version) { return DeviceCommands.refusal(.init(id: request.id, command: name, message: problem)) }
+            return reply(DeviceCommands.OTA(version: version, from: from, progress_topic: otaTopic))
         default:  // get-stats (the names were checked)
             let s = snapshot()
             return reply(DeviceCommands.Stats(
                 connected: s.connected, published: s.accepted, acknowledged: s.acknowledged, dropped: s.dropped,
                 last_seq: s.lastSeq, queued: s.queued, inflight: s.inflight, attempts: s.attempts,
-                connects: s.connects, errors: s.errors, sensor_errors: s.sensorErrors, uptime_s: uptime))
+                connects: s.connects, errors: s.errors, sensor_errors: s.sensorErrors, uptime_s: uptime,
+                firmware: behaviour.firmware, boot_count: behaviour.bootCount, reset_reason: behaviour.resetReason,
+                battery_percent: behaviour.battery.map { DeviceCommands.round3($0.percent) }))
         }
     }
 }

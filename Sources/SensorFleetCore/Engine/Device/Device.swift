@@ -29,6 +29,8 @@ actor Device: MQTTClientDelegate {
     private(set) var sensorErrors = 0
     var commandsReceived = 0
     private(set) var startedAt = MonotonicInstant.zero
+    /// Firmware, boots, battery, shadow, scenario effects (`Device+Behaviour.swift`).
+    var behaviour: DeviceBehaviourState
 
     init(spec: DeviceSpec, context: FleetContext, reactor: Reactor) {
         self.spec = spec
@@ -44,6 +46,7 @@ actor Device: MQTTClientDelegate {
             case .failure(let error): logger.error("no fault labels: \(error)")
             }
         }
+        behaviour = DeviceBehaviourState(firmware: spec.firmware)
         sensors = spec.sensors.map {
             DeviceSensor(spec: $0, fleetSeed: context.seed, deviceID: spec.id, sysfsRoot: spec.sysfsRoot, labels: labels)
         }
@@ -93,8 +96,9 @@ actor Device: MQTTClientDelegate {
     /// publish in lock-step) and the first connection attempt.
     /// - Parameter durable: the reactor's writer into the durable outbox, shared by the devices
     ///   of this reactor (so one transaction per turn carries them all).
-    func start(durable: ReactorBound<DurableOutboxWriter>?) {
+    func start(durable: ReactorBound<DurableOutboxWriter>?, bootCount: Int = 1) {
         delivery.durable = durable?.value
+        powerOn(bootCount: bootCount)
         schedule.produce = { [unowned self] now in self.produceReading(now: now) }
         schedule.afterTick = { [unowned self] now in
             self.delivery.expire(now: now)
@@ -116,18 +120,27 @@ actor Device: MQTTClientDelegate {
 
     /// Stops readings; what is queued keeps going out, and a device that is offline keeps
     /// reconnecting (with its backoff) until `disconnect()`, so a stop can drain its outbox.
-    func stopProducing() { schedule.stop() }
+    func stopProducing() {
+        schedule.stop()
+        cancelBehaviourTimers()
+        // A simulated outage (scenario, reboot) ends with the run, so what is queued can drain;
+        // an empty battery stays empty.
+        if behaviour.battery?.empty != true { supervisor.resume() }
+    }
 
     var isConnected: Bool { supervisor.isConnected }
     var isClosed: Bool { supervisor.isClosed }
     /// Nothing left to send, or nothing will get it out (a failure that does not fix itself).
-    var isSettled: Bool { delivery.pending == 0 || (!isConnected && supervisor.isFailing) }
+    var isSettled: Bool {
+        delivery.pending == 0 || (!isConnected && (supervisor.isFailing || behaviour.battery?.empty == true))
+    }
 
     /// Publishes the retained `offline` status (a clean DISCONNECT suppresses the will) and
     /// disconnects.
     func disconnect() {
         schedule.stop()
-        supervisor.stop { publishStatus("offline") }
+        cancelBehaviourTimers()
+        supervisor.stop { publishStatus(offlinePayload) }
     }
 
     /// Counts what never reached the broker (kept on disk, or dropped) and frees the client.
@@ -151,6 +164,7 @@ actor Device: MQTTClientDelegate {
 
     /// Reads every sensor, makes the payload and hands it to delivery.
     func produceReading(now: MonotonicInstant) {
+        guard batteryAllowsReading(now: now) else { return }
         let elapsed = now.seconds(since: startedAt)
         readings.removeAll(keepingCapacity: true)
         // One clock read per reading: the payload's time and the fault labels' time are the same.
@@ -159,10 +173,13 @@ actor Device: MQTTClientDelegate {
         for i in sensors.indices {
             if let error = sensors[i].read(moment, into: &readings) { sensorFailed(sensors[i].name, error) }
         }
+        if let battery = behaviour.battery { readings.append((battery.spec.sensor, battery.volts)) }
         seq += 1
         schedule.noteReading()
+        // A scenario's clock_skew shifts what the payload says, not the labels' ground truth.
+        let skewMicros = behaviour.clockSkewMillis * 1000
         (format.payload ?? spec.payload).encode(
-            device: spec.id, seq: seq, timestampMicros: wallMicros, readings: readings, extras: format,
+            device: spec.id, seq: seq, timestampMicros: wallMicros + skewMicros, readings: readings, extras: format,
             into: &payloadBuffer)
         delivery.enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer, enqueuedAt: now))
     }
@@ -242,8 +259,14 @@ actor Device: MQTTClientDelegate {
         if let granted = connack.sessionExpiry, granted != client.options.sessionExpiry {
             logger.info("the broker set the session expiry", metadata: ["session_expiry": "\(granted)"])
         }
-        publishStatus("online")
+        batteryConnected()
+        publishStatus(birthPayload)
         client.subscribe(commandsTopic, qos: 1)
+        shadowConnected(client)
+        if let notice = behaviour.noticeAfterBoot {
+            behaviour.noticeAfterBoot = nil
+            _ = notice.payload.withUnsafeBytes { client.publish(topic: notice.topic, payload: $0, qos: 1) }
+        }
         delivery.brokerReceiveMaximum = connack.receiveMaximum
         delivery.connectionUp()
         pump()
@@ -258,6 +281,7 @@ actor Device: MQTTClientDelegate {
         if let refusal = delivery.didComplete(messageID: messageID, reasonCode: reasonCode) {
             supervisor.note(error: refusal, prefix: "")
         }
+        batteryPublishCompleted(messageID)
         pump()
     }
 }

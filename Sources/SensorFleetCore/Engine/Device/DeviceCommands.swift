@@ -4,13 +4,14 @@ import Foundation
 /// response topic, with the correlation data echoed).
 ///
 /// Request (JSON object): `{"command": "ping" | "read-now" | "set-interval" | "get-config" |
-/// "get-stats", "id": <optional, any JSON value, echoed>, "interval": <seconds, for set-interval>}`.
+/// "get-stats" | "reboot" | "ota", "id": <optional, any JSON value, echoed>, "interval": <seconds,
+/// for set-interval>, "version": <text, for ota>}`.
 ///
 /// Reply: `{"id": …, "command": "…", "ok": true, "result": {…}}` or
 /// `{"id": …, "command": "…", "ok": false, "error": "…"}`. A malformed request gets an error
 /// reply too; nothing a command says can stop the device.
 enum DeviceCommands {
-    static let names = ["ping", "read-now", "set-interval", "get-config", "get-stats"]
+    static let names = ["ping", "read-now", "set-interval", "get-config", "get-stats", "reboot", "ota"]
     static let intervalRange = 0.05...86_400.0
     static let maxRequestBytes = 65_536
 
@@ -20,6 +21,8 @@ enum DeviceCommands {
         var command: JSONValue?
         var id: JSONValue?
         var interval: JSONValue?
+        /// `ota`: the new firmware version.
+        var version: JSONValue?
     }
 
     /// A reply; `result` is one of the result types below.
@@ -57,7 +60,13 @@ enum DeviceCommands {
         var errors: Int
         var sensor_errors: Int
         var uptime_s: Double
+        var firmware: String
+        var boot_count: Int
+        var reset_reason: String
+        var battery_percent: Double?
     }
+    struct Reboot: Encodable { var rebooting = true; var offline_s: Double; var boot_count: Int }
+    struct OTA: Encodable { var version: String; var from: String; var progress_topic: String }
 
     /// A request that cannot be carried out: the error reply's text.
     struct Refusal: Error {

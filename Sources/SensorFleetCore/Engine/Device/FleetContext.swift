@@ -21,14 +21,19 @@ final class FleetContext: Sendable {
     let maxInflight: Int
     let connectTimeout: Duration
     let publishing: PublishSettings
+    /// Status format, firmware timing, shadow.
+    let behaviour: BehaviourSpec
+    let bootCounts: BootCounts
     private let nextBindAddress = Atomic<Int>(0)
 
     init(
         broker: BrokerSpec, resolver: BrokerResolver, trust: TrustStore?, tlsSettings: TLSSettings,
         limiter: ConnectRateLimiter, gate: ConnectGate, backoff: BackoffPolicy, counters: FleetCounters,
         logger: Logger, seed: UInt64, outbox: OutboxSpec, maxInflight: Int, connectTimeout: Duration,
-        publishing: PublishSettings
+        publishing: PublishSettings, behaviour: BehaviourSpec = BehaviourSpec(), bootCounts: BootCounts = BootCounts(directory: nil)
     ) {
+        self.behaviour = behaviour
+        self.bootCounts = bootCounts
         self.broker = broker
         self.resolver = resolver
         self.trust = trust

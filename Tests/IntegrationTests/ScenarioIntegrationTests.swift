@@ -1,0 +1,161 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+@testable import SensorFleetCore
+import SensorFleetTesting
+
+private func json(_ text: String) -> [String: Any]? {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+}
+
+private final class Lines: Sendable {
+    let lines = Mutex<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+}
+
+@Suite("Fleet scenarios over a real mosquitto", .serialized)
+struct ScenarioIntegrationTests {
+    @Test("a scenario drops 30 % of 50 devices without DISCONNECT: their wills and only theirs, none back before the duration, all back after, nothing lost")
+    func disconnectThirtyPercent() async throws {
+        let ids = (1...50).map { String(format: "node-%02d", $0) }
+        let fleet = try TestFleet(devices: ids, interval: 0.5, fleetExtra: """
+            scenario:
+              - at: 2
+                select: 30%
+                action: disconnect
+                duration: 4
+            """)
+        defer { fleet.tearDown() }
+        let subscriber = try fleet.subscriber(["devices/+/status", "devices/+/telemetry"])
+        let spec = try fleet.load()
+        let plan = try #require(spec.scenario)
+        let runner = try fleet.makeFleet()
+        let output = Lines()
+        let scenario = ScenarioService(fleet: runner, scenario: plan, logger: Logger(label: "scenario"), write: { output.append($0) })
+        await runner.start()
+        #expect(await waitFor(20) { statusMessages(subscriber.messages()).filter { $0.value.contains { $0["status"] as? String == "online" } }.count == 50 })
+        try await scenario.runEvents()
+
+        let record = try #require(scenario.records.first)
+        let chosen = Set(record.devices)
+        #expect(chosen.count == 15)
+        #expect(record.refused == nil)
+        #expect(output.lines.withLock { $0 }.first?.contains("disconnect for 4 s → 15 devices") == true)
+
+        // The observer: a will (reason connection_lost) from exactly the chosen devices.
+        func willSenders() -> Set<String> {
+            Set(statusMessages(subscriber.messages()).filter { $0.value.contains { $0["reason"] as? String == "connection_lost" } }.keys)
+        }
+        #expect(await waitFor(15) { willSenders() == chosen }, "wills from \(willSenders().sorted()), chosen \(chosen.sorted())")
+        // All back: a second birth from each of them.
+        func backAgain() -> Set<String> {
+            Set(statusMessages(subscriber.messages()).filter { $0.value.filter { $0["status"] as? String == "online" }.count >= 2 }.keys)
+        }
+        #expect(await waitFor(20) { backAgain() == chosen }, "back: \(backAgain().sorted())")
+
+        // The broker: exactly those closed their connection without DISCONNECT, and each
+        // reconnected no sooner than the duration after (its log has whole seconds).
+        let log = fleet.broker.log().split(separator: "\n")
+        func times(_ text: String) -> [Int] { log.filter { $0.contains(text) }.compactMap { Int($0.prefix { $0.isNumber }) } }
+        let lostIDs = Set(log.filter { $0.contains("closed its connection") }.compactMap { line -> String? in
+            guard let r = line.range(of: "Client ") else { return nil }
+            return line[r.upperBound...].split(separator: " ").first.map(String.init)
+        })
+        #expect(lostIDs == chosen, "the broker saw \(lostIDs.sorted()) close")
+        for id in chosen {
+            let connected = times(" as \(id) (")
+            #expect(connected.count == 2, "\(id) connected \(connected.count) times")
+            if let back = connected.last, let gone = times("Client \(id) closed its connection").first {
+                #expect(back - gone >= 3, "\(id) back after \(back - gone) s")
+            }
+        }
+
+        let summary = await runner.stop()
+        #expect(summary.totals.dropped == 0)
+        #expect(summary.totals.acknowledged == summary.totals.accepted)
+        // Nothing lost: every seq from 1 to the last, for every device, at the observer.
+        #expect(await waitFor(10) {
+            let seen = subscriber.sequences()
+            return summary.devices.allSatisfy { d in Set(seen[d.id] ?? []) == Set(1...max(1, d.lastSeq)) && d.lastSeq > 0 }
+        })
+        for device in summary.devices where chosen.contains(device.id) { #expect(device.connects == 2) }
+        for device in summary.devices where !chosen.contains(device.id) { #expect(device.connects == 1) }
+    }
+
+    @Test("bench with a scenario: half the devices reboot mid-run, the report lists them, and the verifier still counts every message once")
+    func benchWithReboots() async throws {
+        let fleet = try TestFleet(devices: (1...10).map { String(format: "r-%02d", $0) }, fleetExtra: """
+            firmware:
+              reboot_seconds: 1
+            scenario:
+              - {at: 1, select: 50%, action: reboot}
+            """)
+        defer { fleet.tearDown() }
+        let output = Lines()
+        var options = BenchOptions()
+        options.ratePerDevice = 10
+        options.duration = 4
+        options.connectRate = 200
+        let spec = try fleet.load()
+        options.scenario = spec.scenario
+        options.onScenarioLine = { output.append($0) }
+        var logger = Logger(label: "bench-scenario")
+        logger.logLevel = .error
+        let report = try await BenchRunner.run(fleet: spec, options: options, logger: logger)
+        let record = try #require(report.scenario?.first)
+        #expect(record.action == "reboot" && record.devices.count == 5)
+        #expect(output.lines.withLock { $0 }.first?.contains("reboot → 5 devices") == true)
+        #expect(report.connectAttempts == 15, "10 first connects and 5 after the reboots")
+        #expect(report.gaps == 0 && report.duplicates == 0 && report.dropped == 0)
+        #expect(report.received == report.sent && report.verified)
+        let data = try report.jsonData()
+        #expect(try BenchReport.decode(data).scenario?.first?.devices == record.devices)
+    }
+
+    @Test("run --scenario --state-dir: the event line and report, clock_skew and rate on their devices, boot counts kept across runs")
+    func runCommandWithScenarioAndStateDir() async throws {
+        let fleet = try TestFleet(devices: ["sk-a", "sk-b"], interval: 0.5, fleetExtra: "firmware:\n  reboot_seconds: 0.5")
+        defer { fleet.tearDown() }
+        try """
+            scenario:
+              - {at: 1, ids: [sk-a], action: clock_skew, offset: -3600}
+              - {at: 1, ids: [sk-b], action: rate, factor: 5}
+              - {at: 1.5, ids: [sk-a], action: reboot}
+            """.write(toFile: "\(fleet.path)/plan.yaml", atomically: true, encoding: .utf8)
+        let subscriber = try fleet.subscriber(["devices/+/status", "devices/+/telemetry"])
+        let state = "\(fleet.path)/state", report = "\(fleet.path)/report.json"
+        func run(_ extra: [String]) async throws -> String {
+            let (process, output) = try launchSensorfleet(["run", fleet.path, "--duration", "4", "--state-dir", state, "--report", report] + extra, in: fleet.path)
+            defer { process.signal(SIGKILL) }
+            #expect(process.wait(timeout: 30) == 0)
+            return (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        }
+        let text = try await run(["--scenario", "\(fleet.path)/plan.yaml"])
+        #expect(text.contains("scenario: 3 events from"), "\(text)")
+        #expect(text.contains("scenario: t=1 s clock_skew -3600 s → 1 device (ids sk-a): sk-a"), "\(text)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
+        let events = try #require(json["scenario"] as? [[String: Any]])
+        #expect(events.compactMap { $0["action"] as? String } == ["clock_skew", "rate", "reboot"])
+        #expect(events.first?["devices"] as? [String] == ["sk-a"])
+
+        // clock_skew: sk-a's timestamps after the event are an hour behind the observer's clock.
+        let telemetry = subscriber.messages().filter { $0.topic == "devices/sk-a/telemetry" }
+            .compactMap { (try? JSONSerialization.jsonObject(with: Data($0.payload.utf8))) as? [String: Any] }
+        let behind = telemetry.compactMap { ($0["ts"] as? NSNumber)?.int64Value }.filter { Date().timeIntervalSince1970 * 1000 - Double($0) > 3_500_000 }
+        #expect(!behind.isEmpty && behind.count < telemetry.count, "some, not all, readings are skewed")
+        // rate ×5: sk-b sent clearly more than sk-a over the same run.
+        let seqs = subscriber.sequences()
+        #expect((seqs["sk-b"]?.count ?? 0) > 2 * (seqs["sk-a"]?.count ?? 0), "\(seqs.mapValues(\.count))")
+
+        // Boot counts: sk-a booted twice in the first run; the second run is one more power-on.
+        _ = try await run([])
+        func births() -> [String: [Int]] {
+            statusMessages(subscriber.messages()).mapValues { $0.filter { $0["status"] as? String == "online" }.compactMap { $0["boot_count"] as? Int } }
+        }
+        #expect(await waitFor(10) { births()["sk-a"]?.count == 3 })
+        #expect(births()["sk-a"] == [1, 2, 3], "\(births())")
+        #expect(births()["sk-b"] == [1, 2], "\(births())")
+    }
+}
