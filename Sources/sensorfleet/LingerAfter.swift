@@ -1,3 +1,4 @@
+import Foundation
 import ServiceLifecycle
 
 /// `bench --metrics-linger S`: runs the bench, then waits S seconds before returning, so that the
@@ -18,6 +19,7 @@ struct LingerAfter: Service, CustomStringConvertible {
         try await inner.run()
         guard !Task.isShuttingDownGracefully else { return }
         print("metrics: serving the final values for \(seconds) s (--metrics-linger)")
+        fflush(nil)  // in the pod's log now, not at exit
         try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(seconds)) }
     }
 
