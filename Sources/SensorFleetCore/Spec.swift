@@ -123,6 +123,9 @@ public struct DeviceSpec: Sendable, Equatable {
     public var sysfsRoot: String
     /// Absolute path of the fault labels file (fleet.yaml's `labels:`); nil: none written.
     public var faultLabels: String?
+    /// Topic the device publishes its fault label records on (fleet.yaml's `labels_topic`,
+    /// `{id}` replaced); nil: none published.
+    public var faultLabelsTopic: String?
 
     public init(
         id: String, directory: String, certFile: String, keyFile: String, interval: Double,

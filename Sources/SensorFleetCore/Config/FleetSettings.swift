@@ -12,11 +12,13 @@ struct DeviceDefaults {
     var mqtt5: TelemetryPropertiesFields?
     /// Absolute path of the fault labels file (fleet.yaml's `labels:`).
     var faultLabels: String?
+    /// fleet.yaml's `labels_topic`, `{id}` not yet replaced.
+    var faultLabelsTopic: String?
 }
 
 /// What fleet.yaml says, with defaults for everything it leaves out.
 struct FleetSettings {
-    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates", "labels"]
+    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates", "labels", "labels_topic"]
     static let brokerKeys = ["host", "port", "ca", "protocol", "keepalive", "tls_min_version", "alpn", "bind",
                              "insecure_skip_hostname_verification", "tls", "allow_plaintext"]
     static let defaultsKeys = ["interval", "qos", "topic", "clean_session", "session_expiry", "mqtt5"] + LoginFields.keys
@@ -66,6 +68,7 @@ struct FleetSettings {
             OutboxSettings.read(section, into: &outbox)
         }
         defaults.faultLabels = FaultLabelsSetting.read(root, location: location)
+        defaults.faultLabelsTopic = FaultLabelsSetting.readTopic(root)
         if let defaults = root.mapping("defaults", fix: "write device defaults indented under `defaults:`") {
             defaults.rejectUnknownKeys(allowed: Self.defaultsKeys)
             let fields = DeviceFields.read(defaults) { location.resolve($0, in: nil) }

@@ -161,6 +161,7 @@ struct TemplateParser {
                 username: login.username, password: login.password)
             spec.telemetryProperties = mqtt5.properties(id: id)
             spec.faultLabels = defaults.faultLabels
+            spec.faultLabelsTopic = defaults.faultLabelsTopic?.replacingOccurrences(of: "{id}", with: id)
             if qos > 0 { spec.telemetryProperties.topicAlias = false }
             var device = ParsedDevice(spec: spec, file: file, idLine: map.line(of: "id"), certDisplay: cert.display,
                                       keyDisplay: key.display, certLine: nil, keyLine: nil)
