@@ -133,6 +133,9 @@ public struct DeviceSpec: Sendable, Equatable {
     public var template: String?
     /// `battery:`; nil: mains powered.
     public var battery: BatterySpec?
+    /// Topic the device publishes its fault label records on (fleet.yaml's `labels_topic`,
+    /// `{id}` replaced); nil: none published.
+    public var faultLabelsTopic: String?
 
     public init(
         id: String, directory: String, certFile: String, keyFile: String, interval: Double,

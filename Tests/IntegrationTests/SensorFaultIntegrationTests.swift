@@ -132,4 +132,40 @@ struct SensorFaultIntegrationTests {
         #expect(first.labels.filter { $0.fault == "offset" }.count == 2 * ids.count)
         print("fault labels: \(first.labels.count / 2) faults in run 1, \(second.labels.count / 2) in run 2 over \(ids.count) devices × \(n) readings; readings under one fault checked by kind: \(seen)")
     }
+
+    @Test("labels_topic: the device publishes each label record on devices/{id}/faults, the same text as the file's line, while connected")
+    func labelsOverMQTT() async throws {
+        let sensor = """
+              - name: level
+                type: counter
+                faults:
+                  - {type: out_of_range, value: 85, from: 0, readings: 1}
+                  - {type: offset, amount: 100, from: 2, for: 0.5}
+            """
+        let fleet = try TestFleet(devices: ["lab-1"], interval: 0.1,
+                                  fleetExtra: "labels: labels.jsonl\nlabels_topic: devices/{id}/faults", deviceExtra: { _ in sensor })
+        defer { fleet.tearDown() }
+        #expect(try fleet.load().devices.first?.faultLabelsTopic == "devices/lab-1/faults")
+        let subscriber = try fleet.subscriber(["devices/+/faults"])
+        defer { subscriber.stop() }
+        let runner = try fleet.makeFleet()
+        await runner.start()
+        #expect(await runner.waitUntilAllDevices(timeout: 20) { $0.connected })
+        let connectedBy = Int64(Date().timeIntervalSince1970 * 1000)
+        let file = fleet.path + "/labels.jsonl"
+        func lines() -> [String] { ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+        #expect(await waitFor(20) { lines().count == 4 }, "\(lines())")
+        // The records made after the connection was seen must all arrive; earlier ones may not.
+        let due = lines().filter { line in
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return ((object?["ts"] ?? object?["end_ts"]) as? NSNumber)?.int64Value ?? 0 > connectedBy
+        }
+        #expect(await waitFor(10) { Set(due).isSubset(of: Set(subscriber.messages().map(\.payload))) },
+                "due \(due), received \(subscriber.messages())")
+        let received = subscriber.messages()
+        #expect(received.allSatisfy { $0.topic == "devices/lab-1/faults" && lines().contains($0.payload) }, "\(received)")
+        #expect(received.contains { $0.payload.contains("\"fault\":\"offset\"") } || due.isEmpty)
+        _ = await runner.stop()
+        print("labels_topic: \(received.count) of \(lines().count) records published (\(due.count) made after the connection was seen)")
+    }
 }

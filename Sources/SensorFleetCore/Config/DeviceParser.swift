@@ -80,6 +80,7 @@ struct DeviceParser {
             sessionExpiry: fields.sessionExpiry ?? defaults.sessionExpiry,
             username: login.username, password: login.password)
         spec.faultLabels = defaults.faultLabels
+        spec.faultLabelsTopic = defaults.faultLabelsTopic?.replacingOccurrences(of: "{id}", with: id)
         spec.telemetryProperties = TelemetryPropertiesFields.checkAlias(
             (fields.mqtt5 ?? TelemetryPropertiesFields()).merged(over: defaults.mqtt5).properties(id: id),
             qos: spec.qos, file: file, log: log)

@@ -24,4 +24,17 @@ enum FaultLabelsSetting {
         }
         return resolved.absolute
     }
+
+    /// `labels_topic`: a topic template (`{id}` replaced per device), e.g. devices/{id}/faults.
+    static func readTopic(_ root: MappingReader) -> String? {
+        let fix = "set labels_topic to a topic under the device's own, e.g. devices/{id}/faults, or remove it"
+        guard let topic = root.string("labels_topic", expected: "an MQTT topic such as devices/{id}/faults", fix: fix) else {
+            return nil
+        }
+        if let problem = TopicRules.problem(with: topic) {
+            root.problem("labels_topic", problem, fix: fix)
+            return nil
+        }
+        return topic
+    }
 }

@@ -13,11 +13,13 @@ struct DeviceDefaults {
     /// Absolute path of the fault labels file (fleet.yaml's `labels:`).
     var faultLabels: String?
     var payload: PayloadFields?
+    /// fleet.yaml's `labels_topic`, `{id}` not yet replaced.
+    var faultLabelsTopic: String?
 }
 
 /// What fleet.yaml says, with defaults for everything it leaves out.
 struct FleetSettings {
-    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates", "labels", "profile"]
+    static let fleetKeys = ["broker", "seed", "connect_rate", "outbox_limit", "outbox", "defaults", "templates", "labels", "labels_topic", "profile"]
         + BehaviourFields.fleetKeys
     static let brokerKeys = ["host", "port", "ca", "protocol", "keepalive", "tls_min_version", "alpn", "bind",
                              "insecure_skip_hostname_verification", "tls", "allow_plaintext"]
@@ -79,6 +81,7 @@ struct FleetSettings {
         defaults.faultLabels = FaultLabelsSetting.read(root, location: location)
         BehaviourFields.readFleet(root, into: &behaviour)
         scenario = ScenarioParser.read(root)
+        defaults.faultLabelsTopic = FaultLabelsSetting.readTopic(root)
         if let defaults = root.mapping("defaults", fix: "write device defaults indented under `defaults:`") {
             defaults.rejectUnknownKeys(allowed: Self.defaultsKeys)
             let fields = DeviceFields.read(defaults) { location.resolve($0, in: nil) }

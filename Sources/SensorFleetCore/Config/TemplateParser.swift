@@ -171,6 +171,7 @@ struct TemplateParser {
             spec.firmware = behaviour.firmware ?? spec.firmware
             spec.tags = behaviour.tags ?? []
             spec.battery = behaviour.battery
+            spec.faultLabelsTopic = defaults.faultLabelsTopic?.replacingOccurrences(of: "{id}", with: id)
             if qos > 0 { spec.telemetryProperties.topicAlias = false }
             var device = ParsedDevice(spec: spec, file: file, idLine: map.line(of: "id"), certDisplay: cert.display,
                                       keyDisplay: key.display, certLine: nil, keyLine: nil)

@@ -18,10 +18,15 @@ struct DeviceSensor {
     private let seed: UInt64
     private let deviceID: String
     private let labels: FaultLabelWriter?
+    private let publisher: FaultLabelPublisher?
 
-    /// - Parameter labels: the fleet's fault labels file; faults started at run time need it too.
-    init(spec: SensorSpec, fleetSeed: UInt64, deviceID: String, sysfsRoot: String, labels: FaultLabelWriter? = nil) {
+    /// - Parameters:
+    ///   - labels: the fleet's fault labels file; faults started at run time need it too.
+    ///   - publisher: the device's publisher of label records (`labels_topic`).
+    init(spec: SensorSpec, fleetSeed: UInt64, deviceID: String, sysfsRoot: String, labels: FaultLabelWriter? = nil,
+         publisher: FaultLabelPublisher? = nil) {
         self.spec = spec
+        self.publisher = publisher
         self.deviceID = deviceID
         self.labels = labels
         let seed = SensorSeed.derive(fleetSeed: fleetSeed, deviceID: deviceID, sensorName: spec.name)
@@ -36,7 +41,8 @@ struct DeviceSensor {
         default: self.source = .simulated(SimulatedSensor(spec: spec, seed: seed))
         }
         if !spec.faults.isEmpty {
-            faults = SensorFaults(specs: spec.faults, seed: seed, deviceID: deviceID, sensorName: spec.name, labels: labels)
+            faults = SensorFaults(specs: spec.faults, seed: seed, deviceID: deviceID, sensorName: spec.name, labels: labels,
+                                  publisher: publisher)
         }
     }
 
@@ -86,7 +92,8 @@ struct DeviceSensor {
     /// labels file like the sensor's own faults.
     mutating func startFault(_ kind: FaultSpec.Kind, length: FaultSpec.Length) {
         if faults == nil {
-            faults = SensorFaults(specs: [], seed: seed, deviceID: deviceID, sensorName: spec.name, labels: labels)
+            faults = SensorFaults(specs: [], seed: seed, deviceID: deviceID, sensorName: spec.name, labels: labels,
+                                  publisher: publisher)
         }
         faults?.start(kind, length: length)
     }

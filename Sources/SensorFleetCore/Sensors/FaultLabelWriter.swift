@@ -97,3 +97,18 @@ final class FaultLabelWriter: Sendable {
     /// The first write error (errno), 0 when none.
     var writeError: Int32 { state.withLock { $0.writeError } }
 }
+
+/// Publishes a device's fault label records over MQTT (`labels_topic`), one message each at
+/// QoS 1, while the device is connected. Records made while it is offline are counted
+/// (``unsent``), not queued: the labels file is the complete record. Confined to the device's
+/// reactor, like its sensors.
+final class FaultLabelPublisher {
+    /// Set by the device when it starts: publishes one record, false when it could not.
+    var send: ((ArraySlice<UInt8>) -> Bool)?
+    /// Records not published (the device was offline, or not started).
+    private(set) var unsent = 0
+
+    func publish(_ record: ArraySlice<UInt8>) {
+        if send?(record) != true { unsent += 1 }
+    }
+}

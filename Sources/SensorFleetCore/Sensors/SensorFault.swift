@@ -104,6 +104,7 @@ final class SensorFaults {
     let sensorName: String
     let specs: [FaultSpec]
     private let labels: FaultLabelWriter?
+    private let publisher: FaultLabelPublisher?
     /// Draws of the triggers: one per `random` entry per reading.
     private var triggerRNG: Xoshiro256StarStar
     /// Values of `noise` faults, apart so that noise does not move the triggers' draws.
@@ -118,7 +119,10 @@ final class SensorFaults {
     ///   - seed: the sensor's seed (``SensorSeed``); the faults' generators are derived from it,
     ///     so a sensor's own readings are the same with and without faults.
     ///   - labels: where starts and ends are recorded; nil: nowhere.
-    init(specs: [FaultSpec], seed: UInt64, deviceID: String, sensorName: String, labels: FaultLabelWriter?) {
+    ///   - publisher: publishes each record over MQTT too (`labels_topic`).
+    init(specs: [FaultSpec], seed: UInt64, deviceID: String, sensorName: String, labels: FaultLabelWriter?,
+         publisher: FaultLabelPublisher? = nil) {
+        self.publisher = publisher
         self.specs = specs
         self.deviceID = deviceID
         self.sensorName = sensorName
@@ -221,7 +225,7 @@ final class SensorFaults {
             kind: kind, entry: entry, number: count, startSeq: moment.seq, startMillis: moment.wallMillis,
             startElapsed: moment.elapsed, length: length, lastSeq: moment.seq, lastMillis: moment.wallMillis, held: held)
         active.append(occurrence)
-        guard let labels else { return }
+        guard labels != nil || publisher != nil else { return }
         var line = labelHead("start", occurrence)
         TelemetryPayload.appendASCII(",\"seq\":", to: &line)
         TelemetryPayload.appendUnsigned(moment.seq, to: &line)
@@ -230,11 +234,12 @@ final class SensorFaults {
         TelemetryPayload.appendASCII(",\"source\":", to: &line)
         TelemetryPayload.appendString(entry.map { "faults[\($0)]" } ?? "runtime", to: &line)
         TelemetryPayload.appendASCII("}\n", to: &line)
-        labels.write(line)
+        labels?.write(line)
+        publisher?.publish(line.dropLast())
     }
 
     private func record(end occurrence: Occurrence, stillOn: Bool) {
-        guard let labels else { return }
+        guard labels != nil || (publisher != nil && !stillOn) else { return }
         var line = labelHead("end", occurrence)
         TelemetryPayload.appendASCII(",\"start_seq\":", to: &line)
         TelemetryPayload.appendUnsigned(occurrence.startSeq, to: &line)
@@ -248,7 +253,9 @@ final class SensorFaults {
         TelemetryPayload.appendUnsigned(UInt64(occurrence.readingsDone), to: &line)
         if stillOn { TelemetryPayload.appendASCII(",\"still_on\":true", to: &line) }
         TelemetryPayload.appendASCII("}\n", to: &line)
-        labels.write(line)
+        labels?.write(line)
+        // A fault still on when the device goes away is not published: the device is gone.
+        if !stillOn { publisher?.publish(line.dropLast()) }
     }
 
     private func labelHead(_ event: StaticString, _ occurrence: Occurrence) -> [UInt8] {

@@ -17,4 +17,13 @@ extension Device {
         }
         return started
     }
+
+    /// Publishes one fault label record on `labels_topic` (QoS 1, not retained); false when the
+    /// device is offline.
+    func publishLabel(_ record: ArraySlice<UInt8>) -> Bool {
+        guard let topic = spec.faultLabelsTopic, let client = supervisor.client, client.isConnected else { return false }
+        let result = record.withUnsafeBytes { client.publish(topic: topic, payload: $0, qos: 1, retain: false) }
+        if case .success = result { return true }
+        return false
+    }
 }

@@ -21,6 +21,8 @@ actor Device: MQTTClientDelegate {
     let supervisor: ConnectionSupervisor
     /// Internal (not private) for `Device+Faults.swift`.
     var sensors: [DeviceSensor]
+    /// Publishes fault label records (`labels_topic`); nil without one.
+    let faultLabelPublisher: FaultLabelPublisher?
     private let format: TelemetryFormat
     private var payloadBuffer: [UInt8] = []
     private(set) var readings: [(name: String, value: Double)] = []
@@ -47,8 +49,11 @@ actor Device: MQTTClientDelegate {
             }
         }
         behaviour = DeviceBehaviourState(firmware: spec.firmware)
+        let publisher = spec.faultLabelsTopic.map { _ in FaultLabelPublisher() }
+        faultLabelPublisher = publisher
         sensors = spec.sensors.map {
-            DeviceSensor(spec: $0, fleetSeed: context.seed, deviceID: spec.id, sysfsRoot: spec.sysfsRoot, labels: labels)
+            DeviceSensor(spec: $0, fleetSeed: context.seed, deviceID: spec.id, sysfsRoot: spec.sysfsRoot, labels: labels,
+                         publisher: publisher)
         }
         readings.reserveCapacity(spec.sensors.count)
         let publishing = context.publishing
@@ -110,6 +115,7 @@ actor Device: MQTTClientDelegate {
             return true
         }
         supervisor.delegate = self
+        faultLabelPublisher?.send = { [unowned self] record in self.publishLabel(record) }
         supervisor.batchWrites = schedule.isFast
         startedAt = MonotonicInstant.now()
         var rng = SystemRandomNumberGenerator()
