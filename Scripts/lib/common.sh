@@ -4,8 +4,10 @@
 SENSORFLEET_PACKAGES=(mosquitto mosquitto-clients libmosquitto-dev libssl-dev openssl pkg-config libsqlite3-dev systemd)
 
 # What the tests need besides: headless Chromium renders the bench HTML report (about 35 s to
-# install here); prlimit (util-linux) runs sensorfleet under a small descriptor limit.
-SENSORFLEET_TEST_PACKAGES=(chromium util-linux prometheus)
+# install here); prlimit (util-linux) runs sensorfleet under a small descriptor limit;
+# protoc (protobuf-compiler) decodes the Sparkplug B payloads the broker delivers, independently
+# of our own code (`protoc --decode … Protos/sparkplug_b.proto`).
+SENSORFLEET_TEST_PACKAGES=(chromium util-linux prometheus protobuf-compiler)
 
 # Installs whichever of the given Debian packages are missing (apt-get; as root or with sudo).
 ensure_packages() {

@@ -101,6 +101,9 @@ public struct DeviceSpec: Sendable, Equatable {
     public var password: MQTTPassword?
     /// MQTT 5 properties of every telemetry message (`mqtt5:`); ignored at 3.1.1.
     public var telemetryProperties = TelemetryProperties()
+    /// `payload: sparkplug_b`: the device is a Sparkplug B edge node (its `topic` is then its
+    /// NDATA topic and its `qos` 0); nil: the JSON payload.
+    public var sparkplug: SparkplugSettings?
     public var sensors: [SensorSpec]
     /// Root under which real sensors find `sys/…` and `proc/…` (`/` on a real machine).
     public var sysfsRoot: String

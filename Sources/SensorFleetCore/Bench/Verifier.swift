@@ -269,7 +269,9 @@ final class VerifierConnection: MQTTClientDelegate {
 
     func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer) {
         owner.received.add(1, ordering: .relaxed)
-        guard let index = state.indexByTopic[topic], let header = TelemetryPayload.parseHeader(payload) else {
+        // JSON, or a Sparkplug B NDATA (`SensorFleet/seq` and the payload's timestamp).
+        guard let index = state.indexByTopic[topic],
+              let header = TelemetryPayload.parseHeader(payload) ?? SparkplugPayload.parseHeader(payload, topic: topic) else {
             owner.errors.add(1, ordering: .relaxed)
             return
         }

@@ -10,12 +10,15 @@ struct DeviceFields {
     var sessionExpiry: UInt32?
     var login = LoginFields()
     var mqtt5: TelemetryPropertiesFields?
+    /// `payload:` and `sparkplug:` (Sparkplug B).
+    var sparkplug = SparkplugFields()
 
     /// - Parameter resolve: a path written in this mapping → (absolute, as the user sees it).
     static func read(_ map: MappingReader, resolve: (String) -> (absolute: String, display: String)) -> DeviceFields {
         var fields = DeviceFields()
         fields.login = LoginFields.read(map, resolve: resolve)
         fields.mqtt5 = TelemetryPropertiesFields.read(map)
+        fields.sparkplug = SparkplugFields.read(map)
         let intervalKey = map.field("interval")
         fields.interval = map.number("interval", in: .interval,
                                      fix: "set \(intervalKey) to the seconds between two readings, e.g. 5 (at least 0.001, at most 86400)")

@@ -22,7 +22,7 @@ struct ParsedDevice {
 /// Reads `<fleet>/<folder>/device.yaml`.
 struct DeviceParser {
     static let deviceKeys = ["id", "interval", "qos", "topic", "clean_session", "session_expiry", "cert", "key", "sensors", "sysfs_root", "mqtt5"]
-        + LoginFields.keys
+        + LoginFields.keys + SparkplugFields.keys
 
     let location: FleetLocation
     let folder: String
@@ -82,6 +82,12 @@ struct DeviceParser {
         spec.telemetryProperties = TelemetryPropertiesFields.checkAlias(
             (fields.mqtt5 ?? TelemetryPropertiesFields()).merged(over: defaults.mqtt5).properties(id: id),
             qos: spec.qos, file: file, log: log)
+        if let sparkplug = fields.sparkplug.merged(over: defaults.sparkplug).settings(
+            id: id, explicitQoS: fields.qos, ownTopic: fields.topic != nil, file: file, log: log) {
+            spec.sparkplug = sparkplug
+            spec.qos = 0
+            spec.topic = sparkplug.topic(.ndata)
+        }
         return ParsedDevice(spec: spec, file: file, idLine: idLine, certDisplay: cert.display,
                             keyDisplay: key.display, certLine: cert.line, keyLine: key.line)
     }

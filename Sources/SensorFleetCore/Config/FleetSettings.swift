@@ -10,6 +10,7 @@ struct DeviceDefaults {
     var sessionExpiry: UInt32?
     var login = LoginFields()
     var mqtt5: TelemetryPropertiesFields?
+    var sparkplug: SparkplugFields?
 }
 
 /// What fleet.yaml says, with defaults for everything it leaves out.
@@ -18,6 +19,7 @@ struct FleetSettings {
     static let brokerKeys = ["host", "port", "ca", "protocol", "keepalive", "tls_min_version", "alpn", "bind",
                              "insecure_skip_hostname_verification", "tls", "allow_plaintext"]
     static let defaultsKeys = ["interval", "qos", "topic", "clean_session", "session_expiry", "mqtt5"] + LoginFields.keys
+        + SparkplugFields.keys
 
     let location: FleetLocation
     var broker: BrokerSpec
@@ -73,6 +75,7 @@ struct FleetSettings {
             self.defaults.sessionExpiry = fields.sessionExpiry ?? self.defaults.sessionExpiry
             self.defaults.login = fields.login
             self.defaults.mqtt5 = fields.mqtt5
+            self.defaults.sparkplug = fields.sparkplug
         }
     }
 

@@ -68,6 +68,7 @@ struct TemplateSpec {
 /// Reads `templates:` and expands it into devices.
 struct TemplateParser {
     static let keys = ["id", "count", "start", "interval", "qos", "topic", "clean_session", "session_expiry", "sensors", "shared_identity", "mqtt5"] + LoginFields.keys
+        + SparkplugFields.keys
     /// Devices one fleet file may describe through templates.
     static let maximumDevices = Int(SettingRange.devices.upper)
 
@@ -145,6 +146,10 @@ struct TemplateParser {
         let loginTemplate = fields.login.merged(over: defaults.login, id: nil, file: file, log: log)
         let mqtt5 = (fields.mqtt5 ?? TelemetryPropertiesFields()).merged(over: defaults.mqtt5)
         _ = TelemetryPropertiesFields.checkAlias(mqtt5.properties(id: ""), qos: qos, file: file, log: log)
+        let sparkplug = fields.sparkplug.merged(over: defaults.sparkplug)
+        // Checked once (with the first id); each device then gets its own edge node id.
+        let sparkplugChecked = sparkplug.settings(id: template.id(0), explicitQoS: fields.qos, ownTopic: fields.topic != nil,
+                                                  file: file, log: log) != nil
         let sharedFolder = template.sharedFolder
         var devices: [ParsedDevice] = []
         devices.reserveCapacity(count)
@@ -161,6 +166,11 @@ struct TemplateParser {
                 username: login.username, password: login.password)
             spec.telemetryProperties = mqtt5.properties(id: id)
             if qos > 0 { spec.telemetryProperties.topicAlias = false }
+            if sparkplugChecked, let settings = sparkplug.settings(id: id, explicitQoS: nil, ownTopic: false, file: file, log: IssueLog()) {
+                spec.sparkplug = settings
+                spec.qos = 0
+                spec.topic = settings.topic(.ndata)
+            }
             var device = ParsedDevice(spec: spec, file: file, idLine: map.line(of: "id"), certDisplay: cert.display,
                                       keyDisplay: key.display, certLine: nil, keyLine: nil)
             device.sharedIdentityCN = shared ? sharedFolder : nil

@@ -43,6 +43,12 @@ enum FleetFiles {
         # commands topic, devices/<its id>/commands.
         pattern write devices/%u/#
         pattern read devices/%u/commands
+        # Devices with `payload: sparkplug_b` are Sparkplug B edge nodes named by their id
+        # (edge_node_id "{id}", the default), in any group.
+        pattern write spBv1.0/+/NBIRTH/%u
+        pattern write spBv1.0/+/NDATA/%u
+        pattern write spBv1.0/+/NDEATH/%u
+        pattern read spBv1.0/+/NCMD/%u
 
         # The observer (broker/observer/): reads every device's topics (the demo's subscriber,
         # the load-test verifier) and may send commands.
@@ -50,6 +56,8 @@ enum FleetFiles {
         topic read devices/#
         topic write devices/+/commands
         topic read $SYS/#
+        topic read spBv1.0/#
+        topic write spBv1.0/+/NCMD/+
 
         """
 

@@ -19,6 +19,8 @@ actor Device: MQTTClientDelegate {
     let schedule: ReadingSchedule
     let delivery: Delivery
     let supervisor: ConnectionSupervisor
+    /// `payload: sparkplug_b`: the edge node's births, deaths and seq (Sparkplug/); nil: JSON.
+    let sparkplug: SparkplugNode?
     private var sensors: [DeviceSensor]
     private let format: TelemetryFormat
     private var payloadBuffer: [UInt8] = []
@@ -51,8 +53,9 @@ actor Device: MQTTClientDelegate {
             interval: interval, unpaced: publishing.pace == .asFastAsAcknowledged,
             limit: publishing.messagesPerDevice.map { UInt64(max(0, $0)) } ?? .max,
             reactor: reactor, counters: context.counters)
+        sparkplug = spec.sparkplug.map { SparkplugNode(settings: $0, deviceID: spec.id, sensors: spec.sensors, logger: logger) }
         delivery = Delivery(
-            deviceID: spec.id, topic: spec.topic, qos: publishing.qos ?? spec.qos, outbox: context.outbox,
+            deviceID: spec.id, topic: spec.topic, qos: sparkplug == nil ? publishing.qos ?? spec.qos : 0, outbox: context.outbox,
             window: context.maxInflight,
             ackTimeout: .saturating(seconds: context.outbox.ackTimeout ?? Double(context.broker.keepAlive)),
             reactor: reactor, counters: context.counters, logger: logger)
@@ -87,6 +90,11 @@ actor Device: MQTTClientDelegate {
     ///   of this reactor (so one transaction per turn carries them all).
     func start(durable: ReactorBound<DurableOutboxWriter>?) {
         delivery.durable = durable?.value
+        if let sparkplug {
+            sparkplug.useStateDirectory(durable?.value.store.stateDirectory?.path, deviceID: spec.id)
+            delivery.stamp = sparkplug
+            supervisor.nextWill = { sparkplug.nextWill() }
+        }
         schedule.produce = { [unowned self] now in self.produceReading(now: now) }
         schedule.afterTick = { [unowned self] now in
             self.delivery.expire(now: now)
@@ -115,11 +123,13 @@ actor Device: MQTTClientDelegate {
     /// Nothing left to send, or nothing will get it out (a failure that does not fix itself).
     var isSettled: Bool { delivery.pending == 0 || (!isConnected && supervisor.isFailing) }
 
-    /// Publishes the retained `offline` status (a clean DISCONNECT suppresses the will) and
-    /// disconnects.
+    /// Publishes the retained `offline` status, or a Sparkplug node's NDEATH (a clean DISCONNECT
+    /// suppresses the will), and disconnects.
     func disconnect() {
         schedule.stop()
-        supervisor.stop { publishStatus("offline") }
+        supervisor.stop {
+            if sparkplug != nil { publishSparkplugDeath() } else { publishStatus("offline") }
+        }
     }
 
     /// Counts what never reached the broker (kept on disk, or dropped) and frees the client.
@@ -153,7 +163,9 @@ actor Device: MQTTClientDelegate {
         }
         seq += 1
         schedule.noteReading()
-        if format.microsecondTimestamps || format.padding > 0 {
+        if let sparkplug {
+            payloadBuffer = sparkplug.dataPayload(deviceSeq: seq, readings: readings, timestampMillis: WallClock.millis())
+        } else if format.microsecondTimestamps || format.padding > 0 {
             let micros = WallClock.micros()
             TelemetryPayload.encode(
                 device: spec.id, seq: seq, timestampMillis: micros / 1000, readings: readings,
@@ -180,7 +192,10 @@ actor Device: MQTTClientDelegate {
         guard let client = supervisor.client, client.isConnected else { return }
         delivery.isHeld = supervisor.renewing
         if supervisor.renewing {
-            if delivery.inflightCount == 0 { client.disconnect() }
+            if delivery.inflightCount == 0 {
+                if sparkplug != nil { publishSparkplugDeath() }  // DISCONNECT drops the will
+                client.disconnect()
+            }
             return
         }
         delivery.pump()
@@ -240,7 +255,13 @@ actor Device: MQTTClientDelegate {
         if let granted = connack.sessionExpiry, granted != client.options.sessionExpiry {
             logger.info("the broker set the session expiry", metadata: ["session_expiry": "\(granted)"])
         }
-        publishStatus("online")
+        if let sparkplug {
+            // NCMD first: a rebirth asked for right after the birth is not missed.
+            client.subscribe(sparkplug.commandTopic, qos: 1)
+            publishSparkplugBirth()
+        } else {
+            publishStatus("online")
+        }
         client.subscribe(commandsTopic, qos: 1)
         delivery.brokerReceiveMaximum = connack.receiveMaximum
         delivery.connectionUp()
