@@ -105,7 +105,10 @@ import SensorFleetTesting
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Devices").path
         let spec = try FleetLoader.loadWithoutCredentials(directory: devices)
-        #expect(spec.devices.map(\.id) == ["airquality-001", "gps-tracker-001", "power-meter-001", "thermostat-001"])
+        #expect(spec.devices.map(\.id) == ["airquality-001", "gps-tracker-001", "power-meter-001", "press-line-001", "thermostat-001"])
+        let press = spec.devices[3]
+        #expect(press.sparkplug == SparkplugSettings(groupID: "plant-1", edgeNodeID: "press-line-001"))
+        #expect(press.topic == "spBv1.0/plant-1/NDATA/press-line-001" && press.qos == 0)
         #expect(spec.seed == 42)
         #expect(spec.broker.caFile == devices + "/ca.pem")
         let thermostat = try #require(spec.devices.last)

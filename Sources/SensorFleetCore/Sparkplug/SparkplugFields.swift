@@ -7,6 +7,8 @@ struct SparkplugFields {
     var edgeNodeID: String?
     /// `sparkplug:` is present (its keys are only read with `payload: sparkplug_b`).
     var hasSection = false
+    /// A value under `sparkplug:` was refused (already logged).
+    var invalid = false
     /// Lines of `payload:` and `sparkplug:`, for the messages.
     var payloadLine: Int?
     var sectionLine: Int?
@@ -47,12 +49,15 @@ struct SparkplugFields {
             guard let value = section.string(key, expected: "a Sparkplug id such as \(example)", fix: fix) else { return nil }
             if let problem = SparkplugSettings.problem(with: value.replacingOccurrences(of: "{id}", with: "x")) {
                 section.problem(key, "\"\(SettingText.clipped(value))\" cannot be a Sparkplug id: \(problem)", fix: fix)
+                fields.invalid = true
                 return nil
             }
             return value
         }
-        fields.groupID = id("group_id", example: "plant-1")
-        fields.edgeNodeID = id("edge_node_id", example: "\"{id}\" (the device id, the default)")
+        let group = id("group_id", example: "plant-1")
+        let edge = id("edge_node_id", example: "\"{id}\" (the device id, the default)")
+        fields.groupID = group
+        fields.edgeNodeID = edge
         return fields
     }
 
@@ -62,7 +67,7 @@ struct SparkplugFields {
     func merged(over defaults: SparkplugFields?) -> SparkplugFields {
         SparkplugFields(
             payload: payload ?? defaults?.payload, groupID: groupID ?? defaults?.groupID,
-            edgeNodeID: edgeNodeID ?? defaults?.edgeNodeID, hasSection: hasSection,
+            edgeNodeID: edgeNodeID ?? defaults?.edgeNodeID, hasSection: hasSection, invalid: invalid || defaults?.invalid == true,
             payloadLine: payloadLine, sectionLine: sectionLine)
     }
 
@@ -83,6 +88,7 @@ struct SparkplugFields {
             }
             return nil
         }
+        if invalid { return nil }  // said where it was read
         var ok = true
         if groupID == nil {
             ok = false
