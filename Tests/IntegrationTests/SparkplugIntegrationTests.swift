@@ -56,7 +56,12 @@ struct SparkplugIntegrationTests {
         // Our own 64-bit seq (alias 2) goes on without wrapping: 1, 2, 3 …
         let ours = data.compactMap { $0.metrics.first { $0["alias"] == "2" }?["long_value"].flatMap { UInt64($0) } }
         #expect(Array(ours.prefix(270)) == Array(1...270))
-        print("sparkplug: 1 NBIRTH, \(data.count) NDATA decoded by protoc; seq wrapped 255 → 0 at NDATA #256")
+        // Size at the broker, beside the JSON payload of the same reading (a figure, not asserted).
+        let sizes = capture.raw().filter { $0.topic.hasSuffix("/NDATA/sp-wrap") }.map(\.bytes.count)
+        let json = TelemetryPayload.encode(device: "sp-wrap", seq: 200, timestampMillis: WallClock.millis(), readings: [("temperature", 21.37)])
+        let birthSize = capture.raw().first { $0.topic.hasSuffix("/NBIRTH/sp-wrap") }?.bytes.count ?? 0
+        print("sparkplug: 1 NBIRTH (\(birthSize) bytes), \(data.count) NDATA decoded by protoc; seq wrapped 255 → 0 at NDATA #256; "
+            + "NDATA \(sizes.min() ?? 0)–\(sizes.max() ?? 0) bytes (one sensor) vs \(json.count) bytes of JSON")
     }
 
     @Test("NCMD `Node Control/Rebirth` = true (encoded by protoc): a new NBIRTH with seq 0 and the same bdSeq, NDATA from seq 1 again")
