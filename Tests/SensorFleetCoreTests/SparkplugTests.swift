@@ -133,6 +133,32 @@ import SensorFleetTesting
         }
     }
 
+    @Test func aTemplateOfSparkplugDevicesGivesEachItsOwnEdgeNode() throws {
+        let ca = try TestCA.make()
+        try withTempFleet { fleet in
+            try fleet.writeValidFleet(ca: ca, ids: ["a"], fleetYAML: """
+                broker:
+                  host: localhost
+                templates:
+                  - id: press-{00}
+                    count: 3
+                    payload: sparkplug_b
+                    sparkplug:
+                      group_id: plant-2
+                      edge_node_id: "node-{id}"
+                    sensors:
+                      - name: level
+                        type: constant
+                        value: 1
+                """)
+            // The template's devices have no certificates yet (provision makes them).
+            let spec = try FleetLoader.loadWithoutCredentials(directory: fleet.root)
+            let presses = spec.devices.filter { $0.id.hasPrefix("press-") }
+            #expect(presses.map(\.topic) == (1...3).map { "spBv1.0/plant-2/NDATA/node-press-0\($0)" })
+            #expect(presses.allSatisfy { $0.qos == 0 && $0.sparkplug?.groupID == "plant-2" })
+        }
+    }
+
     @Test func whatDoesNotFitSparkplugIsRefusedNamingTheField() throws {
         let ca = try TestCA.make()
         try withTempFleet { fleet in
