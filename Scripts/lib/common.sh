@@ -5,8 +5,10 @@ SENSORFLEET_PACKAGES=(mosquitto mosquitto-clients libmosquitto-dev libssl-dev op
 
 # What the tests need besides: headless Chromium renders the bench HTML report (about 35 s to
 # install here); prlimit (util-linux) runs sensorfleet under a small descriptor limit; iproute2
-# makes the network namespaces of NetnsShardTests; python3-venv holds kubernetes-validate and amqtt.
-SENSORFLEET_TEST_PACKAGES=(chromium util-linux prometheus iproute2 python3-venv)
+# makes the network namespaces of NetnsShardTests; python3-venv holds kubernetes-validate and amqtt;
+# protoc (protobuf-compiler) decodes the Sparkplug B payloads the broker delivers, independently
+# of our own code (`protoc --decode … Protos/sparkplug_b.proto`).
+SENSORFLEET_TEST_PACKAGES=(chromium util-linux prometheus iproute2 python3-venv protobuf-compiler)
 
 # A second broker that is not mosquitto, for the interoperability tests: amqtt (PyPI), in a venv
 # under .build. Pinned; installed once (the tests find it at .build/amqtt-venv/bin/amqtt).

@@ -270,6 +270,18 @@ public final class MQTTClient: ReactorSource {
         return nil
     }
 
+    /// Replaces the will the next CONNECT carries (libmosquitto sends the one set last with every
+    /// CONNECT): Sparkplug B's NDEATH names a new `bdSeq` for each connection. While idle only.
+    public func setWill(_ will: MQTTWill) -> MosquittoError? {
+        precondition(state == .idle && !destroyed, "setWill() while \(state)")
+        let rc = will.payload.withUnsafeBytes { raw in
+            mosquitto_will_set(handle, will.topic, Int32(raw.count), raw.baseAddress, Int32(will.qos), will.retain)
+        }
+        guard rc == Int32(MOSQ_ERR_SUCCESS.rawValue) else { return MosquittoError(code: rc, detail: "will on \(will.topic)") }
+        options.will = will
+        return nil
+    }
+
     /// Subscribes; the SUBACK is not reported separately.
     @discardableResult
     public func subscribe(_ pattern: String, qos: Int) -> MosquittoError? {

@@ -102,7 +102,8 @@ public struct MosquittoError: Error, Sendable, Equatable, CustomStringConvertibl
         if let topic = context.closedAfterPublishTo, code != Self.connectTimeoutCode {
             return "the broker closed the connection right after a PUBLISH to \(topic): brokers such as RabbitMQ do "
                 + "that when their ACL forbids the publish; if it happens at every connection, check that this "
-                + "identity may write \(topic) (mosquitto: `pattern write devices/%u/#`)"
+                + "identity may write \(topic) (mosquitto: `pattern write "
+                + (topic.hasPrefix("spBv1.0/") ? "spBv1.0/+/NDATA/%u" : "devices/%u/#") + "`)"
         }
         return nil
     }

@@ -120,6 +120,9 @@ public struct DeviceSpec: Sendable, Equatable {
     public var telemetryProperties = TelemetryProperties()
     /// How telemetry is written (`payload:`); JSON by default.
     public var payload: PayloadFormat = .json
+    /// `payload: sparkplug_b`: the device is a Sparkplug B edge node (its `topic` is then its
+    /// NDATA topic and its `qos` 0); nil: the JSON payload.
+    public var sparkplug: SparkplugSettings?
     public var sensors: [SensorSpec]
     /// Root under which real sensors find `sys/…` and `proc/…` (`/` on a real machine).
     public var sysfsRoot: String

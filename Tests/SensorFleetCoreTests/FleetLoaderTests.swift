@@ -106,9 +106,13 @@ import SensorFleetTesting
             .appendingPathComponent("Devices").path
         let spec = try FleetLoader.loadWithoutCredentials(directory: devices)
         #expect(spec.devices.map(\.id) == ["airquality-001", "ds18b20-faulty-001", "gps-tracker-001", "greenhouse-001",
-                                            "power-meter-001", "soil-probe-001", "thermostat-001", "weather-station-001"])
+                                            "power-meter-001", "press-line-001", "soil-probe-001", "thermostat-001",
+                                            "weather-station-001"])
         let soilProbe = try #require(spec.devices.first { $0.id == "soil-probe-001" })
         #expect(soilProbe.battery?.capacityMAh == 2400 && soilProbe.tags == ["field", "solar"])
+        let press = try #require(spec.devices.first { $0.id == "press-line-001" })
+        #expect(press.sparkplug == SparkplugSettings(groupID: "plant-1", edgeNodeID: "press-line-001"))
+        #expect(press.topic == "spBv1.0/plant-1/NDATA/press-line-001" && press.qos == 0)
         #expect(spec.seed == 42)
         #expect(spec.broker.caFile == devices + "/ca.pem")
         #expect(spec.devices.allSatisfy { $0.faultLabels == devices + "/fault-labels.jsonl" })

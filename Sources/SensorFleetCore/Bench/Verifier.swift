@@ -275,8 +275,12 @@ final class VerifierConnection: MQTTClientDelegate {
 
     func client(_ client: MQTTClient, didReceive topic: String, payload: UnsafeRawBufferPointer) {
         owner.received.add(1, ordering: .relaxed)
+        // A Sparkplug B NDATA (`SensorFleet/seq` and the payload's timestamp), or the device's format.
         guard let index = state.indexByTopic[topic],
-              let stamp = (state.formats.isEmpty ? PayloadFormat.json : state.formats[index]).stamp(of: payload)
+              let stamp = topic.hasPrefix("spBv1.0/")
+                ? SparkplugPayload.parseHeader(payload, topic: topic).map {
+                    TelemetryStamp(seq: $0.seq, sentMicros: $0.timestampMillis.multipliedReportingOverflow(by: 1000).partialValue) }
+                : (state.formats.isEmpty ? PayloadFormat.json : state.formats[index]).stamp(of: payload)
         else {
             owner.errors.add(1, ordering: .relaxed)
             return

@@ -11,6 +11,8 @@ struct DeviceFields {
     var login = LoginFields()
     var mqtt5: TelemetryPropertiesFields?
     var payload: PayloadFields?
+    /// `payload:` and `sparkplug:` (Sparkplug B).
+    var sparkplug = SparkplugFields()
 
     /// - Parameter resolve: a path written in this mapping → (absolute, as the user sees it).
     static func read(_ map: MappingReader, resolve: (String) -> (absolute: String, display: String)) -> DeviceFields {
@@ -18,6 +20,9 @@ struct DeviceFields {
         fields.login = LoginFields.read(map, resolve: resolve)
         fields.mqtt5 = TelemetryPropertiesFields.read(map)
         fields.payload = PayloadFields.read(map, resolve: resolve)
+        fields.sparkplug = SparkplugFields.read(map)
+        // `payload:` is read once, by PayloadFields; Sparkplug needs to know whether it says sparkplug_b.
+        fields.sparkplug.payload = fields.payload.map { $0.isSparkplug ? SparkplugFields.sparkplugFormat : $0.format.name }
         let intervalKey = map.field("interval")
         fields.interval = map.number("interval", in: .interval,
                                      fix: "set \(intervalKey) to the seconds between two readings, e.g. 5 (at least 0.001, at most 86400)")

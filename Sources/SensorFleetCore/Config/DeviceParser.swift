@@ -22,7 +22,7 @@ struct ParsedDevice {
 /// Reads `<fleet>/<folder>/device.yaml`.
 struct DeviceParser {
     static let deviceKeys = ["id", "interval", "qos", "topic", "clean_session", "session_expiry", "cert", "key", "sensors", "sysfs_root", "mqtt5", "payload"]
-        + LoginFields.keys + BehaviourFields.deviceKeys
+        + LoginFields.keys + BehaviourFields.deviceKeys + [SparkplugFields.sectionKey]
 
     let location: FleetLocation
     let folder: String
@@ -95,6 +95,12 @@ struct DeviceParser {
         if let battery = spec.battery, sensors.contains(where: { $0.name == battery.sensor }) {
             map.problem("battery", "the battery's reading `\(battery.sensor)` has the name of a sensor",
                         fix: "set battery.sensor to another name, e.g. battery_v, or rename the sensor")
+        }
+        if let sparkplug = fields.sparkplug.merged(over: defaults.sparkplug).settings(
+            id: id, explicitQoS: fields.qos, ownTopic: fields.topic != nil, file: file, log: log) {
+            spec.sparkplug = sparkplug
+            spec.qos = 0
+            spec.topic = sparkplug.topic(.ndata)
         }
         return ParsedDevice(spec: spec, file: file, idLine: idLine, certDisplay: cert.display,
                             keyDisplay: key.display, certLine: cert.line, keyLine: key.line)

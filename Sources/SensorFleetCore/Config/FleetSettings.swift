@@ -15,6 +15,7 @@ struct DeviceDefaults {
     var payload: PayloadFields?
     /// fleet.yaml's `labels_topic`, `{id}` not yet replaced.
     var faultLabelsTopic: String?
+    var sparkplug: SparkplugFields?
 }
 
 /// What fleet.yaml says, with defaults for everything it leaves out.
@@ -24,6 +25,7 @@ struct FleetSettings {
     static let brokerKeys = ["host", "port", "ca", "protocol", "keepalive", "tls_min_version", "alpn", "bind",
                              "insecure_skip_hostname_verification", "tls", "allow_plaintext"]
     static let defaultsKeys = ["interval", "qos", "topic", "clean_session", "session_expiry", "mqtt5", "payload"] + LoginFields.keys
+        + [SparkplugFields.sectionKey]
 
     let location: FleetLocation
     var broker: BrokerSpec
@@ -93,6 +95,7 @@ struct FleetSettings {
             self.defaults.login = fields.login
             self.defaults.mqtt5 = fields.mqtt5
             self.defaults.payload = fields.payload
+            self.defaults.sparkplug = fields.sparkplug
         }
     }
 

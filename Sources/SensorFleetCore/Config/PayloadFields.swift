@@ -21,6 +21,12 @@ struct PayloadFields {
     var templateLine: Int?
     /// `payload.template` written inline (the YAML line is that of the key).
     var templateInline = false
+    /// `payload: sparkplug_b`: the device is a Sparkplug B edge node (Sparkplug/ writes its
+    /// payloads; `format` stays json for everything else that asks).
+    var isSparkplug = false
+
+    /// Every name `payload:` accepts: the formats of ``PayloadFormat`` and Sparkplug B.
+    static let formatNames = PayloadFormat.names + [SparkplugFields.sparkplugFormat]
 
     static let keys = ["format", "template", "template_file", "measurement", "tags"]
 
@@ -28,13 +34,14 @@ struct PayloadFields {
     /// - Parameter resolve: a path written in this mapping → (absolute, as the user sees it).
     static func read(_ map: MappingReader, resolve: (String) -> (absolute: String, display: String)) -> PayloadFields? {
         guard let entry = map.entry("payload"), !entry.value.isNull else { return nil }
-        let names = PayloadFormat.names.joined(separator: ", ")
+        let names = formatNames.joined(separator: ", ")
         let formatFix = "set \(map.field("payload")) to one of \(names) (see Devices/README.md, “Payload formats”)"
         if case .scalar = entry.value {
             guard let name = map.string("payload", expected: "one of \(names)", fix: formatFix) else { return nil }
             switch name {
             case "json": return PayloadFields(format: .json)
             case "influx": return PayloadFields(format: .influx(InfluxLine()))
+            case SparkplugFields.sparkplugFormat: return PayloadFields(format: .json, isSparkplug: true)
             case "template":
                 map.problem("payload", "`payload: template` needs the template itself",
                             fix: "write \(map.field("payload")): with `format: template` and `template: '…'` (or `template_file:`) indented under it")
@@ -58,6 +65,9 @@ struct PayloadFields {
         case "template":
             rejectOthers(section, allowed: ["format", "template", "template_file"], format: name)
             return readTemplate(section, resolve: resolve)
+        case SparkplugFields.sparkplugFormat:
+            rejectOthers(section, allowed: ["format"], format: name)
+            return PayloadFields(format: .json, isSparkplug: true)
         default:
             unknownFormat(name, section, key: "format", fix: sectionFix)
             return nil
@@ -65,10 +75,8 @@ struct PayloadFields {
     }
 
     private static func unknownFormat(_ name: String, _ map: MappingReader, key: String, fix: String) {
-        var problem = "unknown payload format \"\(SettingText.clipped(name))\"; expected one of \(PayloadFormat.names.joined(separator: ", "))"
-        if name == "sparkplug_b" || name == "sparkplug" {
-            problem += " (Sparkplug B is not in this build)"
-        } else if let guess = Suggestion.closest(to: name, in: PayloadFormat.names) {
+        var problem = "unknown payload format \"\(SettingText.clipped(name))\"; expected one of \(formatNames.joined(separator: ", "))"
+        if let guess = Suggestion.closest(to: name, in: formatNames) {
             problem += "; did you mean `\(guess)`?"
         }
         map.problem(key, problem, fix: fix)

@@ -68,7 +68,7 @@ struct TemplateSpec {
 /// Reads `templates:` and expands it into devices.
 struct TemplateParser {
     static let keys = ["id", "count", "start", "interval", "qos", "topic", "clean_session", "session_expiry", "sensors", "shared_identity", "mqtt5", "payload"] + LoginFields.keys
-        + BehaviourFields.deviceKeys
+        + BehaviourFields.deviceKeys + [SparkplugFields.sectionKey]
     /// Devices one fleet file may describe through templates.
     static let maximumDevices = Int(SettingRange.devices.upper)
 
@@ -150,6 +150,10 @@ struct TemplateParser {
         let payload = (fields.payload ?? defaults.payload)?.payload(
             sensors: sensors.map(\.name), id: template.id(0),
             field: fields.payload != nil ? map.field("payload.template") : "defaults.payload.template", log: log) ?? .json
+        let sparkplug = fields.sparkplug.merged(over: defaults.sparkplug)
+        // Checked once (with the first id); each device then gets its own edge node id.
+        let sparkplugChecked = sparkplug.settings(id: template.id(0), explicitQoS: fields.qos, ownTopic: fields.topic != nil,
+                                                  file: file, log: log) != nil
         let sharedFolder = template.sharedFolder
         var devices: [ParsedDevice] = []
         devices.reserveCapacity(count)
@@ -173,6 +177,11 @@ struct TemplateParser {
             spec.battery = behaviour.battery
             spec.faultLabelsTopic = defaults.faultLabelsTopic?.replacingOccurrences(of: "{id}", with: id)
             if qos > 0 { spec.telemetryProperties.topicAlias = false }
+            if sparkplugChecked, let settings = sparkplug.settings(id: id, explicitQoS: nil, ownTopic: false, file: file, log: IssueLog()) {
+                spec.sparkplug = settings
+                spec.qos = 0
+                spec.topic = settings.topic(.ndata)
+            }
             var device = ParsedDevice(spec: spec, file: file, idLine: map.line(of: "id"), certDisplay: cert.display,
                                       keyDisplay: key.display, certLine: nil, keyLine: nil)
             device.sharedIdentityCN = shared ? sharedFolder : nil

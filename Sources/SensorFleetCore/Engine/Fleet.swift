@@ -57,6 +57,9 @@ public final class Fleet: Sendable {
         devicesByReactor = split
         counters.devices.store(spec.devices.count, ordering: .relaxed)
         durableOutbox = options.stateDirectory.map { DurableOutbox(directory: $0, logger: logger) }
+        if let qos = options.publishing.qos, qos != 0, let node = spec.devices.first(where: { $0.sparkplug != nil }) {
+            logger.warning("QoS \(qos) does not apply to the Sparkplug B devices (e.g. \(node.id)): they publish NBIRTH and NDATA at QoS 0, as Sparkplug B 3.0 requires")
+        }
         options.metrics?.attach(counters, durable: durableOutbox)
     }
 

@@ -48,6 +48,12 @@ enum FleetFiles {
         pattern read devices/%u/shadow/update
         pattern read devices/%u/shadow/get
         pattern readwrite $aws/things/%u/shadow/#
+        # Devices with `payload: sparkplug_b` are Sparkplug B edge nodes named by their id
+        # (edge_node_id "{id}", the default), in any group.
+        pattern write spBv1.0/+/NBIRTH/%u
+        pattern write spBv1.0/+/NDATA/%u
+        pattern write spBv1.0/+/NDEATH/%u
+        pattern read spBv1.0/+/NCMD/%u
 
         # The observer (broker/observer/): reads every device's topics (the demo's subscriber,
         # the load-test verifier) and may send commands.
@@ -58,6 +64,8 @@ enum FleetFiles {
         topic write devices/+/shadow/get
         topic readwrite $aws/things/#
         topic read $SYS/#
+        topic read spBv1.0/#
+        topic write spBv1.0/+/NCMD/+
 
         """
 

@@ -15,6 +15,9 @@ final class ConnectionSupervisor {
     weak var delegate: MQTTClientDelegate?
     /// Batch a reactor turn's writes on the next connection (devices at ≥ 10 msg/s).
     var batchWrites = false
+    /// The will of each CONNECT, asked for before every attempt (Sparkplug B: an NDEATH with a
+    /// new bdSeq); nil: the retained `offline` status, set once.
+    var nextWill: (() -> MQTTWill)?
 
     private(set) var client: MQTTClient?
     private var tls: TLSContext?
@@ -165,6 +168,7 @@ final class ConnectionSupervisor {
             if let existing = self.client { client = existing } else { client = try makeClient(host: host) }
             if client.options.host != host { client.retarget(host: host) }
             self.client = client
+            if let nextWill, let error = client.setWill(nextWill()) { throw error }
             attempts += 1
             context.counters.connectAttempts.add(1, ordering: .relaxed)
             client.connect()
@@ -189,7 +193,7 @@ final class ConnectionSupervisor {
             clientID: spec.id, host: host, port: context.broker.port,
             keepAlive: context.broker.keepAlive, useMQTT5: context.broker.protocolVersion == .v5,
             cleanSession: spec.cleanSession, bindAddress: context.takeBindAddress(),
-            will: MQTTWill(topic: spec.statusTopic, payload: Array(willPayload.utf8), qos: 1, retain: true),
+            will: nextWill == nil ? MQTTWill(topic: spec.statusTopic, payload: Array(willPayload.utf8), qos: 1, retain: true) : nil,
             tls: tls, connectTimeout: context.connectTimeout.seconds, maxInflight: context.maxInflight,
             batchWrites: batchWrites, sessionExpiry: spec.sessionExpiry,
             username: spec.username, password: spec.password?.value

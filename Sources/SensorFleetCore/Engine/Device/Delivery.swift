@@ -17,6 +17,15 @@ protocol DeliveryTransport: AnyObject {
 
 extension MQTTClient: DeliveryTransport {}
 
+/// Finishes a queued payload as it is handed to a connection, with what depends on that
+/// connection (Sparkplug B's seq, 0–255 per MQTT session). Reactor thread only.
+protocol PayloadStamp: AnyObject {
+    /// The bytes to send for `payload`, into `buffer`.
+    func stamp(_ payload: [UInt8], into buffer: inout [UInt8])
+    /// The stamped message was handed over.
+    func stamped()
+}
+
 /// The session side of a device — what must survive a reconnect, kept apart from the connection
 /// as mqtt-nio keeps its `MQTTSession`: the outbox, the backlog an earlier run left (and its
 /// token bucket), the in-flight map, the durable outbox's writes, the PUBACK watchdog and the
@@ -30,6 +39,9 @@ final class Delivery {
     var properties: MQTTPublishProperties?
     /// Topic alias for telemetry (QoS 0 only, see `TelemetryProperties.topicAlias`).
     var topicAlias = false
+    /// Finishes each payload as it goes out (Sparkplug B); nil: sent as queued.
+    var stamp: PayloadStamp?
+    private var stampBuffer: [UInt8] = []
     private let spec: OutboxSpec
     private let window: Int
     /// How long a PUBACK may be overdue on a live connection.
@@ -188,12 +200,14 @@ final class Delivery {
                 }
                 return
             }
-            let result = entry.payload.withUnsafeBytes { raw in
+            if let stamp { stamp.stamp(entry.payload, into: &stampBuffer) }
+            let result = (stamp == nil ? entry.payload : stampBuffer).withUnsafeBytes { raw in
                 transport.publish(topic: topic, payload: raw, qos: qos, retain: false,
                                   properties: properties, topicAlias: topicAlias && qos == 0)
             }
             switch result {
             case .success(let mid):
+                stamp?.stamped()
                 if fromBacklog {
                     backlog.removeFirst()
                     backlogTokens -= 1

@@ -7,6 +7,7 @@ extension Device {
 
     /// A message on the commands topic: carry it out and reply.
     func didReceive(topic: String, payload: [UInt8], responseTopic: String?, correlationData: [UInt8]?) {
+        if let sparkplug, topic == sparkplug.commandTopic { return didReceiveSparkplugCommand(payload) }
         if shadowReceived(topic: topic, payload: payload) {
             pump()
             return

@@ -23,6 +23,8 @@ actor Device: MQTTClientDelegate {
     var sensors: [DeviceSensor]
     /// Publishes fault label records (`labels_topic`); nil without one.
     let faultLabelPublisher: FaultLabelPublisher?
+    /// `payload: sparkplug_b`: the edge node's births, deaths and seq (Sparkplug/); nil: JSON.
+    let sparkplug: SparkplugNode?
     private let format: TelemetryFormat
     private var payloadBuffer: [UInt8] = []
     private(set) var readings: [(name: String, value: Double)] = []
@@ -67,8 +69,9 @@ actor Device: MQTTClientDelegate {
             interval: interval, unpaced: publishing.pace == .asFastAsAcknowledged,
             limit: publishing.messagesPerDevice.map { UInt64(max(0, $0)) } ?? .max,
             reactor: reactor, counters: context.counters)
+        sparkplug = spec.sparkplug.map { SparkplugNode(settings: $0, deviceID: spec.id, sensors: spec.sensors, logger: logger) }
         delivery = Delivery(
-            deviceID: spec.id, topic: spec.topic, qos: publishing.qos ?? spec.qos, outbox: context.outbox,
+            deviceID: spec.id, topic: spec.topic, qos: sparkplug == nil ? publishing.qos ?? spec.qos : 0, outbox: context.outbox,
             window: context.maxInflight,
             ackTimeout: .saturating(seconds: context.outbox.ackTimeout ?? Double(context.broker.keepAlive)),
             reactor: reactor, counters: context.counters, logger: logger)
@@ -103,6 +106,11 @@ actor Device: MQTTClientDelegate {
     ///   of this reactor (so one transaction per turn carries them all).
     func start(durable: ReactorBound<DurableOutboxWriter>?, bootCount: Int = 1) {
         delivery.durable = durable?.value
+        if let sparkplug {
+            sparkplug.useStateDirectory(durable?.value.store.stateDirectory?.path, deviceID: spec.id)
+            delivery.stamp = sparkplug
+            supervisor.nextWill = { sparkplug.nextWill() }
+        }
         powerOn(bootCount: bootCount)
         schedule.produce = { [unowned self] now in self.produceReading(now: now) }
         schedule.afterTick = { [unowned self] now in
@@ -141,12 +149,14 @@ actor Device: MQTTClientDelegate {
         delivery.pending == 0 || (!isConnected && (supervisor.isFailing || behaviour.battery?.empty == true))
     }
 
-    /// Publishes the retained `offline` status (a clean DISCONNECT suppresses the will) and
-    /// disconnects.
+    /// Publishes the retained `offline` status, or a Sparkplug node's NDEATH (a clean DISCONNECT
+    /// suppresses the will), and disconnects.
     func disconnect() {
         schedule.stop()
         cancelBehaviourTimers()
-        supervisor.stop { publishStatus(offlinePayload) }
+        supervisor.stop {
+            if sparkplug != nil { publishSparkplugDeath() } else { publishStatus(offlinePayload) }
+        }
     }
 
     /// Counts what never reached the broker (kept on disk, or dropped) and frees the client.
@@ -184,9 +194,14 @@ actor Device: MQTTClientDelegate {
         schedule.noteReading()
         // A scenario's clock_skew shifts what the payload says, not the labels' ground truth.
         let skewMicros = behaviour.clockSkewMillis * 1000
-        (format.payload ?? spec.payload).encode(
-            device: spec.id, seq: seq, timestampMicros: wallMicros + skewMicros, readings: readings, extras: format,
-            into: &payloadBuffer)
+        if let sparkplug {
+            payloadBuffer = sparkplug.dataPayload(deviceSeq: seq, readings: readings,
+                                                  timestampMillis: PayloadFormat.millis(wallMicros + skewMicros))
+        } else {
+            (format.payload ?? spec.payload).encode(
+                device: spec.id, seq: seq, timestampMicros: wallMicros + skewMicros, readings: readings, extras: format,
+                into: &payloadBuffer)
+        }
         delivery.enqueue(Outbox.Entry(seq: seq, payload: payloadBuffer, enqueuedAt: now))
     }
 
@@ -205,7 +220,10 @@ actor Device: MQTTClientDelegate {
         guard let client = supervisor.client, client.isConnected else { return }
         delivery.isHeld = supervisor.renewing
         if supervisor.renewing {
-            if delivery.inflightCount == 0 { client.disconnect() }
+            if delivery.inflightCount == 0 {
+                if sparkplug != nil { publishSparkplugDeath() }  // DISCONNECT drops the will
+                client.disconnect()
+            }
             return
         }
         delivery.pump()
@@ -266,7 +284,13 @@ actor Device: MQTTClientDelegate {
             logger.info("the broker set the session expiry", metadata: ["session_expiry": "\(granted)"])
         }
         batteryConnected()
-        publishStatus(birthPayload)
+        if let sparkplug {
+            // NCMD first: a rebirth asked for right after the birth is not missed.
+            client.subscribe(sparkplug.commandTopic, qos: 1)
+            publishSparkplugBirth()
+        } else {
+            publishStatus(birthPayload)
+        }
         client.subscribe(commandsTopic, qos: 1)
         shadowConnected(client)
         if let notice = behaviour.noticeAfterBoot {
