@@ -277,10 +277,8 @@ final class VerifierConnection: MQTTClientDelegate {
         owner.received.add(1, ordering: .relaxed)
         // A Sparkplug B NDATA (`SensorFleet/seq` and the payload's timestamp), or the device's format.
         guard let index = state.indexByTopic[topic],
-              let stamp = topic.hasPrefix("spBv1.0/")
-                ? SparkplugPayload.parseHeader(payload, topic: topic).map {
-                    TelemetryStamp(seq: $0.seq, sentMicros: $0.timestampMillis.multipliedReportingOverflow(by: 1000).partialValue) }
-                : (state.formats.isEmpty ? PayloadFormat.json : state.formats[index]).stamp(of: payload)
+              let stamp = Verifier.stamp(of: payload, topic: topic,
+                                     format: state.formats.isEmpty ? PayloadFormat.json : state.formats[index])
         else {
             owner.errors.add(1, ordering: .relaxed)
             return
@@ -297,6 +295,15 @@ final class VerifierConnection: MQTTClientDelegate {
 }
 
 extension Verifier {
+    /// The seq and send time of a received message: Sparkplug B on `spBv1.0/` topics, else the
+    /// device's payload format.
+    static func stamp(of payload: UnsafeRawBufferPointer, topic: String, format: PayloadFormat) -> TelemetryStamp? {
+        guard topic.hasPrefix("spBv1.0/") else { return format.stamp(of: payload) }
+        guard let header = SparkplugPayload.parseHeader(payload, topic: topic) else { return nil }
+        let micros = header.timestampMillis.multipliedReportingOverflow(by: 1000)
+        return TelemetryStamp(seq: header.seq, sentMicros: micros.overflow ? nil : micros.partialValue)
+    }
+
     /// The ACL lines that let `observer` read `topics` (one `topic read ROOT/#` per first level),
     /// and what to do then.
     static func aclAdvice(observer: String, topics: [String]) -> String {
