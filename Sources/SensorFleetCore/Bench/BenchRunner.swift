@@ -306,7 +306,7 @@ public enum BenchRunner {
             verifierConnections: verifierConnections, descriptorsPerClient: perClient,
             reactorThreads: options.reactorThreads ?? max(1, min(ProcessInfo.processInfo.activeProcessorCount, (count + 499) / 500)))
         let formatter = ISO8601DateFormatter()
-        return BenchReport(
+        var report = BenchReport(
             runId: options.runID ?? options.startAt?.runID ?? StartTime.runID(for: startedAt),
             shard: options.shard.description, startLateS: startLate.map { ($0 * 1000).rounded() / 1000 },
             startedAt: formatter.string(from: startedAt), settings: settings,
@@ -336,5 +336,7 @@ public enum BenchRunner {
             timeSeries: series,
             devices: perDevice.isEmpty ? nil : perDevice,
             verified: options.verify && gaps == 0 && duplicates == 0 && totals.dropped == 0 && receivedTotal == totals.accepted)
+        report.connectHint = report.histograms.flatMap { DelayedAckHint.hint(connect: $0.connect) }
+        return report
     }
 }
