@@ -14,7 +14,10 @@
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
+#include <pthread.h>
 
 static inline int CMosquitto_SSL_CTX_set_min_tls12(SSL_CTX *ctx) {
     return (int)SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -49,6 +52,17 @@ static inline int CMosquitto_SSL_is_init_finished(void *ssl) {
 static inline int CMosquitto_SSL_want_write_ptr(void *ssl) {
     return ssl == NULL ? 0 : SSL_want_write((const SSL *)ssl);
 }
+// Acknowledge received segments at once (leave Linux's delayed-ACK "pingpong" mode). The kernel
+// re-enters that mode by itself, so a caller sets it again after each exchange. 0 or -1 (errno).
+static inline int CMosquitto_set_quickack(int fd) {
+#ifdef TCP_QUICKACK
+    int on = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+#else
+    (void)fd;
+    return 0;
+#endif
+}
 
 // Write batching: a buffering BIO in front of the socket BIO (installed after CONNACK), so the
 // MQTT packets written during one reactor turn leave in one write() when the turn ends.
@@ -81,6 +95,110 @@ static inline int CMosquitto_flush_write_buffer(void *sslp) {
     BIO *wbio = SSL_get_wbio((SSL *)sslp);
     if (BIO_flush(wbio) > 0) return 1;
     return BIO_should_retry(wbio) ? 0 : -1;
+}
+
+// Read side: libmosquitto's loop_read reads packets until a read fails with EAGAIN, so every
+// readable event used to end in a read() that returned nothing. With OpenSSL's read-ahead a
+// read() asks for a whole buffer; one that brings less has emptied the socket. This filter in
+// front of the socket BIO then answers "retry" to the next read without the system call, until
+// the reactor sees the socket readable again (CMosquitto_read_filter_rearm). A record only
+// partly arrived waits, as before, for the next readable event (epoll is level-triggered).
+typedef struct { int drained; } CMosquitto_read_filter_state;
+
+static inline int CMosquitto_read_filter_read(BIO *b, char *out, int len) {
+    CMosquitto_read_filter_state *st = (CMosquitto_read_filter_state *)BIO_get_data(b);
+    BIO *next = BIO_next(b);
+    BIO_clear_retry_flags(b);
+    if (next == NULL || out == NULL || st == NULL) return 0;
+    if (st->drained) { BIO_set_retry_read(b); return -1; }
+    int n = BIO_read(next, out, len);
+    if (n <= 0) {
+        BIO_copy_next_retry(b);
+        if (BIO_should_retry(next)) st->drained = 1;
+        return n;
+    }
+    if (n < len) st->drained = 1;
+    return n;
+}
+static inline int CMosquitto_read_filter_write(BIO *b, const char *in, int len) {
+    BIO *next = BIO_next(b);
+    if (next == NULL) return 0;
+    int n = BIO_write(next, in, len);
+    BIO_clear_retry_flags(b);
+    BIO_copy_next_retry(b);
+    return n;
+}
+static inline long CMosquitto_read_filter_ctrl(BIO *b, int cmd, long num, void *ptr) {
+    BIO *next = BIO_next(b);
+    return next == NULL ? 0 : BIO_ctrl(next, cmd, num, ptr);
+}
+static inline int CMosquitto_read_filter_create(BIO *b) {
+    CMosquitto_read_filter_state *st = (CMosquitto_read_filter_state *)OPENSSL_zalloc(sizeof *st);
+    if (st == NULL) return 0;
+    BIO_set_data(b, st);
+    BIO_set_init(b, 1);
+    return 1;
+}
+static inline int CMosquitto_read_filter_destroy(BIO *b) {
+    OPENSSL_free(BIO_get_data(b));
+    BIO_set_data(b, NULL);
+    BIO_set_init(b, 0);
+    return 1;
+}
+// The filter's BIO_METHOD, made once per process (function-local statics: a header imported
+// by Swift gets no storage for file-scope ones). Its BIO type in *type.
+static inline BIO_METHOD *CMosquitto_read_filter_method(int *type) {
+    static BIO_METHOD *_Atomic method;
+    static int method_type;
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    BIO_METHOD *m = method;
+    if (m == NULL) {
+        pthread_mutex_lock(&lock);
+        m = method;
+        if (m == NULL) {
+            int t = BIO_get_new_index() | BIO_TYPE_FILTER;
+            m = BIO_meth_new(t, "sensorfleet read filter");
+            if (m != NULL) {
+                BIO_meth_set_read(m, CMosquitto_read_filter_read);
+                BIO_meth_set_write(m, CMosquitto_read_filter_write);
+                BIO_meth_set_ctrl(m, CMosquitto_read_filter_ctrl);
+                BIO_meth_set_create(m, CMosquitto_read_filter_create);
+                BIO_meth_set_destroy(m, CMosquitto_read_filter_destroy);
+                method_type = t;
+                method = m;
+            }
+        }
+        pthread_mutex_unlock(&lock);
+    }
+    *type = method_type;
+    return m;
+}
+// Puts the filter in front of the SSL's read BIO (after the handshake). 1 installed, 0 nothing
+// to do, -1 failure.
+static inline int CMosquitto_install_read_filter(void *sslp) {
+    SSL *ssl = (SSL *)sslp;
+    if (ssl == NULL) return 0;
+    int type = 0;
+    BIO_METHOD *method = CMosquitto_read_filter_method(&type);
+    if (method == NULL) return -1;
+    BIO *rbio = SSL_get_rbio(ssl);
+    if (rbio == NULL || BIO_method_type(rbio) == type) return 0;
+    BIO *filter = BIO_new(method);
+    if (filter == NULL) return -1;
+    BIO_up_ref(rbio);
+    BIO_push(filter, rbio);
+    SSL_set0_rbio(ssl, filter);
+    return 1;
+}
+// The socket was reported readable: the next read goes to it again.
+static inline void CMosquitto_read_filter_rearm(void *sslp) {
+    if (sslp == NULL) return;
+    int type = 0;
+    if (CMosquitto_read_filter_method(&type) == NULL) return;
+    BIO *rbio = SSL_get_rbio((SSL *)sslp);
+    if (rbio == NULL || BIO_method_type(rbio) != type) return;
+    CMosquitto_read_filter_state *st = (CMosquitto_read_filter_state *)BIO_get_data(rbio);
+    if (st != NULL) st->drained = 0;
 }
 
 // Verifies a certificate file as a TLS server verifies its client (purpose "ssl_client", what

@@ -27,6 +27,8 @@ public final class MQTTClient: ReactorSource {
     private var inPublish = false
     /// A buffering BIO is in front of the socket on this connection (see `flushWrites`).
     private var batching = false
+    /// The read filter (CMosquitto_install_read_filter) is in front of the socket on this connection.
+    private var readFilter = false
     private var isDirty = false
     private var earlyCompletions: [(Int32, Int32)] = []
     private var destroyed = false
@@ -344,6 +346,7 @@ public final class MQTTClient: ReactorSource {
         let ssl = mosquitto_ssl_get(handle)
         var rc = Int32(MOSQ_ERR_SUCCESS.rawValue)
         inLoop = true
+        if readFilter { CMosquitto_read_filter_rearm(ssl) }
         if CMosquitto_SSL_is_init_finished(ssl) == 0 {
             // libmosquitto 2.0.11 treats SSL_ERROR_SYSCALL during the handshake as "try again",
             // so a refused or reset connect would spin here for ever: ask the socket itself.
@@ -394,11 +397,12 @@ public final class MQTTClient: ReactorSource {
         isDirty = false
         guard batching, !destroyed, mosquitto_socket(handle) >= 0 else { return }
         switch CMosquitto_flush_write_buffer(mosquitto_ssl_get(handle)) {
-        case 1: break
-        case 0: updateInterest()
+        case 1, 0: updateInterest()
         default: forceClose(rc: Int32(MOSQ_ERR_CONN_LOST.rawValue), detail: "write to the broker failed")
         }
     }
+
+    static let useReadFilter = ProcessInfo.processInfo.environment["SENSORFLEET_READ_FILTER"] != "0"
 
     /// Batch writes per reactor turn (SENSORFLEET_WRITE_BATCHING=0 turns it off, to compare).
     static let writeBatching = ProcessInfo.processInfo.environment["SENSORFLEET_WRITE_BATCHING"] != "0"
@@ -460,13 +464,21 @@ public final class MQTTClient: ReactorSource {
             closed(rc: rc)
             return
         }
+        if state == .connecting, MQTTClient.quickAck { _ = CMosquitto_set_quickack(mosquitto_socket(handle)) }
         updateInterest()
     }
+
+    /// Until CONNACK, acknowledge the broker's segments at once (`TCP_QUICKACK`, set again after
+    /// every exchange since Linux drops it by itself): a broker with Nagle on (mosquitto's
+    /// default `set_tcp_nodelay false`) otherwise holds its last handshake write until our
+    /// delayed ACK, ~40 ms on every connect. SENSORFLEET_TCP_QUICKACK=0 turns it off, to compare.
+    static let quickAck = ProcessInfo.processInfo.environment["SENSORFLEET_TCP_QUICKACK"] != "0"
 
     private func closed(rc: Int32) {
         let wasState = state
         state = .idle
         batching = false
+        readFilter = false
         registered = false
         registeredEvents = []
         mosquitto_log_callback_set(handle, nil)
@@ -504,7 +516,10 @@ public final class MQTTClient: ReactorSource {
         let ssl = mosquitto_ssl_get(handle)
         if CMosquitto_SSL_is_init_finished(ssl) == 0 {
             if CMosquitto_SSL_want_write_ptr(ssl) != 0 { wanted.insert(.writable) }
-        } else if mosquitto_want_write(handle) || (batching && CMosquitto_write_buffer_pending(ssl) > 0) {
+        } else if mosquitto_want_write(handle) || (batching && !isDirty && CMosquitto_write_buffer_pending(ssl) > 0) {
+            // What the write buffer holds leaves at the end of this turn (reactorFlush) while
+            // the source is dirty; EPOLLOUT only when a flush found the socket full. Asking for
+            // it around every batched write cost two epoll_ctl and a wake-up per message.
             wanted.insert(.writable)
         }
         if !registered {
@@ -527,6 +542,9 @@ public final class MQTTClient: ReactorSource {
                 batching = true
                 markDirty()
             }
+            // No read() that can only return EAGAIN at the end of each readable event (see the
+            // filter in CMosquitto/shim.h). SENSORFLEET_READ_FILTER=0 turns it off, to compare.
+            readFilter = MQTTClient.useReadFilter && CMosquitto_install_read_filter(mosquitto_ssl_get(handle)) == 1
             mosquitto_log_callback_set(handle, nil)
             delegate?.clientDidConnect(self, sessionPresent: flags & 1 != 0)
         } else {

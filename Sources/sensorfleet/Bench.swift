@@ -175,6 +175,7 @@ struct Bench: AsyncParsableCommand {
           memory \(r.resources.rssPerConnectedDeviceKb) KB RSS per connected device (\(r.resources.connectedAtStop) connected)  all connected after \(r.resources.allConnectedAfterS.map { "\($0) s" } ?? "–")  CPU per connect \(r.resources.cpuPerConnectMs.map { "\($0) ms" } ?? "–")
           \(r.verified ? "VERIFIED: every message sent arrived exactly once" : (options.verify ? "NOT VERIFIED" : "not verified (--no-verify)"))
         """)
+        if let hint = r.connectHint { print("  connect times: \(hint)") }
         do {
             if let report { try r.jsonData().write(to: URL(fileURLWithPath: report)); print("report written to \(report)") }
             if let html { try Data(BenchHTML.render(r).utf8).write(to: URL(fileURLWithPath: html)); print("HTML report written to \(html)") }

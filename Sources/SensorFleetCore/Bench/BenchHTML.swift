@@ -31,6 +31,7 @@ public enum BenchHTML {
         \(row("CPU seconds (whole process)", report.cpuSeconds))\(row("verifier thread CPU seconds", report.verifierCpuSeconds.map { "\($0)" } ?? "–"))
         \(row("peak RSS KB", report.peakRssKb))
         </table>
+        \(report.connectHint.map { "<p id=\"connect-hint\"><b>Connect times:</b> \(escape($0))</p>" } ?? "")
         <h2>Sent vs received per second</h2>
         \(chart(id: "chart-rate", x: t, lines: [("sent/s", "#1f77b4", series.map { Double($0.sent) }), ("received/s", "#2ca02c", series.map { Double($0.received) })], yLabel: "msg/s", warmup: report.settings.warmupS))
         <h2>Connected devices</h2>

@@ -131,6 +131,9 @@ public struct BenchReport: Sendable, Codable {
     public var verified: Bool
     /// The scenario's events as they ran (`bench --scenario`, or `scenario:` in fleet.yaml).
     public var scenario: [ScenarioRecord]? = nil
+    /// Set when the connect times cluster at Linux's delayed-ACK interval: what causes it and
+    /// how to fix it (``DelayedAckHint``). Absent otherwise, and in older reports.
+    public var connectHint: String? = nil
 
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()
@@ -163,6 +166,32 @@ public struct BenchReport: Sendable, Codable {
         init(_ string: String) { stringValue = string }
         init?(stringValue: String) { self.stringValue = stringValue }
         init?(intValue: Int) { nil }
+    }
+}
+
+/// Connect times that sit at Linux's delayed-ACK interval (40 ms, plus the handshake) are the
+/// broker's Nagle, not its speed: with mosquitto's default `set_tcp_nodelay false` its last small
+/// write of the handshake waits until the client's delayed ACK releases it. A load test that
+/// reports connect latency says so instead of reporting the artifact as the broker's.
+public enum DelayedAckHint {
+    /// The band connects fall in when they wait for a delayed ACK (µs): 40 ms minimum delay,
+    /// less a little for timer rounding, plus up to 25 ms of handshake.
+    public static let band: ClosedRange<UInt64> = 38_000...65_000
+
+    /// A hint when at least 10 connects were measured, at least 60 % of them fall in `band` and
+    /// at most 10 % are faster (the delay is a floor under nearly every connect); nil otherwise.
+    public static func hint(connect: HistogramCounts) -> String? {
+        var total: UInt64 = 0, inBand: UInt64 = 0, below: UInt64 = 0
+        for bucket in connect.buckets where bucket.count == 2 {
+            total += bucket[1]
+            if band.contains(bucket[0]) { inBand += bucket[1] } else if bucket[0] < band.lowerBound { below += bucket[1] }
+        }
+        guard total >= 10, inBand * 10 >= total * 6, below * 10 <= total else { return nil }
+        let percent = Int((Double(inBand) / Double(total) * 100).rounded())
+        return "\(percent) % of connects took \(band.lowerBound / 1000)–\(band.upperBound / 1000) ms, the delayed-ACK interval "
+            + "(~40 ms on Linux): the broker holds its last handshake write until the client's delayed ACK "
+            + "(Nagle; mosquitto's default set_tcp_nodelay false). Add `set_tcp_nodelay true` to the broker's "
+            + "configuration (sensorfleet provision writes it); connects then take a few ms."
     }
 }
 

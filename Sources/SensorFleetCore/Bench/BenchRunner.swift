@@ -337,7 +337,7 @@ public enum BenchRunner {
             reactorThreads: options.reactorThreads ?? max(1, min(ProcessInfo.processInfo.activeProcessorCount, (count + 499) / 500)),
             payloadFormat: formats.first?.name, mqttProtocol: spec.broker.protocolVersion.rawValue)
         let formatter = ISO8601DateFormatter()
-        return BenchReport(
+        var report = BenchReport(
             runId: options.runID ?? options.startAt?.runID ?? StartTime.runID(for: startedAt),
             shard: options.shard.description, startLateS: startLate.map { ($0 * 1000).rounded() / 1000 },
             startedAt: formatter.string(from: startedAt), settings: settings,
@@ -368,6 +368,8 @@ public enum BenchRunner {
             devices: perDevice.isEmpty ? nil : perDevice,
             verified: options.verify && gaps == 0 && duplicates == 0 && totals.dropped == 0 && receivedTotal == totals.accepted,
             scenario: scenario?.records)
+        report.connectHint = report.histograms.flatMap { DelayedAckHint.hint(connect: $0.connect) }
+        return report
     }
 }
 
