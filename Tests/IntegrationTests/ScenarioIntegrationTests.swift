@@ -158,4 +158,55 @@ struct ScenarioIntegrationTests {
         #expect(births()["sk-a"] == [1, 2, 3], "\(births())")
         #expect(births()["sk-b"] == [1, 2], "\(births())")
     }
+
+    @Test("a scenario's fault event: out_of_range on two chosen devices, exactly inside the seqs its runtime labels give, nowhere else")
+    func faultEventMatchesItsLabels() async throws {
+        let ids = ["f-1", "f-2", "f-3", "f-4"]
+        let fleet = try TestFleet(devices: ids, interval: 0.2, fleetExtra: """
+            labels: labels.jsonl
+            scenario:
+              - {at: 1, ids: [f-1, f-2], action: fault, kind: out_of_range, sensor: temperature, value: 85, duration: 1}
+            """)
+        defer { fleet.tearDown() }
+        let subscriber = try fleet.subscriber(["devices/+/telemetry"])
+        let spec = try fleet.load()
+        let plan = try #require(spec.scenario)
+        let runner = try fleet.makeFleet()
+        let scenario = ScenarioService(fleet: runner, scenario: plan, logger: Logger(label: "scenario"), write: { _ in })
+        await runner.start()
+        try await scenario.runEvents()
+        #expect(scenario.records.first?.devices.sorted() == ["f-1", "f-2"])
+        // The fault lasts 1 s from the device's next reading: wait for both end records.
+        func labels() -> [[String: Any]] {
+            ((try? String(contentsOfFile: "\(fleet.path)/labels.jsonl", encoding: .utf8)) ?? "")
+                .split(separator: "\n").compactMap { json(String($0)) }
+        }
+        #expect(await waitFor(10) { labels().filter { $0["end_seq"] != nil }.count == 2 }, "\(labels())")
+        let summary = await runner.stop()
+        #expect(summary.totals.acknowledged == summary.totals.accepted)
+
+        var window: [String: ClosedRange<Int>] = [:]
+        for record in labels() where record["end_seq"] != nil {
+            #expect(record["source"] as? String == "runtime" && record["fault"] as? String == "out_of_range")
+            let device = try #require(record["device"] as? String)
+            let start = try #require(record["start_seq"] as? Int), end = try #require(record["end_seq"] as? Int)
+            window[device] = start...end
+        }
+        #expect(Set(window.keys) == ["f-1", "f-2"])
+        // 85 is outside the random walk's 10…30: a reading of 85 can only be the fault.
+        #expect(await waitFor(10) {
+            summary.devices.allSatisfy { d in Set(subscriber.sequences()[d.id] ?? []).count == Int(d.lastSeq) }
+        })
+        var faulty: [String: Set<Int>] = [:]
+        for message in subscriber.messages() {
+            guard let body = json(message.payload), let device = body["device"] as? String, let seq = body["seq"] as? Int,
+                  let readings = body["readings"] as? [String: Any], let value = readings["temperature"] as? Double else { continue }
+            if value == 85 { faulty[device, default: []].insert(seq) }
+        }
+        for id in ids {
+            let expected = window[id].map { Set($0) } ?? []
+            #expect(faulty[id, default: []] == expected, "\(id): 85 at \(faulty[id, default: []].sorted()), labels \(expected.sorted())")
+        }
+        #expect((window["f-1"]?.count ?? 0) >= 3, "a 1 s fault at 5 readings a second spans several readings")
+    }
 }

@@ -1,16 +1,14 @@
 import Foundation
 import Yams
 
-/// The fault action's runtime hook. **Seam for the lead**: sensor faults (issue 13 item 1) live
-/// in `Sensors/`; once they are merged, set `isAvailable` to true and make
-/// `Device.applyScenarioFault` start the fault on the device's sensor. Until then a scenario with
-/// a `fault` event is refused at load (never silently ignored).
+/// The fault action: its kinds and their parameters, the same as a sensor's `faults:` entries
+/// (`Config/FaultParser.swift`); `Device.applyScenarioFault` starts it through `Device.startFault`.
 public enum ScenarioFaultHook {
-    public static let isAvailable = false
+    public static let isAvailable = true
     /// Fault kinds and the numeric parameters each takes (the keys of a sensor's `faults:` entry).
     static let parameters: [String: [String]] = [
         "stuck": [], "drift": ["rate"], "offset": ["amount"], "spike": ["factor", "amount"],
-        "dropout": [], "noise": ["stddev"], "out_of_range": ["value"],
+        "dropout": [], "noise": ["sigma"], "out_of_range": ["value"],
     ]
 }
 

@@ -270,13 +270,28 @@ extension Device {
         }
     }
 
-    /// **Seam for the lead** (see `ScenarioFaultHook`): start `fault` on this device's sensor
-    /// through the sensor-fault machinery of `Sensors/`. The loader refuses fault events while
-    /// `ScenarioFaultHook.isAvailable` is false, so this is not reached in this build.
+    /// Starts a scenario's `fault` on this device's sensor through the sensor-fault machinery
+    /// (`Device.startFault`): from the next reading, labelled `"source":"runtime"` in the labels
+    /// file. Without a `duration` it lasts until the run ends.
     func applyScenarioFault(_ fault: ScenarioFault) -> String? {
-        guard sensors.contains(where: { $0.name == fault.sensor }) else { return "no sensor named \(fault.sensor)" }
-        return "the fault action is not available in this build"
+        let p = fault.parameters
+        let kind: FaultSpec.Kind
+        switch fault.kind {
+        case "stuck": kind = .stuck
+        case "drift": kind = .drift(rate: p["rate"] ?? 0)
+        case "offset": kind = .offset(amount: p["amount"] ?? 0)
+        case "spike": kind = .spike(factor: p["factor"], amount: p["factor"] == nil ? p["amount"] : nil)
+        case "dropout": kind = .dropout
+        case "noise": kind = .noise(sigma: p["sigma"] ?? 0)
+        case "out_of_range": kind = .outOfRange(value: p["value"] ?? 0)
+        default: return "unknown fault kind \(fault.kind)"
+        }
+        let started = startFault(kind, sensor: fault.sensor, duration: fault.duration ?? Self.untilTheRunEnds)
+        return started.isEmpty ? "no sensor named \(fault.sensor)" : nil
     }
+
+    /// A fault without a `duration`: longer than any run (a year).
+    static let untilTheRunEnds: Double = 366 * 86_400
 
     // MARK: Battery
 
