@@ -70,6 +70,27 @@ struct AgentFootprintTests {
         }
     }
 
+    @Test("once started, the agent pages out its executable's start-up pages (MADV_PAGEOUT, logged at debug): its file-backed RSS falls")
+    func startupPagesGoBack() async throws {
+        let fleet = try TestFleet(devices: ["pi-1"], interval: 0.2)
+        defer { fleet.tearDown() }
+        let (agent, output) = try launchSensorfleet(["agent", "\(fleet.path)/pi-1", "--log-level", "debug"], in: fleet.path)
+        defer { agent.signal(SIGKILL) }
+        func log() -> String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+        let subscriber = try fleet.subscriber(["devices/pi-1/telemetry"])
+        #expect(await waitFor(10) { (subscriber.sequences()["pi-1"]?.count ?? 0) >= 2 }, "agent: \(log())")
+        let before = ProcSockets.rssFileKB(agent.pid)
+        #expect(await waitFor(20) { log().contains("start-up over: paged out") }, "agent: \(log())")
+        let after = ProcSockets.rssFileKB(agent.pid)
+        let line = log().split(separator: "\n").first { $0.contains("start-up over: paged out") } ?? ""
+        let advisedKB = Int(line.split(separator: "paged out ").last?.split(separator: " ").first ?? "") ?? 0
+        #expect(advisedKB > 1024, "\(line)")
+        #expect(after < before, "RssFile before \(before) KB, after \(after) KB")
+        print("footprint: start-up pages: RssFile \(before) KB before, \(after) KB just after (advised \(advisedKB) KB)")
+        agent.signal(SIGTERM)
+        #expect(agent.wait() == 0, "agent: \(log())")
+    }
+
     @Test("agent --metrics-listen: /metrics has process_resident_memory_bytes (= VmRSS) and the outbox depth, which grows on disk while the broker is down and drains after")
     func metricsReportMemoryAndOutbox() async throws {
         let fleet = try TestFleet(devices: ["pi-1"], interval: 0.1)
@@ -137,7 +158,8 @@ struct ProcSockets: CustomStringConvertible {
     var connectedPorts: [Int] = []
     var socketInodes = 0
 
-    init(pid: pid_t) {
+    /// Inodes of the sockets behind a process's descriptors.
+    static func socketInodes(_ pid: String) -> Set<String> {
         let fdDir = "/proc/\(pid)/fd"
         var inodes = Set<String>()
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: fdDir)) ?? [] {
@@ -145,9 +167,24 @@ struct ProcSockets: CustomStringConvertible {
                   target.hasPrefix("socket:[") else { continue }
             inodes.insert(String(target.dropFirst("socket:[".count).dropLast()))
         }
+        return inodes
+    }
+
+    /// A /proc file read to its end (they report a size of 0, and a table longer than a page
+    /// comes in several reads).
+    static func procFile(_ path: String) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        return String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+    }
+
+    init(pid: pid_t) {
+        // Descriptors the test process holds too were inherited through the spawn, not opened
+        // by the child.
+        let inodes = Self.socketInodes("\(pid)").subtracting(Self.socketInodes("self"))
         socketInodes = inodes.count
         for table in ["tcp", "tcp6", "udp", "udp6"] {
-            let text = (try? String(contentsOfFile: "/proc/\(pid)/net/\(table)", encoding: .utf8)) ?? ""
+            let text = Self.procFile("/proc/\(pid)/net/\(table)")
             // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ")
@@ -169,6 +206,13 @@ struct ProcSockets: CustomStringConvertible {
     }
 
     var description: String { "\(socketInodes) socket descriptors, listening \(listening), connected to \(connectedPorts)" }
+
+    /// RssFile of a process (file-backed resident pages: its executable and libraries), in KB.
+    static func rssFileKB(_ pid: pid_t) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("RssFile:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
 
     /// VmRSS of a process, in KB.
     static func vmRSSKB(_ pid: pid_t) -> Int {
