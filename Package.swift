@@ -74,7 +74,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // The Swift runtime, Foundation and its ICU linked into the binary (only the parts
+            // it uses), in every build, so the tests run what ships: the agent maps no
+            // libswiftCore, libFoundation or lib_FoundationICU (30 MB of ICU data) and needs
+            // no Swift runtime on the Pi. Issue 15: RSS 36-40 MB -> see docs/raspberry-pi.md
+            // § Footprint; AgentFootprintTests checks the shared libraries it needs.
+            // (Compiled with it too: this module's objects then name the static libraries
+            // Foundation needs, CoreFoundation and _FoundationICU, for the linker.)
+            swiftSettings: [.unsafeFlags(["-static-stdlib"])],
+            linkerSettings: [.unsafeFlags(["-static-stdlib"])]
         ),
         // What both test targets share (as hummingbird ships HummingbirdTesting): temporary
         // fleets and a test CA, a real mosquitto (TestBroker), its subscriber, child processes,

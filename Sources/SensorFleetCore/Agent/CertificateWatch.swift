@@ -10,7 +10,16 @@ public enum CertificateClock {
     public static let saneYear = 2024
 
     public static func isSane(_ now: Date = Date()) -> Bool {
-        Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: now).year ?? 0 >= saneYear
+        now.timeIntervalSince1970 >= Double(secondsSinceEpoch(startOfYear: saneYear))
+    }
+
+    /// Seconds from 1970-01-01T00:00:00Z to 1 January of `year`, 00:00 UTC (proleptic Gregorian).
+    /// Plain arithmetic rather than Calendar and TimeZone, which would wake ICU's calendar and
+    /// time-zone data in the agent (issue 15).
+    static func secondsSinceEpoch(startOfYear year: Int) -> Int {
+        let y = year - 1
+        let days = 365 * (y - 1969) + (y / 4 - 1969 / 4) - (y / 100 - 1969 / 100) + (y / 400 - 1969 / 400)
+        return days * 86_400
     }
 
     /// True when every problem is a certificate "not valid yet": the clock is behind (a Pi

@@ -344,9 +344,9 @@ struct CredentialChecker {
         }
     }
 
+    /// RFC 3339 in UTC to the second, e.g. 2026-11-26T02:40:00Z. ISO8601FormatStyle
+    /// (FoundationEssentials): ISO8601DateFormatter would wake ICU in the agent (issue 15).
     static func format(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
+        date.formatted(.iso8601)
     }
 }

@@ -23,7 +23,7 @@ extension StateDirectory {
         let markerPath = (path as NSString).appendingPathComponent(markerName)
         var moved: [String] = []
         if reset {
-            let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+            let stamp = Date().formatted(.iso8601).replacingOccurrences(of: ":", with: "")
             for name in [databaseName, databaseName + "-wal", databaseName + "-shm", markerName] {
                 let from = (path as NSString).appendingPathComponent(name)
                 guard FileManager.default.fileExists(atPath: from) else { continue }
@@ -111,7 +111,7 @@ extension StateDirectory {
                     fix: startAfresh)
             }
         }
-        writeMarker(markerPath, Marker(storeID: storeID, updated: ISO8601DateFormatter().string(from: Date()), devices: lastSeqs))
+        writeMarker(markerPath, Marker(storeID: storeID, updated: Date().formatted(.iso8601), devices: lastSeqs))
         return (storeID, moved)
     }
 
@@ -139,7 +139,7 @@ extension StateDirectory {
     func record(lastSeqs: [String: UInt64]) {
         var merged = Self.readMarker(markerPath)?.devices ?? [:]
         for (id, seq) in lastSeqs { merged[id] = max(merged[id] ?? 0, seq) }
-        Self.writeMarker(markerPath, Marker(storeID: storeID, updated: ISO8601DateFormatter().string(from: Date()), devices: merged))
+        Self.writeMarker(markerPath, Marker(storeID: storeID, updated: Date().formatted(.iso8601), devices: merged))
     }
 }
 

@@ -187,9 +187,10 @@ public final class StateDirectory: Sendable {
                 fix: "stop it first\(holder.map { " (`kill \($0.pid)`, or `systemctl stop` its service)" } ?? ""), "
                     + "or give this run its own --state-dir")
         }
-        let formatter = ISO8601DateFormatter()
         let command = CommandLine.arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
-        let line = "pid=\(getpid())\nstarted=\(formatter.string(from: Date()))\ncommand=\(command)\n"
+        // ISO8601FormatStyle (FoundationEssentials), not ISO8601DateFormatter: the latter wakes
+        // ICU's calendar and time-zone data, megabytes of the agent's RSS (issue 15).
+        let line = "pid=\(getpid())\nstarted=\(Date().formatted(.iso8601))\ncommand=\(command)\n"
         let writer = open(lockPath, O_WRONLY | O_TRUNC | O_CLOEXEC)
         if writer >= 0 {
             _ = line.withCString { write(writer, $0, strlen($0)) }
