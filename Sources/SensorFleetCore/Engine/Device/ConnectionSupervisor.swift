@@ -113,8 +113,9 @@ final class ConnectionSupervisor {
         }
     }
 
-    /// Ends a hold now (a device that booted again after its battery recovered).
+    /// Ends a hold now (a device that booted again after its battery recovered, a stopping run).
     func resume() {
+        guard heldUntil != nil else { return }  // not held: its own schedule (or backoff) stands
         heldUntil = nil
         guard running, client?.state ?? .idle == .idle else { return }
         connect(after: .zero)
