@@ -14,10 +14,10 @@ let cliExtremeValues = [
 /// `--shards N` belongs with `--shard auto` and is checked with it, by `Shard.parse` (1…100,000,
 /// with its own error naming the flag or variable), like the other shard and start options.
 private let textOptions: [String: Set<String>] = [
-    "run": ["--broker", "--report", "--state-dir", "--log-level", "--metrics-listen", "--shard", "--shards", "--start-at", "--run-id"],
+    "run": ["--broker", "--report", "--state-dir", "--log-level", "--metrics-listen", "--shard", "--shards", "--start-at", "--run-id", "--scenario"],
     "bench": ["--broker", "--bind", "--report", "--html", "--log-level", "--metrics-listen", "--shard", "--shards", "--start-at", "--run-id",
               "--payload-format", "--payload-template", "--payload-template-file", "--influx-measurement", "--protocol",
-              "--content-type", "--user-property"],
+              "--content-type", "--user-property", "--scenario"],
     "agent": ["--fleet", "--key", "--state-dir", "--log-level", "--metrics-listen"],
     "provision": ["--prefix", "--shard", "--shards"],
 ]
