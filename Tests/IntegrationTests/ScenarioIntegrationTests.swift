@@ -185,9 +185,12 @@ struct ScenarioIntegrationTests {
         let summary = await runner.stop()
         #expect(summary.totals.acknowledged == summary.totals.accepted)
 
+        let starts = labels().filter { $0["end_seq"] == nil }
+        #expect(starts.count == 2 && starts.allSatisfy { $0["source"] as? String == "runtime" && $0["fault"] as? String == "out_of_range" },
+                "\(starts)")
         var window: [String: ClosedRange<Int>] = [:]
         for record in labels() where record["end_seq"] != nil {
-            #expect(record["source"] as? String == "runtime" && record["fault"] as? String == "out_of_range")
+            #expect(record["fault"] as? String == "out_of_range")
             let device = try #require(record["device"] as? String)
             let start = try #require(record["start_seq"] as? Int), end = try #require(record["end_seq"] as? Int)
             window[device] = start...end
