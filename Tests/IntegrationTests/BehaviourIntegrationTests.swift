@@ -86,6 +86,8 @@ struct BehaviourIntegrationTests {
         let runner = try fleet.makeFleet()
         await runner.start()
         #expect(await waitFor(20) { fleet.broker.log().components(separatedBy: "Received SUBSCRIBE from \(id)").count - 1 >= 3 })
+        // A reading with the old setpoint first, so that the change shows in the readings.
+        #expect(await waitFor(10) { subscriber.messages().contains { $0.topic.hasSuffix("/telemetry") } })
         try fleet.publishAsObserver("devices/\(id)/shadow/update", #"{"state": {"desired": {"setpoint": 23.5, "firmware": "3.0.0"}}}"#)
         let acceptedTopic = "devices/\(id)/shadow/update/accepted"
         #expect(await waitFor(20) { on(subscriber, acceptedTopic).count >= 2 })
