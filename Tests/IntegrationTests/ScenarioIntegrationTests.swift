@@ -273,6 +273,8 @@ struct ScenarioIntegrationTests {
             return summary.devices.allSatisfy { d in d.lastSeq > 0 && Set(seen[d.id] ?? []) == Set(1...max(1, d.lastSeq)) }
         }, "\(summary.devices.map { ($0.id, $0.lastSeq) }) seen \(subscriber.sequences().mapValues { $0.count })")
         for device in summary.devices { #expect(device.connects == (device.id == "rot-b" ? 2 : 1), "\(device.id) connected \(device.connects) times") }
+        // The renewal is not a connection failure: no error counted, none reported.
+        for device in summary.devices { #expect(device.errors == 0 && device.lastError == nil, "\(device.id): \(device.errors) errors, last \(device.lastError ?? "-")") }
         for id in ["rot-a", "rot-c"] { #expect(connections(id).count == 1, "\(connections(id))") }
         // A renewal is our own clean DISCONNECT: no will (connection_lost) from anyone.
         #expect(!statusMessages(subscriber.messages()).values.contains { $0.contains { $0["reason"] as? String == "connection_lost" } })
