@@ -311,6 +311,11 @@ public final class MQTTClient: ReactorSource {
 
     /// Sends DISCONNECT (the broker then drops the will). `clientDidClose(nil)` follows when the
     /// broker closes the connection.
+    ///
+    /// Outside a libmosquitto callback, `mosquitto_disconnect` writes the DISCONNECT and closes
+    /// the socket at once: `afterOperation` notices it now. (It used to be noticed only by the
+    /// next housekeeping, up to a second later, whose `loop_misc` returned `MOSQ_ERR_NO_CONN`:
+    /// a clean disconnect — a certificate renewal — was reported as a failed connection.)
     public func disconnect() {
         guard state == .connected || state == .connecting else { return }
         state = .disconnecting
@@ -319,7 +324,7 @@ public final class MQTTClient: ReactorSource {
         if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) {
             forceClose(rc: rc)
         } else if !inLoop {
-            updateInterest()
+            afterOperation(rc)
         }
     }
 
