@@ -139,6 +139,16 @@ public struct DeviceSpec: Sendable, Equatable {
     /// Topic the device publishes its fault label records on (fleet.yaml's `labels_topic`,
     /// `{id}` replaced); nil: none published.
     public var faultLabelsTopic: String?
+    /// Retained status (birth, clean-stop `offline`, battery last gasp) and the will; nil: none
+    /// (`profile: azure-iot-hub`: IoT Hub keeps no retained messages and reports connection
+    /// state through its own device lifecycle events).
+    public var statusTopic: String?
+    /// Topic filter the device takes JSON commands from (see `DeviceCommands`).
+    public var commandsTopic: String
+    /// Topic of the replies to commands (unless an MQTT 5 request names its response topic).
+    public var repliesTopic: String
+    /// Topic of the OTA progress events.
+    public var otaTopic: String
 
     public init(
         id: String, directory: String, certFile: String, keyFile: String, interval: Double,
@@ -158,10 +168,18 @@ public struct DeviceSpec: Sendable, Equatable {
         self.cleanSession = cleanSession
         self.sensors = sensors
         self.sysfsRoot = sysfsRoot
+        statusTopic = "devices/\(id)/status"
+        commandsTopic = "devices/\(id)/commands"
+        repliesTopic = "devices/\(id)/replies"
+        otaTopic = "devices/\(id)/ota"
     }
 
-    /// Retained `online` on connect, `offline` as the will.
-    public var statusTopic: String { "devices/\(id)/status" }
+    /// Whether `topic` (a message received) is on `commandsTopic`, which may end in `/#`.
+    public func isCommand(_ topic: String) -> Bool {
+        guard commandsTopic.hasSuffix("/#") else { return topic == commandsTopic }
+        let base = commandsTopic.dropLast(2)
+        return topic == base || topic.hasPrefix(base + "/")
+    }
 }
 
 /// MQTT 5 properties on every telemetry message of a device (`mqtt5:` in device.yaml).

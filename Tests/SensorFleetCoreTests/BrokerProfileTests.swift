@@ -70,6 +70,50 @@ struct BrokerProfileTests {
         }
     }
 
+    @Test func azureUsesIoTHubTopicsOnlyAndRefusesShadowLabelsTopicAndSparkplug() throws {
+        let ca = try TestCA.make()
+        try withTempFleet { fleet in
+            try fleet.writeValidFleet(ca: ca, ids: ["a", "b"], fleetYAML: "profile: azure-iot-hub\nbroker:\n  host: myhub.azure-devices.net\n")
+            let a = try #require(try FleetLoader.load(directory: fleet.root).spec.devices.first)
+            // No retained status, no will; commands from C2D messages; replies and OTA progress as D2C events.
+            #expect(a.statusTopic == nil)
+            #expect(a.commandsTopic == "devices/a/messages/devicebound/#")
+            #expect(a.repliesTopic == "devices/a/messages/events/" && a.otaTopic == "devices/a/messages/events/")
+            #expect(a.isCommand("devices/a/messages/devicebound/%24.to=%2Fdevices%2Fa%2Fmessages%2FdeviceBound"))
+            #expect(!a.isCommand("devices/a/messages/deviceboundx") && !a.isCommand("devices/b/messages/devicebound/x"))
+
+            // Other profiles keep the device's own topics.
+            try fleet.write("fleet.yaml", "profile: emqx\nbroker:\n  host: localhost\n")
+            let e = try #require(try FleetLoader.load(directory: fleet.root).spec.devices.first)
+            #expect(e.statusTopic == "devices/a/status" && e.commandsTopic == "devices/a/commands" && e.repliesTopic == "devices/a/replies")
+            #expect(e.isCommand("devices/a/commands") && !e.isCommand("devices/a/commands/x"))
+
+            try fleet.write("fleet.yaml", """
+                profile: azure-iot-hub
+                broker:
+                  host: myhub.azure-devices.net
+                labels_topic: devices/{id}/faults
+                shadow:
+                  preset: generic
+                """)
+            let fleetFile = fleet.root + "/fleet.yaml"
+            let fleetIssues = loadIssues(fleet)
+            let labels = try issue(in: fleetIssues, file: fleetFile, field: "labels_topic")
+            #expect(labels.line == 4 && labels.problem.contains("azure-iot-hub") && labels.fix.contains("remove labels_topic"))
+            let shadow = try issue(in: fleetIssues, file: fleetFile, field: "shadow")
+            #expect(shadow.line != nil && shadow.fix.contains("remove shadow"))
+
+            try fleet.write("fleet.yaml", "profile: azure-iot-hub\nbroker:\n  host: myhub.azure-devices.net\n")
+            try fleet.write("b/device.yaml", TempFleet.deviceYAML("payload: sparkplug_b\nsparkplug:\n  group_id: plant-1"))
+            let issues = loadIssues(fleet)
+            let sparkplug = try issue(in: issues, file: fleet.root + "/b/device.yaml", field: "payload")
+            #expect(sparkplug.problem.contains("spBv1.0") && sparkplug.fix.contains("sparkplug_b"))
+            // Sparkplug is refused as such, not as a wrong topic.
+            #expect(!issues.contains { $0.file == fleet.root + "/b/device.yaml" && $0.field == "topic" })
+            #expect(!issues.contains { $0.file == fleet.root + "/a/device.yaml" })
+        }
+    }
+
     @Test func hivemqAndEmqxDefaultToMQTT5AndAnUnknownProfileIsNamed() throws {
         let ca = try TestCA.make()
         try withTempFleet { fleet in

@@ -67,7 +67,9 @@ public enum BrokerProfile: String, Sendable, CaseIterable {
             lines = [
                 "port 8883, MQTT 3.1.1 (IoT Hub speaks no other MQTT over TLS without WebSockets)",
                 "user name {hub}/{id}/?api-version=\(Self.azureAPIVersion) with {hub} = broker.host; client id = device id; X.509 authentication",
-                "telemetry topic \(Self.azureTopic)",
+                "telemetry topic \(Self.azureTopic); command replies and OTA progress there too",
+                "commands from devices/{id}/messages/devicebound/# (cloud-to-device); no retained status and no will (IoT Hub reports connections in its lifecycle events)",
+                "refused: shadow:, labels_topic:, payload: sparkplug_b (IoT Hub takes no other topic)",
                 "QoS 0 or 1; keep-alive at most 1177 s; payloads at most 256 KB",
             ]
         case .hivemq:

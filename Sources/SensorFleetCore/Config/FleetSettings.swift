@@ -84,6 +84,7 @@ struct FleetSettings {
         BehaviourFields.readFleet(root, into: &behaviour)
         scenario = ScenarioParser.read(root)
         defaults.faultLabelsTopic = FaultLabelsSetting.readTopic(root)
+        if let profile { ProfileRules.checkFleet(profile, self, root: root) }
         if let defaults = root.mapping("defaults", fix: "write device defaults indented under `defaults:`") {
             defaults.rejectUnknownKeys(allowed: Self.defaultsKeys)
             let fields = DeviceFields.read(defaults) { location.resolve($0, in: nil) }

@@ -63,6 +63,27 @@ enum ProfileRules {
         }
     }
 
+    /// fleet.yaml's settings that publish on topics of their own: Azure IoT Hub accepts a
+    /// device's messages on its events topic only, so `shadow:` (IoT Hub has device twins on
+    /// `$iothub/twin/…`, not this shadow) and `labels_topic:` are refused.
+    static func checkFleet(_ profile: BrokerProfile, _ settings: FleetSettings, root: MappingReader) {
+        guard profile == .azureIoTHub else { return }
+        let said = "profile \(profile.rawValue)"
+        if settings.behaviour.shadow != nil {
+            root.log.error(settings.file, line: root.line(of: "shadow"), field: "shadow",
+                           "\(said): IoT Hub takes a device's messages on \(BrokerProfile.azureTopic) only; the shadow's topics (devices/{id}/shadow/…, $aws/things/{id}/shadow/…) would close the connection",
+                           fix: "remove shadow: (IoT Hub's device twins are not simulated)")
+        }
+        if settings.defaults.faultLabelsTopic != nil {
+            root.log.error(settings.file, line: root.line(of: "labels_topic"), field: "labels_topic",
+                           "\(said): IoT Hub takes a device's messages on \(BrokerProfile.azureTopic) only, so fault labels cannot be published on a topic of their own",
+                           fix: "remove labels_topic (keep labels: to write the labels to a file)")
+        }
+    }
+
+    /// Azure IoT Hub's cloud-to-device topic filter.
+    static let azureCommandsTopic = "devices/{id}/messages/devicebound/#"
+
     /// The telemetry topic a profile gives devices that set none.
     static func defaultTopic(_ profile: BrokerProfile) -> String? {
         profile == .azureIoTHub ? BrokerProfile.azureTopic : nil
@@ -94,7 +115,16 @@ enum ProfileRules {
             }
             if profile == .azureIoTHub {
                 let topic = BrokerProfile.azureTopic.replacingOccurrences(of: "{id}", with: spec.id)
-                if spec.topic != topic {
+                // No retained status and no will; commands from cloud-to-device messages, replies
+                // and OTA progress as device-to-cloud events.
+                spec.statusTopic = nil
+                spec.commandsTopic = azureCommandsTopic.replacingOccurrences(of: "{id}", with: spec.id)
+                spec.repliesTopic = topic
+                spec.otaTopic = topic
+                if spec.sparkplug != nil {
+                    log.error(file, field: "payload", "\(said): Sparkplug B publishes on spBv1.0/… topics; IoT Hub takes device-to-cloud messages on \(topic) only",
+                              fix: "remove payload: sparkplug_b and sparkplug: (in this file or under defaults: in fleet.yaml), or drop the profile")
+                } else if spec.topic != topic {
                     log.error(file, field: "topic", "\(said): IoT Hub takes device-to-cloud messages on \(topic) only, not \(SettingText.clipped(spec.topic))",
                               fix: "remove topic (the profile sets it)")
                 }

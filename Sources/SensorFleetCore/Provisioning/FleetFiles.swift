@@ -43,6 +43,8 @@ enum FleetFiles {
         # commands topic, devices/<its id>/commands.
         pattern write devices/%u/#
         pattern read devices/%u/commands
+        # With `profile: azure-iot-hub`, commands come as IoT Hub's cloud-to-device messages.
+        pattern read devices/%u/messages/devicebound/#
         # The shadow (`shadow:` in fleet.yaml): the generic preset's requests to the device, and
         # the AWS IoT preset's topics, each device its own.
         pattern read devices/%u/shadow/update
@@ -60,6 +62,7 @@ enum FleetFiles {
         user sensorfleet-observer
         topic read devices/#
         topic write devices/+/commands
+        topic write devices/+/messages/devicebound/#
         topic write devices/+/shadow/update
         topic write devices/+/shadow/get
         topic readwrite $aws/things/#

@@ -194,7 +194,7 @@ final class ConnectionSupervisor {
             clientID: spec.id, host: host, port: context.broker.port,
             keepAlive: context.broker.keepAlive, useMQTT5: context.broker.protocolVersion == .v5,
             cleanSession: spec.cleanSession, bindAddress: context.takeBindAddress(),
-            will: nextWill == nil ? MQTTWill(topic: spec.statusTopic, payload: Array(willPayload.utf8), qos: 1, retain: true) : nil,
+            will: nextWill == nil ? spec.statusTopic.map { MQTTWill(topic: $0, payload: Array(willPayload.utf8), qos: 1, retain: true) } : nil,
             tls: tls, connectTimeout: context.connectTimeout.seconds, maxInflight: context.maxInflight,
             batchWrites: batchWrites, sessionExpiry: spec.sessionExpiry,
             username: spec.username, password: spec.password?.value

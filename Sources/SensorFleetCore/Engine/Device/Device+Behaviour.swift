@@ -167,7 +167,7 @@ extension Device {
 
     // MARK: OTA
 
-    var otaTopic: String { "devices/\(spec.id)/ota" }
+    var otaTopic: String { spec.otaTopic }
 
     /// Starts an update to `version`: downloading (percent by quarters), verifying, rebooting,
     /// the offline window, then a birth with the new version — or, with the chance
@@ -327,7 +327,7 @@ extension Device {
         schedule.stop()
         let status: [String: JSONValue] = ["status": .string("battery_empty"), battery.spec.sensor: .number(battery.volts),
                                            "firmware": .string(behaviour.firmware)]
-        battery.lastGaspMID = isConnected ? publishJSON(spec.statusTopic, status, retain: true) : nil
+        battery.lastGaspMID = isConnected ? spec.statusTopic.flatMap { publishJSON($0, status, retain: true) } : nil
         behaviour.battery = battery
         logger.info("battery empty: last gasp, then silence")
         if battery.lastGaspMID == nil { goSilent() } else {

@@ -2,8 +2,8 @@ import MosquittoKit
 
 /// Commands (see `DeviceCommands` for the protocol), carried out on the device's reactor.
 extension Device {
-    var commandsTopic: String { "devices/\(spec.id)/commands" }
-    var repliesTopic: String { "devices/\(spec.id)/replies" }
+    var commandsTopic: String { spec.commandsTopic }
+    var repliesTopic: String { spec.repliesTopic }
 
     /// A message on the commands topic: carry it out and reply.
     func didReceive(topic: String, payload: [UInt8], responseTopic: String?, correlationData: [UInt8]?) {
@@ -12,7 +12,7 @@ extension Device {
             pump()
             return
         }
-        guard topic == commandsTopic, let client = supervisor.client else { return }
+        guard spec.isCommand(topic), let client = supervisor.client else { return }
         commandsReceived += 1
         let reply = handleCommand(payload)
         // A response topic outside this device's own topics would be refused by the ACL.

@@ -230,9 +230,9 @@ actor Device: MQTTClientDelegate {
     }
 
     func publishStatus(_ status: String) {
-        guard let client = supervisor.client else { return }
+        guard let client = supervisor.client, let topic = spec.statusTopic else { return }
         _ = Array(status.utf8).withUnsafeBytes { raw in
-            client.publish(topic: spec.statusTopic, payload: raw, qos: 1, retain: true)
+            client.publish(topic: topic, payload: raw, qos: 1, retain: true)
         }
     }
 

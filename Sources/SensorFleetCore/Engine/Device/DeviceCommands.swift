@@ -1,7 +1,9 @@
 import Foundation
 
 /// Commands on `devices/{id}/commands`, replies on `devices/{id}/replies` (or the MQTT 5
-/// response topic, with the correlation data echoed).
+/// response topic, with the correlation data echoed); with `profile: azure-iot-hub` from
+/// `devices/{id}/messages/devicebound/#` with replies on `devices/{id}/messages/events/`
+/// (`DeviceSpec.commandsTopic`, `repliesTopic`).
 ///
 /// Request (JSON object): `{"command": "ping" | "read-now" | "set-interval" | "get-config" |
 /// "get-stats" | "reboot" | "ota", "id": <optional, any JSON value, echoed>, "interval": <seconds,
