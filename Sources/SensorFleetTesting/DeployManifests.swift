@@ -115,25 +115,7 @@ public func httpGet(address: String, port: Int, _ path: String, timeout: Double 
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard connected == 0 else { return nil }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\r\n".utf8)
-    guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else { return nil }
-    let deadline = Date().addingTimeInterval(timeout)
-    var received: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-    while Date() < deadline {
-        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n <= 0 { break }
-        received.append(contentsOf: buffer[0..<n])
-    }
-    let text = String(decoding: received, as: UTF8.self)
-    guard let headEnd = text.range(of: "\r\n\r\n"),
-          let status = Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") else { return nil }
-    let body = String(text[headEnd.upperBound...])
-    if let line = text[..<headEnd.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") }),
-       let length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)), body.utf8.count != length {
-        return nil
-    }
-    return HTTPAnswer(status: status, body: body)
+    return exchange(fd, "GET \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\r\n", timeout: timeout)
 }
 
 /// Runs `promtool check metrics` on an exposition; nil when promtool accepts it (and says

@@ -16,26 +16,7 @@ public func rawHTTP(port: Int, _ request: String, timeout: Double = 5) -> HTTPAn
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     guard connectLoopback(fd, port: port) else { return nil }
-    let bytes = Array(request.utf8)
-    guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else { return nil }
-    let deadline = Date().addingTimeInterval(timeout)
-    var received: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-    while Date() < deadline {
-        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n <= 0 { break }
-        received.append(contentsOf: buffer[0..<n])
-    }
-    let text = String(decoding: received, as: UTF8.self)
-    guard let headEnd = text.range(of: "\r\n\r\n"),
-          let status = Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") else { return nil }
-    let body = String(text[headEnd.upperBound...])
-    // Whole only when Content-Length bytes arrived.
-    if let line = text[..<headEnd.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") }),
-       let length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)), body.utf8.count != length {
-        return nil
-    }
-    return HTTPAnswer(status: status, body: body)
+    return exchange(fd, request, timeout: timeout)
 }
 
 /// `GET path` on 127.0.0.1:port.
@@ -102,4 +83,29 @@ public struct PrometheusText: Sendable {
     public func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
         samples.first { sample in sample.name == name && labels.allSatisfy { key, value in sample.labels[key] == value } }?.value
     }
+}
+
+/// Sends `request` on the connected socket `fd` and reads until the server closes, for at most
+/// `timeout` seconds; nil unless a whole answer (all Content-Length bytes) came in time.
+func exchange(_ fd: Int32, _ request: String, timeout: Double) -> HTTPAnswer? {
+    let bytes = Array(request.utf8)
+    guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else { return nil }
+    let deadline = Date().addingTimeInterval(timeout)
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+    while Date() < deadline {
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        received.append(contentsOf: buffer[0..<n])
+    }
+    let text = String(decoding: received, as: UTF8.self)
+    guard let headEnd = text.range(of: "\r\n\r\n"),
+          let status = Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") else { return nil }
+    let body = String(text[headEnd.upperBound...])
+    // Whole only when Content-Length bytes arrived.
+    if let line = text[..<headEnd.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") }),
+       let length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)), body.utf8.count != length {
+        return nil
+    }
+    return HTTPAnswer(status: status, body: body)
 }

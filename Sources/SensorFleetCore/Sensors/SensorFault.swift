@@ -277,15 +277,7 @@ final class SensorFaults {
     private var spare: Double?
 
     private func nextGaussian() -> Double {
-        if let s = spare {
-            spare = nil
-            return s
-        }
-        let u1 = 1 - noiseRNG.nextUnit()
-        let u2 = noiseRNG.nextUnit()
-        let r = (-2 * log(u1)).squareRoot()
-        spare = r * sin(2 * Double.pi * u2)
-        return r * cos(2 * Double.pi * u2)
+        noiseRNG.nextGaussian(spare: &spare)
     }
 
     static func rounded(_ value: Double, _ precision: Int?) -> Double {

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Derives the seed of one sensor's random generator from the fleet seed, the device id and the
 /// sensor name, so the same fleet file gives the same readings on every run and every machine.
 ///
@@ -90,5 +94,22 @@ struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
     @inline(__always)
     mutating func nextUnit() -> Double {
         Double(next() >> 11) * 0x1.0p-53
+    }
+}
+
+extension Xoshiro256StarStar {
+    /// A standard normal value (Box–Muller), using both values of each pair: `spare` keeps the
+    /// second for the next call. The one gaussian of the sensors, models and faults.
+    mutating func nextGaussian(spare: inout Double?) -> Double {
+        if let value = spare {
+            spare = nil
+            return value
+        }
+        let u1 = 1 - nextUnit()  // (0, 1]: log is finite
+        let u2 = nextUnit()
+        let r = (-2 * log(u1)).squareRoot()
+        let theta = 2 * Double.pi * u2
+        spare = r * sin(theta)
+        return r * cos(theta)
     }
 }

@@ -93,16 +93,7 @@ public struct SimulatedSensor: Sendable {
 
     /// Standard normal via Box–Muller, using both values of each pair.
     private mutating func nextGaussian() -> Double {
-        if let spare = spareGaussian {
-            spareGaussian = nil
-            return spare
-        }
-        let u1 = 1 - rng.nextUnit()  // (0, 1]: log is finite
-        let u2 = rng.nextUnit()
-        let r = (-2 * log(u1)).squareRoot()
-        let theta = 2 * Double.pi * u2
-        spareGaussian = r * sin(theta)
-        return r * cos(theta)
+        rng.nextGaussian(spare: &spareGaussian)
     }
 
     @inline(__always)

@@ -104,13 +104,6 @@ final class ThermalModel {
     }
 
     private func nextGaussian() -> Double {
-        if let s = spare {
-            spare = nil
-            return s
-        }
-        let u1 = 1 - rng.nextUnit(), u2 = rng.nextUnit()
-        let r = (-2 * log(u1)).squareRoot()
-        spare = r * sin(2 * .pi * u2)
-        return r * cos(2 * .pi * u2)
+        rng.nextGaussian(spare: &spare)
     }
 }
