@@ -109,6 +109,39 @@ struct BehaviourIntegrationTests {
         #expect(summary.totals.dropped == 0)
     }
 
+    @Test("shadow: a desired `setpoint` moves a thermal room's target (and the constant setpoint sensor): the room heats towards it")
+    func shadowSetpointDrivesTheThermalRoom() async throws {
+        let id = "room-1"
+        let fleet = try TestFleet(devices: [id], interval: 0.2, fleetExtra: "shadow:\n  preset: generic")
+        defer { fleet.tearDown() }
+        // tau 1 s and a strong heater: the room reaches a new target within about a second.
+        try """
+            interval: 0.2
+            sensors:
+              - {name: temperature, type: thermal, ambient: 10, setpoint: 20, hysteresis: 0.2, tau: 1, heater_power: 50, start: 20}
+              - {name: setpoint, type: constant, value: 20}
+            """.write(toFile: "\(fleet.path)/\(id)/device.yaml", atomically: true, encoding: .utf8)
+        let subscriber = try fleet.subscriber(["devices/\(id)/#"])
+        let runner = try fleet.makeFleet()
+        await runner.start()
+        func temperatures() -> [Double] {
+            subscriber.messages().filter { $0.topic.hasSuffix("/telemetry") }
+                .compactMap { number((json($0.payload)?["readings"] as? [String: Any])?["temperature"]) }
+        }
+        #expect(await waitFor(20) { fleet.broker.log().components(separatedBy: "Received SUBSCRIBE from \(id)").count - 1 >= 3 })
+        #expect(await waitFor(10) { temperatures().count >= 3 })
+        #expect(temperatures().allSatisfy { $0 < 20.5 }, "held at 20 before: \(temperatures())")
+        try fleet.publishAsObserver("devices/\(id)/shadow/update", #"{"state": {"desired": {"setpoint": 40}}}"#)
+        #expect(await waitFor(10) { !on(subscriber, "devices/\(id)/shadow/update/accepted").isEmpty })
+        let reported = try #require((on(subscriber, "devices/\(id)/shadow/update/accepted").first?["state"] as? [String: Any])?["reported"] as? [String: Any])
+        #expect(number(reported["setpoint"]) == 40)
+        #expect(await waitFor(10) { (temperatures().last ?? 0) > 39 }, "the room heats to the new target: \(temperatures().suffix(8))")
+        let setpoints = subscriber.messages().filter { $0.topic.hasSuffix("/telemetry") }
+            .compactMap { number((json($0.payload)?["readings"] as? [String: Any])?["setpoint"]) }
+        #expect(setpoints.first == 20 && setpoints.last == 40)
+        _ = await runner.stop()
+    }
+
     @Test("shadow (AWS IoT preset): reports on connect, asks get, applies /update/delta and reports it on /update")
     func awsShadow() async throws {
         let id = "thing-1"

@@ -144,15 +144,21 @@ extension Device {
                 guard case .string(let version) = value, version != behaviour.firmware else { continue }
                 if let problem = startOTA(to: version) { logger.info("shadow: firmware \(version) not started: \(problem)") }
             default:
-                // A setpoint. Seam: a `thermal` sensor's setpoint (Sensors/) goes here once merged.
-                guard let number = value.number, let index = spec.sensors.firstIndex(where: { $0.name == key }),
-                      case .constant = spec.sensors[index].kind,
-                      let at = sensors.firstIndex(where: { $0.name == key })
-                else { continue }
-                var sensorSpec = spec.sensors[index]
-                sensorSpec.kind = .constant(value: number)
-                sensors[at] = DeviceSensor(spec: sensorSpec, fleetSeed: context.seed, deviceID: spec.id, sysfsRoot: spec.sysfsRoot)
-                applied[key] = .number(number)
+                // A setpoint: the value of a `constant` sensor by its name, and the target of a
+                // `thermal` room (by the key `setpoint` or the room sensor's own name).
+                guard let number = value.number, number.isFinite, abs(number) <= SettingRange.reading.upper else { continue }
+                var used = false
+                if let index = spec.sensors.firstIndex(where: { $0.name == key }), case .constant = spec.sensors[index].kind,
+                   let at = sensors.firstIndex(where: { $0.name == key }) {
+                    var sensorSpec = spec.sensors[index]
+                    sensorSpec.kind = .constant(value: number)
+                    sensors[at] = DeviceSensor(spec: sensorSpec, fleetSeed: context.seed, deviceID: spec.id, sysfsRoot: spec.sysfsRoot)
+                    used = true
+                }
+                for i in sensors.indices where key == "setpoint" || sensors[i].name == key {
+                    if sensors[i].setSetpoint(number) { used = true }
+                }
+                if used { applied[key] = .number(number) }
             }
         }
         return applied
