@@ -1,6 +1,7 @@
 import Foundation
 import X509
 import SwiftASN1
+import Glibc
 
 /// Certificates over time on a device: expiry warnings, noticing rotated files, and a clock
 /// that may not be set yet (a Raspberry Pi has no real-time clock: until NTP syncs it believes

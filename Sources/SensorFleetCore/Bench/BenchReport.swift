@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// What `sensorfleet bench` measured; written as JSON (`--report`), schema in docs/bench.md.
 public struct BenchReport: Sendable, Codable {

@@ -1,8 +1,11 @@
 import Foundation
+import SwiftASN1
 import Logging
 import MosquittoKit
 import ServiceLifecycle
 import X509
+import Histogram
+import Synchronization
 
 /// `sensorfleet bench`: the fleet engine of `run` with a load profile, a verifier, a per-second
 /// time series and a report.

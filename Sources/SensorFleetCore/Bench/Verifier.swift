@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MosquittoKit
 import Synchronization
+import Glibc
 
 /// Subscribes to what a fleet publishes, with its own connections (the observer identity) on its
 /// own reactor thread, and counts per device: received, gaps, duplicates, out of order, and the

@@ -1,3 +1,4 @@
+import Foundation
 /// `mqtt5:` of device.yaml, `defaults:` or a template: MQTT 5 properties on every telemetry
 /// message (message expiry, content type, user properties) and the topic alias.
 struct TelemetryPropertiesFields {

@@ -1,3 +1,4 @@
+import Foundation
 /// InfluxDB line protocol, one line per message (what Telegraf's `mqtt_consumer` with
 /// `data_format = "influx"` ingests):
 ///

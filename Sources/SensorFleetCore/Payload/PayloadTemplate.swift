@@ -1,3 +1,4 @@
+import Foundation
 /// A payload in the user's own words: text with `{{name}}` placeholders (`payload.template` or
 /// `payload.template_file` in device.yaml, bench `--payload-template`).
 ///

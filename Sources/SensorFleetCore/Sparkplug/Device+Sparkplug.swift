@@ -1,4 +1,5 @@
 import MosquittoKit
+import Logging
 
 /// A device that is a Sparkplug B edge node (`payload: sparkplug_b`): births, deaths, NCMD.
 extension Device {

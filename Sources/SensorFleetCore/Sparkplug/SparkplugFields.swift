@@ -1,3 +1,4 @@
+import Foundation
 /// `payload:` and `sparkplug:` of device.yaml, `defaults:` or a template: which payload format a
 /// device publishes, and for `sparkplug_b` its Sparkplug group and edge node id.
 struct SparkplugFields {

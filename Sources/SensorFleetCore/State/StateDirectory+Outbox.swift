@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import Synchronization
+import Glibc
 
 /// The durable outbox inside a state folder: checked before it is used (a damaged or emptied
 /// store never restarts seq at 1 silently), and the marker (state.json) that makes that possible.

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import Synchronization
+import Glibc
 
 /// Why a state folder cannot be used.
 public struct StateDirectoryError: Error, Sendable, CustomStringConvertible {

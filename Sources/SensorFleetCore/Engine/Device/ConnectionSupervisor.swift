@@ -1,5 +1,6 @@
 import Logging
 import MosquittoKit
+import Synchronization
 
 /// One device's connection life: backoff → a place among the connects in flight (the fleet's
 /// gate, first come first served) → a slot from the fleet-wide rate limiter → connect → CONNACK

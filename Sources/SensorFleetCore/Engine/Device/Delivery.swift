@@ -1,6 +1,7 @@
 import DequeModule
 import Logging
 import MosquittoKit
+import Synchronization
 
 /// Where `Delivery` hands messages over: the device's MQTT client (or, in unit tests, any
 /// connection that can publish). Reactor thread only.

@@ -1,5 +1,6 @@
 import Foundation
 import MosquittoKit
+import Logging
 
 /// What a device is beyond its readings: its firmware and boots, its battery, and what a
 /// scenario does to it. Reactor-confined like the rest of the device.

@@ -1,4 +1,5 @@
 import MosquittoKit
+import Logging
 
 /// Commands (see `DeviceCommands` for the protocol), carried out on the device's reactor.
 extension Device {

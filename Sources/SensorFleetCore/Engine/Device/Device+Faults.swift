@@ -1,3 +1,4 @@
+import MosquittoKit
 extension Device {
     /// Starts fault `kind` on sensor `sensor` (every sensor when nil) at the device's next
     /// reading, for `duration` seconds (a spike: one reading). Each start and end goes to the

@@ -1,5 +1,6 @@
 import Foundation
 import MosquittoKit
+import Logging
 
 /// A device's shadow document: what the back end wants (`desired`), what the device has
 /// (`reported`), and a version that goes up with every change.

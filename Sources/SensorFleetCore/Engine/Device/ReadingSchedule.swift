@@ -1,4 +1,5 @@
 import MosquittoKit
+import Synchronization
 
 /// When a device makes its readings: a timer on the device's reactor at a fixed interval (the
 /// next deadline follows from the previous one, so the rate does not drift), small bursts to
