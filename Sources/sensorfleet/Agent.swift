@@ -2,7 +2,11 @@
 import Glibc
 #endif
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import SensorFleetCore
 import ServiceLifecycle
@@ -100,7 +104,7 @@ struct Agent: AsyncParsableCommand {
         // Stopped before the device started (e.g. while waiting for the clock): nothing to sum up.
         guard let summary = agent.summary else { return }
         let t = summary.totals
-        print("summary after \(String(format: "%.1f", summary.durationSeconds)) s: published \(t.accepted), acknowledged \(t.acknowledged), dropped \(t.dropped), errors \(t.errors)")
+        print("summary after \(String(cFormat: "%.1f", summary.durationSeconds)) s: published \(t.accepted), acknowledged \(t.acknowledged), dropped \(t.dropped), errors \(t.errors)")
     }
 }
 

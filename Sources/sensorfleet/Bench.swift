@@ -1,5 +1,14 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import SensorFleetCore
 import ServiceLifecycle
@@ -128,7 +137,7 @@ struct Bench: AsyncParsableCommand {
         options.messagesPerDevice = messages
         options.duration = duration
         options.warmup = warmup
-        options.bind = bind.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
+        options.bind = bind.map { $0.split(separator: ",").map { $0.trimmingSpaces() } } ?? []
         options.verify = !noVerify
         options.verifierConnections = verifierConnections
         options.singleDescriptor = !threeDescriptors
@@ -148,7 +157,7 @@ struct Bench: AsyncParsableCommand {
         if let metrics { print("metrics: http://\(metrics.server.address)/metrics") }
         let terminal = isatty(STDOUT_FILENO) == 1
         let bench = BenchService(spec: loaded.spec, options: options, logger: logger) { second, target in
-            let line = "\(String(format: "%5.0f", second.t)) s  connected \(second.connected)/\(target)  sent/s \(second.sent)  received/s \(second.received)  p99 \(second.e2eP99Ms) ms  errors \(second.errors)\(second.overruns > 0 ? "  overruns \(second.overruns)" : "")\(second.measured ? "" : "  (warm-up)")"
+            let line = "\(String(cFormat: "%5.0f", second.t)) s  connected \(second.connected)/\(target)  sent/s \(second.sent)  received/s \(second.received)  p99 \(second.e2eP99Ms) ms  errors \(second.errors)\(second.overruns > 0 ? "  overruns \(second.overruns)" : "")\(second.measured ? "" : "  (warm-up)")"
             writeToStandardOutput(terminal ? "\r\u{1B}[2K" + line : line + "\n")
         }
         do {
@@ -177,10 +186,10 @@ struct Bench: AsyncParsableCommand {
         """)
         if let hint = r.connectHint { print("  connect times: \(hint)") }
         do {
-            if let report { try r.jsonData().write(to: URL(fileURLWithPath: report)); print("report written to \(report)") }
-            if let html { try Data(BenchHTML.render(r).utf8).write(to: URL(fileURLWithPath: html)); print("HTML report written to \(html)") }
+            if let report { try PlainFile.write(r.jsonData(), to: report); print("report written to \(report)") }
+            if let html { try PlainFile.write(Array(BenchHTML.render(r).utf8), to: html); print("HTML report written to \(html)") }
         } catch {
-            printError("cannot write the report: \(error.localizedDescription)")
+            printError("cannot write the report: \(error)")
             throw ExitCode(1)
         }
         if options.verify && !r.verified { throw ExitCode(3) }

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import ServiceLifecycle
 
 /// `bench --metrics-linger S`: runs the bench, then waits S seconds before returning, so that the

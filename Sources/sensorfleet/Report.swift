@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import SensorFleetCore
 
 struct Report: ParsableCommand {
@@ -48,10 +47,10 @@ struct Report: ParsableCommand {
                 printError("warning: shards \(missing.map(String.init).joined(separator: ", ")) of \(r.shards?.first?.shard.split(separator: "/").last ?? "?") are missing")
             }
             do {
-                if let report { try r.jsonData().write(to: URL(fileURLWithPath: report)); print("report written to \(report)") }
-                if let html { try Data(BenchHTML.render(r).utf8).write(to: URL(fileURLWithPath: html)); print("HTML report written to \(html)") }
+                if let report { try PlainFile.write(r.jsonData(), to: report); print("report written to \(report)") }
+                if let html { try PlainFile.write(Array(BenchHTML.render(r).utf8), to: html); print("HTML report written to \(html)") }
             } catch {
-                printError("cannot write the report: \(error.localizedDescription)")
+                printError("cannot write the report: \(error)")
                 throw ExitCode(1)
             }
             if !r.verified { throw ExitCode(3) }

@@ -1,5 +1,14 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import SensorFleetCore
 import ServiceLifecycle
@@ -94,7 +103,7 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let brokerText = "\(loaded.spec.broker.host):\(loaded.spec.broker.port)"
-        print("sensorfleet: \(loaded.spec.devices.count) device\(loaded.spec.devices.count == 1 ? "" : "s") → \(brokerText) (TLS, MQTT \(loaded.spec.broker.protocolVersion.rawValue))\(shard == .whole ? "" : ", shard \(shard)"), run \(runID)\(startAt.map { " starting at \(ISO8601DateFormatter().string(from: $0.date))" } ?? "")")
+        print("sensorfleet: \(loaded.spec.devices.count) device\(loaded.spec.devices.count == 1 ? "" : "s") → \(brokerText) (TLS, MQTT \(loaded.spec.broker.protocolVersion.rawValue))\(shard == .whole ? "" : ", shard \(shard)"), run \(runID)\(startAt.map { " starting at \($0.date.iso8601Seconds)" } ?? "")")
         if let metrics { print("metrics: http://\(metrics.server.address)/metrics") }
         fflush(nil) // seen at once even when the output is a file or a pipe
         let reason = StopReason()
@@ -145,10 +154,10 @@ struct Run: AsyncParsableCommand {
         }
         if let report {
             do {
-                try RunReport(summary: summary, broker: brokerText, runID: runID, shard: shard.description, startLate: fleetService.startLate, scenario: scenarioService?.records).jsonData().write(to: URL(fileURLWithPath: report))
+                try PlainFile.write(RunReport(summary: summary, broker: brokerText, runID: runID, shard: shard.description, startLate: fleetService.startLate, scenario: scenarioService?.records).jsonData(), to: report)
                 print("report written to \(report)")
             } catch {
-                printError("cannot write the report to \(report): \(error.localizedDescription)")
+                printError("cannot write the report to \(report): \((error as? PlainFile.Failure)?.reason ?? "\(error)")")
                 throw ExitCode(1)
             }
         }
@@ -156,6 +165,14 @@ struct Run: AsyncParsableCommand {
             printError("\(summary.failedDevices.count) device(s) failed: \(summary.failedDevices.prefix(10).joined(separator: ", "))\(summary.failedDevices.count > 10 ? ", …" : "")")
             throw ExitCode(2)
         }
+    }
+
+    /// `text` cut or padded with spaces to `width` characters (UTF-16 units, as NSString's
+    /// `padding(toLength:withPad:startingAt:)` counted; device ids are ASCII).
+    static func column(_ text: String, width: Int) -> String {
+        let units = Array(text.utf16)
+        if units.count >= width { return String(decoding: units.prefix(width), as: UTF16.self) }
+        return text + String(repeating: " ", count: width - units.count)
     }
 
     /// " (overflow 3, expired 1)", or "" when nothing was dropped.
@@ -167,7 +184,7 @@ struct Run: AsyncParsableCommand {
     private func printSummary(_ summary: FleetSummary) {
         let t = summary.totals
         print("""
-        summary after \(String(format: "%.1f", summary.durationSeconds)) s:
+        summary after \(String(cFormat: "%.1f", summary.durationSeconds)) s:
           devices       \(t.devices) (\(t.connected) connected at the end)
           published     \(t.accepted)
           acknowledged  \(t.acknowledged)
@@ -178,7 +195,7 @@ struct Run: AsyncParsableCommand {
         if summary.devices.count <= 20 {
             for d in summary.devices {
                 let error = d.lastError.map { "  last error: \($0)" } ?? ""
-                print("  \(d.id.padding(toLength: 24, withPad: " ", startingAt: 0)) seq \(d.lastSeq)  acked \(d.acknowledged)  dropped \(d.dropped)\(error)")
+                print("  \(Self.column(d.id, width: 24)) seq \(d.lastSeq)  acked \(d.acknowledged)  dropped \(d.dropped)\(error)")
             }
         }
     }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import Logging
 import SensorFleetCore
 import ServiceLifecycle
@@ -36,12 +35,12 @@ struct LoggingOptions: ParsableArguments {
 
 /// Prints to standard error.
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    PlainFile.writeToStandardError(text + "\n")
 }
 
 /// Writes `text` to standard output as it is, at once (the live status line).
 @Sendable func writeToStandardOutput(_ text: String) {
-    FileHandle.standardOutput.write(Data(text.utf8))
+    PlainFile.writeToStandardOutput(text)
 }
 
 /// The signals that stop `run`, `bench` and `agent` gracefully.

@@ -1,5 +1,9 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import SensorFleetCore
 
 /// `--shard I/N` / `--shard auto` and `--shards N`, shared by run, bench and provision.

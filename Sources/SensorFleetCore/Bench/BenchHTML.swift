@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One self-contained HTML page (inline SVG, no scripts, no network) for a bench report.
 public enum BenchHTML {
@@ -52,7 +56,7 @@ public enum BenchHTML {
         </body></html>
 
         """
-        html = html.replacingOccurrences(of: "\n\n", with: "\n")
+        html = html.replacing("\n\n", with: "\n")
         return html
     }
 
@@ -77,9 +81,21 @@ public enum BenchHTML {
     static func percentileX(_ p: Double) -> Double { p >= 100 ? 5 : min(5, log10(1 / max(1e-5, 1 - p / 100))) }
     static func formatPercent(_ p: Double) -> String { p == p.rounded() ? String(Int(p)) : String(p) }
 
+    /// `&`, `<`, `>` and `"` as entities, scalar by scalar (an `&` that a combining mark
+    /// follows is one Character, and still an ampersand).
     static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     /// A round step (1, 2 or 5 × 10^k) that cuts `span` into about `target` parts.
@@ -144,7 +160,7 @@ public enum BenchHTML {
             if logY { return top + plotH - (log10(v) - log10(yLow)) / (log10(yHigh) - log10(yLow)) * plotH }
             return top + plotH - (v - yLow) / (yHigh - yLow) * plotH
         }
-        func f(_ v: Double) -> String { String(format: "%.1f", v) }
+        func f(_ v: Double) -> String { String(cFormat: "%.1f", v) }
         var svg = "<svg id=\"\(id)\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" data-y-scale=\"\(logY ? "log" : "linear")\">"
         if warmup > xMin, xTicks == nil {
             let end = min(warmup, xMax)
@@ -192,9 +208,9 @@ public enum BenchHTML {
 
     /// A tick label: 20k, 150, 2.5, 0.05 (no trailing zeros).
     static func compact(_ v: Double) -> String {
-        if v >= 10_000 { return trim(String(format: "%.1f", v / 1000)) + "k" }
-        if v >= 100 || v == v.rounded() { return String(format: "%.0f", v) }
-        return trim(String(format: "%.3f", v))
+        if v >= 10_000 { return trim(String(cFormat: "%.1f", v / 1000)) + "k" }
+        if v >= 100 || v == v.rounded() { return String(cFormat: "%.0f", v) }
+        return trim(String(cFormat: "%.3f", v))
     }
 
     static func trim(_ text: String) -> String {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 
 /// What `sensorfleet bench` measured; written as JSON (`--report`), schema in docs/bench.md.

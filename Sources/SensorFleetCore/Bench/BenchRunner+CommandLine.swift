@@ -1,5 +1,3 @@
-import Foundation
-
 // What the command line's protocol and payload choices (`--protocol`, the MQTT 5 properties,
 // `--payload-format`) do to the fleet a bench runs: checked against the fleet's profile and the
 // verifier, then applied to every device. Kept apart from the run itself (BenchRunner.swift).
@@ -25,7 +23,7 @@ extension BenchRunner {
         }
         for i in spec.devices.indices {
             var own = properties
-            own.userProperties = own.userProperties.map { .init(name: $0.name, value: $0.value.replacingOccurrences(of: "{id}", with: spec.devices[i].id)) }
+            own.userProperties = own.userProperties.map { .init(name: $0.name, value: $0.value.replacing("{id}", with: spec.devices[i].id)) }
             spec.devices[i].telemetryProperties = own
         }
     }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import SwiftASN1
 import Logging
 import MosquittoKit
@@ -175,10 +179,10 @@ public enum BenchRunner {
                 startLate = try await startAt.wait()
             } catch {
                 await verifier?.stop()
-                throw FleetStartError(description: "stopped before the start time \(ISO8601DateFormatter().string(from: startAt.date))")
+                throw FleetStartError(description: "stopped before the start time \(startAt.date.iso8601Seconds)")
             }
             if let late = startLate, late > 0 {
-                logger.warning("started \(String(format: "%.3f", late)) s after --start-at \(ISO8601DateFormatter().string(from: startAt.date)): ramping up at once")
+                logger.warning("started \(String(cFormat: "%.3f", late)) s after --start-at \(startAt.date.iso8601Seconds): ramping up at once")
             }
         }
         let rssBefore = ProcessUsage.currentRSSKB()
@@ -339,11 +343,10 @@ public enum BenchRunner {
             verifierConnections: verifierConnections, descriptorsPerClient: perClient,
             reactorThreads: options.reactorThreads ?? max(1, min(ProcessInfo.processInfo.activeProcessorCount, (count + 499) / 500)),
             payloadFormat: formats.first?.name, mqttProtocol: spec.broker.protocolVersion.rawValue)
-        let formatter = ISO8601DateFormatter()
         var report = BenchReport(
             runId: options.runID ?? options.startAt?.runID ?? StartTime.runID(for: startedAt),
             shard: options.shard.description, startLateS: startLate.map { ($0 * 1000).rounded() / 1000 },
-            startedAt: formatter.string(from: startedAt), settings: settings,
+            startedAt: startedAt.iso8601Seconds, settings: settings,
             sent: totals.accepted, acknowledged: totals.acknowledged, received: receivedTotal, gaps: gaps,
             duplicates: duplicates, outOfOrder: outOfOrder, dropped: totals.dropped, overruns: totals.overruns,
             connectAttempts: totals.connectAttempts, connectFailures: connectFailures, errors: totals.errors,

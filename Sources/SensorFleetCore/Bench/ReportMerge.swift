@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Histogram
 
 /// `sensorfleet report merge`: the bench reports of one run's shards as one report. Counts are
@@ -20,8 +24,8 @@ public enum ReportMerge {
     /// - Throws: ``ReportMergeError`` naming the file when it cannot be read or decoded.
     public static func load(_ file: String) throws(ReportMergeError) -> Input {
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
-            throw ReportMergeError("\(file): cannot read it (\(error.localizedDescription))")
+        do { data = try PlainFile.read(file) } catch {
+            throw ReportMergeError("\(file): cannot read it (\(error.reason))")
         }
         do { return Input(file: file, report: try BenchReport.decode(data)) } catch {
             throw ReportMergeError("\(file): not a bench JSON report (`sensorfleet bench --report`): \(error)")

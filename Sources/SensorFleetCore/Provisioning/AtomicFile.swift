@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -11,8 +15,8 @@ enum AtomicFile {
     /// Writes `bytes` to `path` atomically: a temporary file beside it, created with `mode` (so a
     /// key is never readable by others, not even empty), written, flushed, then renamed over.
     static func write(_ bytes: [UInt8], to path: String, mode: mode_t) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
+        let directory = PathText.deletingLastComponent(path)
+        let name = PathText.lastComponent(path)
         var fd: Int32 = -1
         var temp = ""
         for _ in 0..<16 {

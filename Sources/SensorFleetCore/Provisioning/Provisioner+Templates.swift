@@ -1,5 +1,10 @@
 import Crypto
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Synchronization
 import X509
 
@@ -75,7 +80,7 @@ extension Provisioner {
             if summary.lines.count > 20 { result.created.append("… and \(summary.lines.count - 20) more reissued") }
             result.created.append(
                 "\(ids.count) devices of template \(template.pattern) (\(ids.first!)…\(ids.last!)): "
-                    + "\(summary.created) new or renewed, \(summary.kept) kept, in \(String(format: "%.1f", seconds)) s on \(workers) thread\(workers == 1 ? "" : "s")")
+                    + "\(summary.created) new or renewed, \(summary.kept) kept, in \(String(cFormat: "%.1f", seconds)) s on \(workers) thread\(workers == 1 ? "" : "s")")
         }
     }
 }

@@ -1,5 +1,14 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import X509
 import Yams
 
@@ -355,7 +364,7 @@ public enum Provisioner {
         let head = "\(prefix)-"
         var highest = 0
         for device in devices {
-            for name in [device.id, (device.path as NSString).lastPathComponent] where name.hasPrefix(head) {
+            for name in [device.id, PathText.lastComponent(device.path)] where name.hasPrefix(head) {
                 let tail = name.dropFirst(head.count)
                 if !tail.isEmpty, tail.utf8.count <= 9, tail.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
                     let n = Int(tail)
@@ -371,7 +380,7 @@ public enum Provisioner {
 
     static func absolutePath(_ path: String) -> String {
         let full = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        return (full as NSString).standardizingPath
+        return PathText.standardized(full)
     }
 
     /// The port in `broker/mosquitto.conf`, else `fleet.yaml`'s `broker.port`, else 8883.

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `battery:` in device.yaml: a battery that drains with every publish, every connect and with
 /// time, reports its voltage as a reading, and at empty sends a last gasp and goes silent.
