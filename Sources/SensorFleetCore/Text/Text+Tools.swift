@@ -16,10 +16,10 @@ import Darwin
 
 extension Date {
     /// "2026-11-26T07:18:43Z": what `ISO8601DateFormatter().string(from:)` printed. That
-    /// rounded the Unix time to the millisecond first (CoreFoundation hands ICU
-    /// `seconds * 1000 + 0.5`, which ICU floors), so 43.9995 s printed as 44; `.iso8601` alone
-    /// truncates, hence the rounding here. (A whole second is exact in a Double, so the
-    /// truncation that follows cannot fall short of it.)
+    /// rounded the Unix time half up to the millisecond before it dropped the fraction (ICU
+    /// works in milliseconds), so 43.9995 s printed as 44; `.iso8601` alone truncates, hence the
+    /// rounding here (ToolsTextTests holds the two side by side). A whole second is exact in a
+    /// Double, so the truncation that follows cannot fall short of it.
     public var iso8601Seconds: String {
         let milliseconds = (timeIntervalSince1970 * 1000 + 0.5).rounded(.down)
         return Date(timeIntervalSince1970: milliseconds / 1000).formatted(.iso8601)
