@@ -23,7 +23,7 @@ RUN swift build -c release --product sensorfleet --static-swift-stdlib \
 
 # --- runtime: Debian with the C libraries the binary links, a non-root user ---
 FROM debian:bookworm-slim
-# libmosquitto1 (MQTT), libssl3 (TLS, certificates), libsqlite3-0 (the durable outbox, GRDB
+# libmosquitto1 (MQTT), libssl3 (TLS, certificates), libsqlite3-0 (the durable outbox, CSQLite
 # links the system SQLite); libc6, libgcc-s1 and libstdc++6 come with the base image.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \

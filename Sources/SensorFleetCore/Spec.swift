@@ -1,5 +1,3 @@
-import Foundation
-
 /// MQTT protocol version a fleet speaks.
 public enum MQTTVersion: String, Sendable, Codable, CaseIterable {
     case v311 = "3.1.1"

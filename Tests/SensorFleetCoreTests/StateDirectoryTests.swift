@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import SensorFleetTesting
 import Testing
@@ -41,6 +40,11 @@ import Testing
             try FileManager.default.copyItem(atPath: "\(dir)/\(name)", toPath: "\(target)/\(name)")
         }
         return target
+    }
+
+    /// The outbox of `dir`, opened as another program would (to damage or roll it back).
+    private func openDatabase(_ dir: String) throws -> SQLiteDatabase {
+        try SQLiteDatabase(path: dir + "/outbox.sqlite", readOnly: false, busyTimeoutMilliseconds: 10_000)
     }
 
     private func expectRefusal(_ dir: String, kind: StateDirectoryError.Kind, _ words: [String],
@@ -119,7 +123,7 @@ import Testing
         // A real outbox with a page overwritten.
         let used = try usedFolder(seqs: 400)
         let copied = try copy(used)
-        _ = try DatabaseQueue(path: copied + "/outbox.sqlite").writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+        try openDatabase(copied).execute("PRAGMA wal_checkpoint(TRUNCATE)")
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: copied + "/outbox.sqlite"))
         try handle.seek(toOffset: 4096 + 100)
         handle.write(Data(repeating: 0xA5, count: 2000))
@@ -136,9 +140,9 @@ import Testing
     @Test func aDatabaseRestoredFromAnOlderCopyIsRefused() throws {
         let used = try usedFolder()
         let copied = try copy(used)
-        try DatabaseQueue(path: copied + "/outbox.sqlite").write { db in
-            try db.execute(sql: "DELETE FROM message; UPDATE device SET last_seq = 4")
-        }
+        let db = try openDatabase(copied)
+        try db.transaction(.immediate) { try db.execute("DELETE FROM message; UPDATE device SET last_seq = 4") }
+        try db.close()
         expectRefusal(copied, kind: .damaged, ["behind", "`dev` is at seq 4", "reached 10"])
     }
 

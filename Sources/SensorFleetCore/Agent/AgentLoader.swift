@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Loads the one device an agent runs.
 ///
@@ -17,9 +21,9 @@ public enum AgentLoader {
     public static func load(deviceDirectory: String, fleetDirectory: String? = nil, keyFile: String? = nil,
                             now: Date = Date()) throws(FleetValidationError) -> LoadedFleet {
         let device = FleetLocation(argument: deviceDirectory)
-        let fleetArgument = fleetDirectory ?? (device.absolute as NSString).deletingLastPathComponent
+        let fleetArgument = fleetDirectory ?? PathText.parent(of: device.absolute)
         let log = IssueLog()
-        let folderName = (device.absolute as NSString).lastPathComponent
+        let folderName = device.name
         guard FileManager.default.fileExists(atPath: device.absolute + "/device.yaml") else {
             throw FleetValidationError(issues: [FleetIssue(
                 file: device.display("device.yaml"),

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// systemd's notification protocol without libsystemd: one datagram per message on the unix
 /// socket named by `$NOTIFY_SOCKET` (a path, or `@name` for the abstract namespace).

@@ -1,4 +1,3 @@
-import Foundation
 import ServiceLifecycle
 
 /// The live status of a running fleet: one line rewritten in place on a terminal (every second),
@@ -48,7 +47,7 @@ public struct StatusLineService: Service, CustomStringConvertible {
     /// `connected 3/4  sent 14  acked 14  2.8 msg/s  dropped 0  errors 0`
     public static func line(_ totals: FleetTotals, rate: Double) -> String {
         "connected \(totals.connected)/\(totals.devices)  sent \(totals.accepted)  acked \(totals.acknowledged)  "
-            + "\(String(format: "%.1f", rate)) msg/s  dropped \(totals.dropped)  errors \(totals.errors)"
+            + "\(String(cFormat: "%.1f", rate)) msg/s  dropped \(totals.dropped)  errors \(totals.errors)"
     }
 
     public var description: String { "StatusLineService" }

@@ -1,5 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
-import GRDB
+#endif
 import Logging
 import Synchronization
 import Glibc
@@ -20,13 +23,13 @@ extension StateDirectory {
     static func check(_ path: String, reset: Bool, resetFlag: String) throws(StateDirectoryError)
         -> (String, [String])
     {
-        let database = (path as NSString).appendingPathComponent(databaseName)
-        let markerPath = (path as NSString).appendingPathComponent(markerName)
+        let database = PathText.appending(databaseName, to: path)
+        let markerPath = PathText.appending(markerName, to: path)
         var moved: [String] = []
         if reset {
-            let stamp = Date().formatted(.iso8601).replacingOccurrences(of: ":", with: "")
+            let stamp = Date().formatted(.iso8601).replacing(":", with: "")
             for name in [databaseName, databaseName + "-wal", databaseName + "-shm", markerName] {
-                let from = (path as NSString).appendingPathComponent(name)
+                let from = PathText.appending(name, to: path)
                 guard FileManager.default.fileExists(atPath: from) else { continue }
                 let to = "\(from).reset-\(stamp)"
                 guard rename(from, to) == 0 else {
@@ -37,7 +40,7 @@ extension StateDirectory {
             }
         }
         let marker = readMarker(markerPath)
-        let aside = (path as NSString).appendingPathComponent("aside")
+        let aside = PathText.appending("aside", to: path)
         let moveAside = "mkdir -p \(aside) && mv \(database)*\(marker == nil ? "" : " " + markerPath) \(aside)/"
         let startAfresh = "move it aside to start afresh at seq 1 (`\(moveAside)`), or run with \(resetFlag), "
             + "which does that; messages still in it are then not sent"
@@ -59,15 +62,13 @@ extension StateDirectory {
                     + "restart every device's seq at 1",
                 fix: startAfresh)
         }
-        let queue: DatabaseQueue
         var lastSeqs: [String: UInt64] = [:]
         var storeID: String
         do {
-            var config = Configuration()
-            config.busyMode = .timeout(10)
-            queue = try DatabaseQueue(path: database, configuration: config)
+            let db = try SQLiteDatabase(path: database, readOnly: false,
+                                        busyTimeoutMilliseconds: DurableOutbox.busyTimeoutMilliseconds)
             if exists {
-                let report = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+                let report = try db.transaction(.deferred) { try db.rows("PRAGMA quick_check") { $0.text(0) } }
                 guard report == ["ok"] else {
                     throw StateDirectoryError(
                         kind: .damaged,
@@ -75,18 +76,18 @@ extension StateDirectory {
                         fix: startAfresh)
                 }
             }
-            storeID = try queue.write { db -> String in
+            storeID = try db.transaction(.immediate) { () throws -> String in
                 try DurableOutbox.createSchema(db)
-                if let id = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'store_id'") { return id }
+                if let id = try db.text("SELECT value FROM meta WHERE key = 'store_id'") { return id }
                 let id = UUID().uuidString
-                try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('store_id', ?)", arguments: [id])
+                try db.prepare("INSERT INTO meta (key, value) VALUES ('store_id', ?)").execute([.text(id)])
                 return id
             }
-            lastSeqs = try queue.read { db in try DurableOutbox.lastSeqs(db) }
-            try queue.close()
+            lastSeqs = try db.transaction(.deferred) { try DurableOutbox.lastSeqs(db) }
+            try db.close()
         } catch let error as StateDirectoryError {
             throw error
-        } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
+        } catch let error as SQLiteError where [.corrupt, .notADatabase].contains(error.kind) {
             throw StateDirectoryError(kind: .damaged,
                                       problem: "\(database) is not a readable outbox database (\(error.message ?? "damaged"))",
                                       fix: startAfresh)

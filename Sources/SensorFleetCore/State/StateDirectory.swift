@@ -1,5 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
-import GRDB
+#endif
 import Logging
 import Synchronization
 import Glibc
@@ -59,8 +62,8 @@ public final class StateDirectory: Sendable {
         self.lockFD = lockFD
         self.storeID = storeID
         self.movedAside = movedAside
-        databasePath = (path as NSString).appendingPathComponent(Self.databaseName)
-        markerPath = (path as NSString).appendingPathComponent(Self.markerName)
+        databasePath = PathText.appending(Self.databaseName, to: path)
+        markerPath = PathText.appending(Self.markerName, to: path)
     }
 
     /// Claims `path` for this process: creates it, takes the lock (kept until exit), and checks
@@ -130,7 +133,7 @@ public final class StateDirectory: Sendable {
 
     static func words(_ code: Int32, path: String) -> String {
         switch code {
-        case EACCES, EPERM: return "permission denied (user \(getuid()) may not write in \((path as NSString).deletingLastPathComponent.isEmpty ? "/" : (path as NSString).deletingLastPathComponent))"
+        case EACCES, EPERM: return "permission denied (user \(getuid()) may not write in \(PathText.parent(of: path).isEmpty ? "/" : PathText.parent(of: path)))"
         case EROFS: return "the file system is read-only"
         case ENOTDIR: return "a file is in the way (part of the path is a file, not a folder)"
         case ENOSPC: return "the disk is full"
@@ -159,7 +162,7 @@ public final class StateDirectory: Sendable {
     // MARK: Lock
 
     private static func lock(_ path: String) throws(StateDirectoryError) -> Int32 {
-        let lockPath = (path as NSString).appendingPathComponent(lockName)
+        let lockPath = PathText.appending(lockName, to: path)
         // Read-only: the lock needs no write access, and a descriptor open for writing would
         // keep the file system from being remounted read-only.
         let fd = open(lockPath, O_RDONLY | O_CREAT | O_CLOEXEC, 0o644)
