@@ -20,6 +20,18 @@ import Testing
         Array("{\"seq\":\(seq)}".utf8) + [UInt8](repeating: 0x20, count: max(0, size - 12))
     }
 
+    @Test("the store runs WAL with synchronous = FULL (a commit is fsynced: power-cut safe), not the NORMAL GRDB used to set")
+    func walWithFullSync() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let database = try SQLiteDatabase(path: dir + "/probe.sqlite", readOnly: false, busyTimeoutMilliseconds: 1000)
+        #expect(try database.integer("PRAGMA synchronous") == 2, "a new SQLite connection starts at FULL (2) too")
+        try database.execute("PRAGMA synchronous = NORMAL")
+        try DurableOutbox.useWAL(database)
+        #expect(try database.text("PRAGMA journal_mode") == "wal")
+        #expect(try database.integer("PRAGMA synchronous") == 2, "0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA")
+    }
+
     @Test func messagesAndLastSeqSurviveAReopening() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

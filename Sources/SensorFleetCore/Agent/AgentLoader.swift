@@ -21,7 +21,7 @@ public enum AgentLoader {
     public static func load(deviceDirectory: String, fleetDirectory: String? = nil, keyFile: String? = nil,
                             now: Date = Date()) throws(FleetValidationError) -> LoadedFleet {
         let device = FleetLocation(argument: deviceDirectory)
-        let fleetArgument = fleetDirectory ?? PathText.parent(of: device.absolute)
+        let fleetArgument = fleetDirectory ?? PathText.deletingLastComponent(device.absolute)
         let log = IssueLog()
         let folderName = device.name
         guard FileManager.default.fileExists(atPath: device.absolute + "/device.yaml") else {

@@ -8,9 +8,9 @@ import Synchronization
 /// last sequence number. Thread-safe (one connection, each use under its lock); each reactor
 /// writes its own batches through a `DurableOutboxWriter`.
 ///
-/// Durability: WAL with `synchronous = NORMAL` (what GRDB ran, see `useWAL`), so a committed
-/// batch survives `kill -9` and any crash of the process; a power cut can undo the last commits
-/// (SQLite syncs the WAL at each checkpoint, not at each commit) but never damages the file.
+/// Durability: WAL with `synchronous = FULL` (see `useWAL`): a committed batch is on the disk
+/// (the WAL fsynced) before its messages count as accepted, so it survives `kill -9`, a crash of
+/// the process and a power cut.
 /// When a write fails (disk full, read-only folder, I/O error) the transaction rolls back, the
 /// store says why once, and from then on the fleet runs on memory only: messages are still
 /// accepted and sent, and each one is counted as `notDurable`. The file is never left half
@@ -80,19 +80,24 @@ public final class DurableOutbox: Sendable {
         stateDirectory = claimed
     }
 
-    /// WAL mode (readers in other processes do not block the writer), `synchronous = NORMAL`,
-    /// and a WAL file that is not empty: a read-only reader (`claim: false`, a second process)
+    /// WAL mode (readers in other processes do not block the writer), `synchronous = FULL`, and
+    /// a WAL file that is not empty: a read-only reader (`claim: false`, a second process)
     /// cannot open a WAL database whose `-wal` file is missing (SQLITE_CANTOPEN), so one empty
-    /// transaction's worth is written if need be. All three as GRDB's `DatabaseQueue` did with
-    /// `journalMode = .wal`: its NORMAL came after (and replaced) the FULL this store asked it
-    /// for, and the costs measured so far (Tests/README.md) are NORMAL's. FULL would fsync the
-    /// WAL at every commit: here 2 ms instead of 0.05 ms per transaction.
+    /// transaction's worth is written if need be.
+    ///
+    /// FULL, not NORMAL: under GRDB this store asked for FULL, but GRDB's WAL set-up ran after
+    /// and set NORMAL, so until the move to the C API (issue 15) the WAL was synced only at
+    /// checkpoints and a power cut could undo the last commits — then `state.json` (synced every
+    /// 30 s) could name seqs the database no longer had, and the agent refused to start until
+    /// `--reset-state`. The docs promised power-cut safety; FULL keeps that promise. Its price:
+    /// one fsync per transaction (here ≈ 2 ms instead of 0.05 ms; one transaction per reactor
+    /// turn, so it is paid per batch, not per message).
     static func useWAL(_ database: SQLiteDatabase) throws {
         let mode = try database.text("PRAGMA journal_mode = WAL")
         guard mode == "wal" else {
             throw SQLiteError("could not activate WAL Mode at path: \(database.path)")
         }
-        try database.execute("PRAGMA synchronous = NORMAL")
+        try database.execute("PRAGMA synchronous = FULL")
         var st = stat()
         if stat(database.path + "-wal", &st) != 0 || st.st_size == 0 {
             try database.transaction(.immediate) {

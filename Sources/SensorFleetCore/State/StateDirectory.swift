@@ -133,7 +133,7 @@ public final class StateDirectory: Sendable {
 
     static func words(_ code: Int32, path: String) -> String {
         switch code {
-        case EACCES, EPERM: return "permission denied (user \(getuid()) may not write in \(PathText.parent(of: path).isEmpty ? "/" : PathText.parent(of: path)))"
+        case EACCES, EPERM: return "permission denied (user \(getuid()) may not write in \(PathText.deletingLastComponent(path).isEmpty ? "/" : PathText.deletingLastComponent(path)))"
         case EROFS: return "the file system is read-only"
         case ENOTDIR: return "a file is in the way (part of the path is a file, not a folder)"
         case ENOSPC: return "the disk is full"

@@ -29,6 +29,13 @@ extension Date {
 /// Path names taken apart as NSString did (`lastPathComponent`, `deletingLastPathComponent`,
 /// `standardizingPath`), for the few places that need it.
 enum PathText {
+    /// `folder/name`, as `NSString.appendingPathComponent`: no second `/` after a folder that
+    /// ends with one, `name` alone after an empty folder.
+    static func appending(_ name: String, to folder: String) -> String {
+        if folder.isEmpty { return name }
+        return folder.hasSuffix("/") ? folder + name : folder + "/" + name
+    }
+
     /// "/a/b/c.pem" → "c.pem"; "/a/b/" → "b"; "/" → "/"; "" → "".
     static func lastComponent(_ path: String) -> String {
         let trimmed = dropTrailingSlashes(path)
