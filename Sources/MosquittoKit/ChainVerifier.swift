@@ -1,5 +1,9 @@
 internal import CMosquitto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Verifies a client certificate file with OpenSSL's own `X509_verify_cert`, the way mosquitto
 /// (OpenSSL 3) verifies a client during the handshake: the first certificate of the file is the

@@ -1,5 +1,14 @@
 internal import CSocketpairGuard
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// File descriptors are the scarcest resource of a big fleet: libmosquitto holds three per
 /// client (its socket and a socketpair that only its own select() loop uses).

@@ -1,5 +1,9 @@
 internal import CMosquitto
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 public enum IPAddress {
     /// True when `text` is an IPv4 or IPv6 literal (no DNS needed).

@@ -1,6 +1,15 @@
 internal import CMosquitto
 internal import CSocketpairGuard
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One libmosquitto client (`struct mosquitto *`), owned by one reactor. Create it, use it and
 /// close it on that reactor's thread only.

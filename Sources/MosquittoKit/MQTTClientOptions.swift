@@ -1,4 +1,3 @@
-import Foundation
 
 /// A message the broker publishes if the client vanishes.
 public struct MQTTWill: Sendable, Equatable {

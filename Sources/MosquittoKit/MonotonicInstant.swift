@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A point on the monotonic clock (CLOCK_MONOTONIC, nanoseconds since boot): for deadlines and
 /// intervals, never for timestamps (see `WallClock` in SensorFleetCore). Arithmetic saturates:

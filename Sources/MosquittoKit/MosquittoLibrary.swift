@@ -1,5 +1,4 @@
 internal import CMosquitto
-import Foundation
 
 /// `mosquitto_lib_init` exactly once per process, before any client.
 public enum MosquittoLibrary {

@@ -1,5 +1,10 @@
 internal import CEpoll
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
 import HeapModule
 import Synchronization
 
@@ -103,15 +108,35 @@ public final class Reactor: @unchecked Sendable {
     /// Starts the thread. Call once.
     public func start() {
         started.store(true, ordering: .releasing)
-        let thread = Thread { [self] in
+        Reactor.detachThread(name: name, stackSize: 1 << 20) { [self] in
             self.threadID.store(UInt(pthread_self()), ordering: .releasing)
             self.loop()
             self.finished.signal()
         }
-        thread.name = name
-        thread.stackSize = 1 << 20
-        thread.start()
     }
+
+    /// A detached pthread (as Foundation's `Thread` made; `join` waits on `finished`, not on
+    /// the thread) with a `stackSize`-byte stack, named `name` for `top -H` and gdb, running
+    /// `body`. The closure goes to the thread in a retained box, released there.
+    private static func detachThread(name: String, stackSize: Int, _ body: @escaping () -> Void) {
+        // Allocated rather than `pthread_attr_t()`: pthread_attr_init is what initialises it.
+        let attributes = UnsafeMutablePointer<pthread_attr_t>.allocate(capacity: 1)
+        pthread_attr_init(attributes)
+        defer {
+            pthread_attr_destroy(attributes)
+            attributes.deallocate()
+        }
+        pthread_attr_setdetachstate(attributes, Int32(PTHREAD_CREATE_DETACHED))
+        pthread_attr_setstacksize(attributes, stackSize)
+        let box = Unmanaged.passRetained(ReactorThreadStart(name: name, body: body)).toOpaque()
+        var thread: pthread_t = 0
+        let rc = pthread_create(&thread, attributes, reactorThreadMain, box)
+        if rc != 0 {
+            Unmanaged<ReactorThreadStart>.fromOpaque(box).release()
+            preconditionFailure("reactor \(name): cannot start its thread: \(String(cString: strerror(rc)))")
+        }
+    }
+
 
     /// True on this reactor's own thread.
     @inline(__always)
@@ -282,6 +307,36 @@ public final class Reactor: @unchecked Sendable {
         // Round up so a timer is never woken for early and spun on.
         return Int32(min(1000, (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000))
     }
+}
+
+// MARK: The reactor's thread
+
+/// What a reactor's new thread runs, handed to it through `pthread_create`'s argument.
+private final class ReactorThreadStart {
+    let name: String
+    let body: () -> Void
+    init(name: String, body: @escaping () -> Void) {
+        self.name = name
+        self.body = body
+    }
+}
+
+/// The thread's start routine: takes the box (balancing `passRetained`), names the thread, runs.
+private func reactorThreadMain(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    let start = Unmanaged<ReactorThreadStart>.fromOpaque(argument!).takeRetainedValue()
+    setCurrentThreadName(start.name)
+    start.body()
+    return nil
+}
+
+/// Names the calling thread as `pthread_setname_np` does for itself (Swift's Glibc module does
+/// not export it): the kernel's `comm`, at most 15 bytes. Best effort, like any thread name.
+private func setCurrentThreadName(_ name: String) {
+    let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    defer { close(fd) }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
 }
 
 // MARK: The reactor as an actor executor

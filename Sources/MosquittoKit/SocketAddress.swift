@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// An IPv4 or IPv6 socket address from a numeric host (nil for anything else), for bind(),
 /// connect() and the metrics listener.

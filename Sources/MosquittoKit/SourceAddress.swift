@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Source addresses for `MOSQ_OPT_BIND_ADDRESS` (bench `--bind`).
 public enum SourceAddress {

@@ -1,5 +1,14 @@
 internal import CMosquitto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// State the OpenSSL callbacks reach through the context's ex-data slot 0.
 final class TLSContextState: @unchecked Sendable {

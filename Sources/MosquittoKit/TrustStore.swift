@@ -1,5 +1,4 @@
 internal import CMosquitto
-import Foundation
 
 /// The CA certificates that sign the broker's certificate, parsed once and shared by every
 /// device's TLS context (a full copy of the CA per device would not scale to 10,000 devices).

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How a device waits between connection attempts.
 public struct BackoffPolicy: Sendable, Equatable {

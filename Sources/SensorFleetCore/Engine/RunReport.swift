@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The JSON that `sensorfleet run --report FILE` writes (schema in README.md).
 public struct RunReport: Codable, Sendable, Equatable {

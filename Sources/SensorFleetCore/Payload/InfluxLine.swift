@@ -1,4 +1,3 @@
-import Foundation
 /// InfluxDB line protocol, one line per message (what Telegraf's `mqtt_consumer` with
 /// `data_format = "influx"` ingests):
 ///
@@ -42,7 +41,7 @@ public struct InfluxLine: Sendable, Equatable {
             buffer.append(UInt8(ascii: ","))
             Self.escape(tag.key, into: &buffer)
             buffer.append(UInt8(ascii: "="))
-            Self.escape(tag.value.contains("{id}") ? tag.value.replacingOccurrences(of: "{id}", with: device) : tag.value,
+            Self.escape(tag.value.contains("{id}") ? tag.value.replacing("{id}", with: device) : tag.value,
                         into: &buffer)
         }
         buffer.append(UInt8(ascii: " "))

@@ -1,4 +1,3 @@
-import Foundation
 /// A payload in the user's own words: text with `{{name}}` placeholders (`payload.template` or
 /// `payload.template_file` in device.yaml, bench `--payload-template`).
 ///
@@ -91,7 +90,7 @@ public struct PayloadTemplate: Sendable, Equatable {
                     throw Problem(line: line, message: "`{{` opens a placeholder that is not closed with `}}` on the same line")
                 }
                 let raw = String(decoding: bytes[(i + 2)..<j], as: UTF8.self)
-                let name = raw.trimmingCharacters(in: .whitespaces)
+                let name = raw.trimmingSpaces()
                 guard !name.isEmpty, name.utf8.allSatisfy({ Field.sensor("").mayHold($0) && $0 != UInt8(ascii: "+") }) else {
                     throw Problem(line: line, message: "`{{\(SettingText.clipped(raw))}}` is not a placeholder: a name of letters, digits, `.`, `_` or `-` goes between the braces")
                 }

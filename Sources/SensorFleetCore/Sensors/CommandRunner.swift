@@ -1,4 +1,14 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
 import Synchronization
 
 /// Runs a sensor command off the reactor thread, one run at a time; a reading takes the latest
@@ -52,26 +62,42 @@ final class CommandRunner: Sendable {
         case .failure(let error):
             return .failure(SensorReadError("`\(display)`: \(error.description)"))
         case .success(let output):
-            let text = output.trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = output.trimmingWhitespace()
             if let jsonField {
-                guard let data = text.data(using: .utf8),
-                      let object = try? JSONSerialization.jsonObject(with: data) else {
+                guard let object = Self.jsonDocument(text) else {
                     return .failure(SensorReadError("`\(display)`: output is not JSON: \"\(text.prefix(60))\""))
                 }
-                var current: Any? = object
+                var current: JSONValue? = object
                 for key in jsonField.split(separator: ".") {
-                    current = (current as? [String: Any])?[String(key)]
+                    if case .object(let members)? = current { current = members[String(key)] } else { current = nil }
                 }
-                guard let number = current as? NSNumber else {
+                guard let number = current.flatMap(Self.numberValue) else {
                     return .failure(SensorReadError("`\(display)`: no number at \(jsonField) in its JSON output"))
                 }
-                return .success(number.doubleValue * scale)
+                return .success(number * scale)
             }
             guard let value = Double(text) else {
                 return .failure(SensorReadError("`\(display)`: expected a number, got \"\(text.prefix(60))\""))
             }
             return .success(value * scale)
         }
+    }
+
+    /// The command's output as a JSON document: an object or an array at the top, as
+    /// `JSONSerialization` required (a bare `42` is "not JSON"). Same parser, same verdicts
+    /// (a trailing comma passes; a leading zero, NaN or 1e400 do not).
+    static func jsonDocument(_ text: String) -> JSONValue? {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else { return nil }
+        switch value {
+        case .object, .array: return value
+        default: return nil
+        }
+    }
+
+    /// A number, or a boolean as 1 or 0 (`JSONSerialization` made both `NSNumber`s).
+    static func numberValue(_ value: JSONValue) -> Double? {
+        if case .bool(let flag) = value { return flag ? 1 : 0 }
+        return value.number
     }
 }
 

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `type: diurnal`: mean + amplitude · cos(2π (hour − peak_hour) / 24) + noise, where hour is the
 /// local time of day (fractional hours) at the reading.
@@ -23,7 +27,7 @@ public struct DiurnalSpec: Sendable, Equatable {
 
 final class DiurnalModel {
     let spec: DiurnalSpec
-    private let zone: TimeZone?
+    private let zone: ZoneInfo?
     private var rng: Xoshiro256StarStar
     private var spare: Double?
     /// UTC offset in seconds, looked up again once a minute of wall time has passed.
@@ -32,7 +36,7 @@ final class DiurnalModel {
 
     init(spec: DiurnalSpec, seed: UInt64) {
         self.spec = spec
-        zone = spec.timeZone.flatMap { TimeZone(identifier: $0) }
+        zone = spec.timeZone.flatMap { ZoneInfo(identifier: $0) }
         rng = Xoshiro256StarStar(seed: seed)
     }
 
@@ -46,8 +50,9 @@ final class DiurnalModel {
         return Double(local < 0 ? local + 86_400_000 : local) / 3_600_000
     }
 
-    static func utcOffset(at wallMillis: Int64, zone: TimeZone?) -> Int {
-        if let zone { return zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(wallMillis) / 1000)) }
+    static func utcOffset(at wallMillis: Int64, zone: ZoneInfo?) -> Int {
+        // Whole seconds, rounded down (as Foundation's `secondsFromGMT(for:)` took the instant).
+        if let zone { return zone.utcOffset(at: wallMillis >= 0 ? wallMillis / 1000 : -((-wallMillis + 999) / 1000)) }
         var seconds = time_t(wallMillis / 1000)
         var parts = tm()
         guard localtime_r(&seconds, &parts) != nil else { return 0 }

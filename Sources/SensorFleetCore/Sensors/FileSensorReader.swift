@@ -1,4 +1,4 @@
-import Foundation
+import Dispatch
 import Synchronization
 
 /// Reads a sensor's files on a background queue, one read at a time. `read()` starts a read

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Synchronization
 
 /// The files of one file-based sensor and how to read them. Resolves the files once, by name,
@@ -189,7 +198,7 @@ enum W1 {
         let lines = text.split(separator: "\n")
         guard lines.count >= 2 else { return .failure(SensorReadError("w1_slave: expected two lines, got \(lines.count)")) }
         guard lines[0].hasSuffix("YES") else { return .failure(SensorReadError("w1_slave: CRC check failed (\(lines[0]))")) }
-        guard let range = lines[1].range(of: "t="), let value = Double(lines[1][range.upperBound...]) else {
+        guard let range = lines[1].firstRange(of: "t="), let value = Double(lines[1][range.upperBound...]) else {
             return .failure(SensorReadError("w1_slave: no t= in \"\(lines[1])\""))
         }
         return .success(value)
@@ -225,12 +234,12 @@ enum SysFS {
 
     static func readText(_ path: String) -> String? {
         guard case .success(let text) = read(path) else { return nil }
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.trimmingWhitespace()
     }
 
     static func readNumber(_ path: String) -> Result<Double, SensorReadError> {
         read(path).flatMap { text in
-            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            let trimmed = text.trimmingWhitespace()
             guard let value = Double(trimmed) else {
                 return .failure(SensorReadError("\(path): expected a number, got \"\(trimmed.prefix(40))\""))
             }

@@ -1,4 +1,3 @@
-import Foundation
 import Synchronization
 
 /// Why a real sensor gave no reading this time. The reading is skipped and counted; the device

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 
 /// An edge node's `bdSeq` (0–255): the number in the NDEATH of each MQTT CONNECT's will and in
@@ -13,6 +17,8 @@ import Logging
 final class BirthDeathSequence {
     /// The file, or nil (memory only).
     let path: String?
+    /// The folder it is in, made on the first write.
+    private let folder: String?
     private let logger: Logger
     /// The number the last CONNECT used; nil before the first.
     private(set) var current: UInt8?
@@ -25,13 +31,15 @@ final class BirthDeathSequence {
         self.logger = logger
         guard let stateDirectory else {
             path = nil
+            folder = nil
             return
         }
-        let folder = (stateDirectory as NSString).appendingPathComponent("sparkplug")
-        let file = (folder as NSString).appendingPathComponent("\(deviceID).bdseq")
+        let folder = Self.joined(stateDirectory, "sparkplug")
+        let file = Self.joined(folder, "\(deviceID).bdseq")
+        self.folder = folder
         path = file
         guard let data = FileManager.default.contents(atPath: file) else { return }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = String(decoding: data, as: UTF8.self).trimmingWhitespace()
         if let value = UInt8(text) {
             current = value
         } else {
@@ -43,13 +51,17 @@ final class BirthDeathSequence {
     func next() -> UInt8 {
         let value: UInt8 = current.map { $0 &+ 1 } ?? 0
         current = value
-        if let path { write(value, to: path) }
+        if let path, let folder { write(value, to: path, in: folder) }
         return value
     }
 
-    private func write(_ value: UInt8, to path: String) {
+    /// `name` inside `folder`, with one slash between them.
+    private static func joined(_ folder: String, _ name: String) -> String {
+        folder.isEmpty ? name : folder.hasSuffix("/") ? folder + name : folder + "/" + name
+    }
+
+    private func write(_ value: UInt8, to path: String, in folder: String) {
         do {
-            let folder = (path as NSString).deletingLastPathComponent
             if !AtomicFile.isDirectory(folder) { try AtomicFile.makeDirectory(folder) }
             try AtomicFile.write("\(value)\n", to: path, mode: 0o640)
         } catch {

@@ -1,4 +1,3 @@
-import Foundation
 /// `payload:` and `sparkplug:` of device.yaml, `defaults:` or a template: which payload format a
 /// device publishes, and for `sparkplug_b` its Sparkplug group and edge node id.
 struct SparkplugFields {
@@ -32,7 +31,7 @@ struct SparkplugFields {
         func id(_ key: String, example: String) -> String? {
             let fix = "set \(section.field(key)) to one topic level without `/`, `+` or `#`, e.g. \(example)"
             guard let value = section.string(key, expected: "a Sparkplug id such as \(example)", fix: fix) else { return nil }
-            if let problem = SparkplugSettings.problem(with: value.replacingOccurrences(of: "{id}", with: "x")) {
+            if let problem = SparkplugSettings.problem(with: value.replacing("{id}", with: "x")) {
                 section.problem(key, "\"\(SettingText.clipped(value))\" cannot be a Sparkplug id: \(problem)", fix: fix)
                 fields.invalid = true
                 return nil
@@ -91,12 +90,12 @@ struct SparkplugFields {
                       fix: "remove `topic:` from this device; set `sparkplug.group_id` and `sparkplug.edge_node_id` instead")
         }
         guard ok, let groupID else { return nil }
-        let edge = (edgeNodeID ?? "{id}").replacingOccurrences(of: "{id}", with: id)
+        let edge = (edgeNodeID ?? "{id}").replacing("{id}", with: id)
         if let problem = SparkplugSettings.problem(with: edge) {
             log.error(file, line: payloadLine ?? sectionLine, field: "sparkplug.edge_node_id", "the edge node id \"\(SettingText.clipped(edge))\" cannot be a Sparkplug id: \(problem)",
                       fix: "set `sparkplug.edge_node_id` to one topic level, e.g. \"{id}\"")
             return nil
         }
-        return SparkplugSettings(groupID: groupID.replacingOccurrences(of: "{id}", with: id), edgeNodeID: edge)
+        return SparkplugSettings(groupID: groupID.replacing("{id}", with: id), edgeNodeID: edge)
     }
 }

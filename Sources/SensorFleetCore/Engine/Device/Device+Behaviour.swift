@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import MosquittoKit
 import Logging
 
@@ -52,13 +61,19 @@ struct BatteryState {
         guard hours > 0 else { return }
         charge -= spec.idleMAhPerHour * hours
         if let recharge = spec.recharge {
-            let date = Date()
-            let calendar = Calendar.current
-            let c = calendar.dateComponents([.hour, .minute, .second], from: date)
-            let hour = Double(c.hour ?? 0) + Double(c.minute ?? 0) / 60 + Double(c.second ?? 0) / 3600
-            charge += recharge.rate(atHour: hour) * hours
+            charge += recharge.rate(atHour: Self.localHourNow()) * hours
         }
         charge = min(charge, spec.capacityMAh)
+    }
+
+    /// The machine's local time of day in hours (TZ, else /etc/localtime, as `Calendar.current`
+    /// had it), to the whole second: the C library's, since FoundationEssentials knows no zone
+    /// but UTC.
+    static func localHourNow() -> Double {
+        var now = time(nil)
+        var parts = tm()
+        guard localtime_r(&now, &parts) != nil else { return 0 }
+        return Double(parts.tm_hour) + Double(parts.tm_min) / 60 + Double(parts.tm_sec) / 3600
     }
 }
 

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Commands on `devices/{id}/commands`, replies on `devices/{id}/replies` (or the MQTT 5
 /// response topic, with the correlation data echoed); with `profile: azure-iot-hub` from

@@ -1,4 +1,3 @@
-import Foundation
 import Glibc
 
 /// The real-time clock (CLOCK_REALTIME), for payload timestamps only; deadlines and intervals
