@@ -11,7 +11,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.8.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
@@ -31,6 +30,12 @@ let package = Package(
             pkgConfig: "libmosquitto",
             providers: [.apt(["libmosquitto-dev", "libssl-dev"])]
         ),
+        // libyaml: the YAML parser the fleet files are read with (Sources/SensorFleetCore/Config/YAML).
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
         // A `socketpair` that libmosquitto's `mosquitto_new` can be refused (one descriptor per
         // client instead of three); see Sources/CSocketpairGuard/include/socketpair_guard.h.
         .target(name: "CSocketpairGuard", linkerSettings: [.linkedLibrary("dl")]),
@@ -47,13 +52,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Specs, validation, sensors, devices, supervisor, fleet, reports. No C here.
+        // Specs, validation, sensors, devices, supervisor, fleet, reports. No C here but libyaml's
+        // parser, read in Config/YAML only.
         .target(
             name: "SensorFleetCore",
             dependencies: [
                 "MosquittoKit",
+                "CYAML",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -92,7 +98,6 @@ let package = Package(
             name: "SensorFleetTesting",
             dependencies: [
                 "SensorFleetCore",
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

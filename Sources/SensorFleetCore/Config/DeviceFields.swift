@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// The device keys that may also be set fleet-wide under `defaults:`.
 struct DeviceFields {

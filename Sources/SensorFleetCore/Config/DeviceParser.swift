@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// One device as read from its `device.yaml`, with what later checks need to point at lines.
 struct ParsedDevice {

@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// Loads a fleet folder (`fleet.yaml` plus one `<id>/device.yaml` per device) into a ``FleetSpec``
 /// and checks everything a run needs, collecting every problem instead of stopping at the first.

@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// The fleet folder as the user named it (for messages) and as an absolute path (for the spec).
 struct FleetLocation {

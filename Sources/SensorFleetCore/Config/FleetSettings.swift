@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// Device settings from `defaults:` in fleet.yaml, applied to every device that does not set them.
 struct DeviceDefaults {

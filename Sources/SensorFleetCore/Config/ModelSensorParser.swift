@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// The parameters of the physical models (`route`, `thermal`, `diurnal`) and of `replay`.
 enum ModelSensorParser {

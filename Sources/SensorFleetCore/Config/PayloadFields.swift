@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// `payload:` of device.yaml, `defaults:` or a template: the format of the telemetry.
 ///

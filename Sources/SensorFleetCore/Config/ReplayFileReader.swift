@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// Reads one column of a recording for `type: replay`: a CSV file with a header row, or JSONL
 /// (`.jsonl`, `.ndjson`: one JSON object per line). The time column holds seconds (any origin)

@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// A data file a sensor reads at load time (a route, a recording): read whole, bounded in size,
 /// and named in messages as the user would write it.

@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// "Did you mean …?" for misspelt keys and values.
 enum Suggestion {

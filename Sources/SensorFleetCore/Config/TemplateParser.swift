@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// `templates:` in fleet.yaml: one entry stands for `count` devices of one kind.
 ///

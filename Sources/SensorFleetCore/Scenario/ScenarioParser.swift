@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// The fault action: its kinds and their parameters, the same as a sensor's `faults:` entries
 /// (`Config/FaultParser.swift`); `Device.applyScenarioFault` starts it through `Device.startFault`.
