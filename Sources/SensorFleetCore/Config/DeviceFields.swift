@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The device keys that may also be set fleet-wide under `defaults:`.
 struct DeviceFields {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The parameters of the physical models (`route`, `thermal`, `diurnal`) and of `replay`.
 enum ModelSensorParser {
@@ -178,6 +182,14 @@ enum ModelSensorParser {
 
     // MARK: diurnal
 
+    /// Whether `identifier` names a time zone: Foundation knows it, or (FoundationEssentials,
+    /// which has no zone database) the system's tzdata has a file for it.
+    static func knownTimeZone(_ identifier: String) -> Bool {
+        if TimeZone(identifier: identifier) != nil { return true }
+        guard !identifier.isEmpty, !identifier.hasPrefix("/"), !identifier.split(separator: "/").contains("..") else { return false }
+        return FileInfo.isFolder("/usr/share/zoneinfo/" + identifier) == false
+    }
+
     static func diurnal(_ map: MappingReader) -> DiurnalSpec? {
         let mean = number(map, "mean", "the daily average", in: .reading, required: true)
         let amplitude = number(map, "amplitude", "how far the peak lies above the mean", in: .reading, required: true)
@@ -187,7 +199,7 @@ enum ModelSensorParser {
         var zoneOK = true
         let zoneFix = "set \(map.field("timezone")) to an IANA time zone such as Europe/Berlin or UTC, or remove it (the machine's local time)"
         if let given = map.string("timezone", expected: "an IANA time zone such as Europe/Berlin", fix: zoneFix) {
-            if TimeZone(identifier: given) != nil {
+            if Self.knownTimeZone(given) {
                 zone = given
             } else {
                 map.problem("timezone", "unknown time zone \"\(SettingText.clipped(given))\"", fix: zoneFix)

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `payload:` of device.yaml, `defaults:` or a template: the format of the telemetry.
 ///

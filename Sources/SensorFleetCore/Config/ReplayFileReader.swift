@@ -1,3 +1,5 @@
+// Still Foundation: JSONSerialization (numbers as NSNumber, printed as written) has no
+// FoundationEssentials equivalent yet (issue 15).
 import Foundation
 
 /// Reads one column of a recording for `type: replay`: a CSV file with a header row, or JSONL
@@ -49,7 +51,7 @@ enum ReplayFileReader {
         if isJSONL {
             for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
                 lineNumber += 1
-                let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
+                let line = rawLine.trimmingWhitespace()
                 if line.isEmpty { continue }
                 guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                     problem(lineNumber, nil, "not a JSON object", fix: "write one JSON object per line, e.g. {\"time\": 0, \"\(column)\": 21.5}")
@@ -80,7 +82,7 @@ enum ReplayFileReader {
             for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
                 lineNumber += 1
                 let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
-                if line.trimmingCharacters(in: .whitespaces).isEmpty || line.hasPrefix("#") { continue }
+                if line.trimmingSpaces().isEmpty || line.hasPrefix("#") { continue }
                 let cells = splitCSV(line)
                 guard let names = header else {
                     header = cells
@@ -160,10 +162,10 @@ enum ReplayFileReader {
                     cell.append(c)
                 }
             } else if c == "," {
-                cells.append(wasQuoted ? cell : cell.trimmingCharacters(in: .whitespaces))
+                cells.append(wasQuoted ? cell : cell.trimmingSpaces())
                 cell = ""
                 wasQuoted = false
-            } else if c == "\"" && cell.trimmingCharacters(in: .whitespaces).isEmpty {
+            } else if c == "\"" && cell.trimmingSpaces().isEmpty {
                 cell = ""
                 quoted = true
                 wasQuoted = true
@@ -171,13 +173,13 @@ enum ReplayFileReader {
                 cell.append(c)
             }
         }
-        cells.append(wasQuoted ? cell : cell.trimmingCharacters(in: .whitespaces))
+        cells.append(wasQuoted ? cell : cell.trimmingSpaces())
         return cells
     }
 
     /// Seconds: a plain number, or an ISO 8601 date and time (seconds since 1970).
     static func parseTime(_ text: String) -> Double? {
-        let t = text.trimmingCharacters(in: .whitespaces)
+        let t = text.trimmingSpaces()
         if let seconds = Double(t), seconds.isFinite { return seconds }
         return parseISO8601(t)
     }

@@ -1,3 +1,5 @@
+// Still Foundation: JSONSerialization (numbers as NSNumber, printed as written) has no
+// FoundationEssentials equivalent yet (issue 15).
 import Foundation
 
 /// A data file a sensor reads at load time (a route, a recording): read whole, bounded in size,
@@ -39,7 +41,7 @@ enum DataFile {
                           fix: "check that the file can be read by this user")
             return nil
         }
-        guard let text = String(data: data, encoding: .utf8)?.replacingOccurrences(of: "\r\n", with: "\n") else {
+        guard let text = String(data: data, encoding: .utf8)?.replacing("\r\n", with: "\n") else {
             map.log.error(map.file, line: line, field: field, "the \(what) \(display) is not UTF-8 text",
                           fix: "save it as UTF-8")
             return nil
@@ -178,7 +180,7 @@ enum RouteFileReader {
             guard let quote = tail.first, quote == "\"" || quote == "'" else { return nil }
             let value = tail.dropFirst()
             guard let close = value.firstIndex(of: quote) else { return nil }
-            return String(value[..<close]).trimmingCharacters(in: .whitespaces)
+            return String(value[..<close]).trimmingSpaces()
         }
         return nil
     }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Values echoed in messages: a huge value (a 1 MB string or key) is shown by its start, an
 /// ellipsis and its length, never whole.
