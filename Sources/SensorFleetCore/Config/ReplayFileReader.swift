@@ -1,6 +1,8 @@
-// Still Foundation: JSONSerialization (numbers as NSNumber, printed as written) has no
-// FoundationEssentials equivalent yet (issue 15).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Reads one column of a recording for `type: replay`: a CSV file with a header row, or JSONL
 /// (`.jsonl`, `.ndjson`: one JSON object per line). The time column holds seconds (any origin)
@@ -53,19 +55,19 @@ enum ReplayFileReader {
                 lineNumber += 1
                 let line = rawLine.trimmingWhitespace()
                 if line.isEmpty { continue }
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                guard let object = ConfigJSON(parsing: line)?.object else {
                     problem(lineNumber, nil, "not a JSON object", fix: "write one JSON object per line, e.g. {\"time\": 0, \"\(column)\": 21.5}")
                     continue
                 }
-                guard let timeValue = object[timeColumn], !(timeValue is NSNull) else {
+                guard let timeValue = object[timeColumn], !timeValue.isNull else {
                     problem(lineNumber, timeColumn, "no `\(timeColumn)` key", fix: "give every line a `\(timeColumn)` (seconds or ISO 8601), or set time_column")
                     continue
                 }
                 let timeText = "\(timeValue)"
-                let time: Double? = (timeValue as? String).flatMap(parseTime) ?? ((timeValue is String) ? nil : (timeValue as? NSNumber)?.doubleValue)
+                let time: Double? = if let text = timeValue.string { parseTime(text) } else { timeValue.number }
                 var value: Double?
-                if let cell = object[column], !(cell is NSNull) {
-                    guard !(cell is String), let number = (cell as? NSNumber)?.doubleValue, number.isFinite,
+                if let cell = object[column], !cell.isNull {
+                    guard let number = cell.number, number.isFinite,
                           SettingRange.reading.contains(number)
                     else {
                         problem(lineNumber, column, "expected a number (or null), got \(SettingText.clipped("\(cell)"))",

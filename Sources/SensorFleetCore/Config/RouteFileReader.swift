@@ -1,6 +1,13 @@
-// Still Foundation: JSONSerialization (numbers as NSNumber, printed as written) has no
-// FoundationEssentials equivalent yet (issue 15).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A data file a sensor reads at load time (a route, a recording): read whole, bounded in size,
 /// and named in messages as the user would write it.
@@ -93,17 +100,17 @@ enum RouteFileReader {
 
     private static func geoJSON(_ text: String, display: String, log: IssueLog) -> [GeoPoint]? {
         let fix = "give a GeoJSON LineString: {\"type\": \"LineString\", \"coordinates\": [[13.405, 52.52], [13.3777, 52.5163]]} ([longitude, latitude])"
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+        guard let object = ConfigJSON(parsing: text)?.object else {
             log.error(display, field: nil, "not valid JSON", fix: fix)
             return nil
         }
-        func lineString(_ node: [String: Any]) -> [Any]? {
-            switch node["type"] as? String {
-            case "LineString": return node["coordinates"] as? [Any]
-            case "Feature": return (node["geometry"] as? [String: Any]).flatMap(lineString)
+        func lineString(_ node: [String: ConfigJSON]) -> [ConfigJSON]? {
+            switch node["type"]?.string {
+            case "LineString": return node["coordinates"]?.array
+            case "Feature": return node["geometry"]?.object.flatMap(lineString)
             case "FeatureCollection":
-                for feature in node["features"] as? [Any] ?? [] {
-                    if let f = feature as? [String: Any], let found = lineString(f) { return found }
+                for feature in node["features"]?.array ?? [] {
+                    if let f = feature.object, let found = lineString(f) { return found }
                 }
                 return nil
             default: return nil
@@ -115,8 +122,7 @@ enum RouteFileReader {
         }
         var points: [GeoPoint] = []
         for (i, item) in coordinates.enumerated() {
-            guard let pair = item as? [Any], pair.count >= 2, let lon = (pair[0] as? NSNumber)?.doubleValue,
-                  let lat = (pair[1] as? NSNumber)?.doubleValue
+            guard let pair = item.array, pair.count >= 2, let lon = pair[0].number, let lat = pair[1].number
             else {
                 log.error(display, field: "coordinates[\(i)]", "expected [longitude, latitude], got \(SettingText.clipped("\(item)"))", fix: fix)
                 return nil
