@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// The keys of device behaviour: fleet.yaml's `status_format:`, `firmware:` and `shadow:`;
 /// device.yaml's (and a template's) `firmware:`, `tags:` and `battery:`.

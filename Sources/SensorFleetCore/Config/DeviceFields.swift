@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// The device keys that may also be set fleet-wide under `defaults:`.
 struct DeviceFields {

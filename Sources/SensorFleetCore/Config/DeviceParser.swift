@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// One device as read from its `device.yaml`, with what later checks need to point at lines.
 struct ParsedDevice {

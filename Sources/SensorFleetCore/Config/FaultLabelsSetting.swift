@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// fleet.yaml's `labels:` — the file that receives every sensor fault's start and end
 /// (``FaultLabelWriter``), relative to the fleet folder.

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// One problem (or warning) found while loading a fleet folder: where it is, what is wrong, how to fix it.
 ///

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Device settings from `defaults:` in fleet.yaml, applied to every device that does not set them.
 struct DeviceDefaults {

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Applies fleet.yaml's `profile:` (``BrokerProfile``): sets what the user left out, and logs an
 /// error for every setting that contradicts the profile, naming the setting and what the service

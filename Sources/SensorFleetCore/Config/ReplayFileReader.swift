@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Reads one column of a recording for `type: replay`: a CSV file with a header row, or JSONL
 /// (`.jsonl`, `.ndjson`: one JSON object per line). The time column holds seconds (any origin)

@@ -143,7 +143,7 @@ enum RouteFileReader {
             var rest = Substring(text)
             var counted = text.startIndex
             var lineSoFar = 1
-            while let range = rest.range(of: tag) {
+            while let range = rest.firstRange(of: tag) {
                 let after = rest[range.upperBound...]
                 guard let next = after.first, next == " " || next == "\t" || next == "\n" || next == "\r" || next == ">" || next == "/" else {
                     rest = after
@@ -177,7 +177,7 @@ enum RouteFileReader {
     /// The value of `name="…"` (or `'…'`) in a tag's attributes.
     private static func attribute(_ name: String, in attributes: Substring) -> String? {
         var rest = attributes
-        while let range = rest.range(of: name) {
+        while let range = rest.firstRange(of: name) {
             let before = range.lowerBound == attributes.startIndex ? " " : attributes[attributes.index(before: range.lowerBound)]
             var tail = rest[range.upperBound...].drop { $0 == " " }
             rest = rest[range.upperBound...]

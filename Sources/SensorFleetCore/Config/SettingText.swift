@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Values echoed in messages: a huge value (a 1 MB string or key) is shown by its start, an
 /// ellipsis and its length, never whole.

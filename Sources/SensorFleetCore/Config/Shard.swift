@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// One process's share of a fleet: shard `index` of `count` (`--shard I/N`).
 ///

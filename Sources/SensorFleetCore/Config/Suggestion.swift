@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// "Did you mean …?" for misspelt keys and values.
 enum Suggestion {

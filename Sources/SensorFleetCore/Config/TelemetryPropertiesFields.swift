@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 /// `mqtt5:` of device.yaml, `defaults:` or a template: MQTT 5 properties on every telemetry
 /// message (message expiry, content type, user properties) and the topic alias.
 struct TelemetryPropertiesFields {

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// `templates:` in fleet.yaml: one entry stands for `count` devices of one kind.
 ///
