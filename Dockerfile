@@ -9,7 +9,7 @@ ARG SWIFT_IMAGE=swift:6.3-bookworm
 FROM ${SWIFT_IMAGE} AS builder
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmosquitto-dev libssl-dev libsqlite3-dev pkg-config \
+      libmosquitto-dev libssl-dev libsqlite3-dev libyaml-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The manifest first, so that the dependencies are fetched once per Package.swift change.
@@ -24,10 +24,11 @@ RUN swift build -c release --product sensorfleet --static-swift-stdlib \
 # --- runtime: Debian with the C libraries the binary links, a non-root user ---
 FROM debian:bookworm-slim
 # libmosquitto1 (MQTT), libssl3 (TLS, certificates), libsqlite3-0 (the durable outbox, CSQLite
-# links the system SQLite); libc6, libgcc-s1 and libstdc++6 come with the base image.
+# links the system SQLite), libyaml-0-2 (reading the fleet files); libc6, libgcc-s1 and
+# libstdc++6 come with the base image.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmosquitto1 libssl3 libsqlite3-0 \
+      libmosquitto1 libssl3 libsqlite3-0 libyaml-0-2 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 sensorfleet \
  && useradd --system --uid 10001 --gid sensorfleet --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin sensorfleet

@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -11,7 +11,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.8.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
@@ -21,7 +20,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // The runtime of the generated Sparkplug B code (Sources/SensorFleetCore/Sparkplug); the
         // code is generated once by Scripts/regenerate-sparkplug, not by a build plugin.
-        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        // Its default traits off: `BinaryDelimitedStreams` imports Foundation (and so would link
+        // Foundation and ICU into the agent, issue 15); we use neither it nor `FieldMaskUtilities`.
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0", traits: []),
     ],
     targets: [
         // The C library and nothing else: libmosquitto plus the OpenSSL calls we need for our own SSL_CTX.
@@ -35,6 +36,12 @@ let package = Package(
             name: "CSQLite",
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
+        ),
+        // libyaml: the YAML parser the fleet files are read with (Sources/SensorFleetCore/Config/YAML).
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
         ),
         // A `socketpair` that libmosquitto's `mosquitto_new` can be refused (one descriptor per
         // client instead of three); see Sources/CSocketpairGuard/include/socketpair_guard.h.
@@ -52,14 +59,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Specs, validation, sensors, devices, supervisor, fleet, reports. No C here.
+        // Specs, validation, sensors, devices, supervisor, fleet, reports. No C here but libyaml's
+        // parser, read in Config/YAML only.
         .target(
             name: "SensorFleetCore",
             dependencies: [
                 "MosquittoKit",
                 "CSQLite",
+                "CYAML",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -97,7 +105,6 @@ let package = Package(
             name: "SensorFleetTesting",
             dependencies: [
                 "SensorFleetCore",
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

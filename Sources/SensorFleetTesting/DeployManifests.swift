@@ -1,12 +1,12 @@
 import Foundation
-import Yams
+import SensorFleetCore
 
 /// The repository this test kit was built from (its `deploy/`, `Dockerfile`, `Scripts/`).
 public func repositoryRoot() -> String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 }
 
-/// The Kubernetes manifests in `deploy/kubernetes`, read as plain YAML (Yams), for the tests that
+/// The Kubernetes manifests in `deploy/kubernetes`, read as plain YAML (`YAML.compose`), for the tests that
 /// validate them and run their arguments on this machine.
 public struct DeployManifests: @unchecked Sendable {
     public let directory: String
@@ -21,12 +21,50 @@ public struct DeployManifests: @unchecked Sendable {
     }
 
     /// A YAML text as Foundation values (maps, lists, strings, numbers).
-    public static func loadYAML(_ text: String) throws -> Any? { try Yams.load(yaml: text) }
+    public static func loadYAML(_ text: String) throws -> Any? { try YAML.compose(yaml: text).map(value(of:)) }
 
     /// Every document of `file`.
     public func documents(_ file: String) throws -> [[String: Any]] {
         let text = try String(contentsOfFile: "\(directory)/\(file)", encoding: .utf8)
-        return try Yams.load_all(yaml: text).compactMap { $0 as? [String: Any] }
+        return try YAML.composeAll(yaml: text).compactMap { Self.value(of: $0) as? [String: Any] }
+    }
+
+    /// A node as the Swift values Yams' `load` made of it: `[String: Any]` (merge keys `<<`
+    /// applied, a later key winning), `[Any]`, and for scalars by their tag Int, Double, Bool,
+    /// NSNull (plain only) or else the text. Timestamps stay text (Yams made a Date).
+    static func value(of node: YAML.Node) -> Any {
+        switch node {
+        case .scalar(let scalar):
+            let value: Any? = switch scalar.tag {
+            case .int: Int.construct(from: scalar)
+            case .float: Double.construct(from: scalar)
+            case .bool: Bool.construct(from: scalar)
+            case .null: scalar.style == .plain ? NSNull() : nil
+            default: nil
+            }
+            return value ?? scalar.string
+        case .sequence(let sequence):
+            return sequence.map(value(of:))
+        case .mapping(let mapping):
+            var pairs: [(String, Any)] = []
+            var merged: [(String, Any)] = []
+            for (key, item) in mapping {
+                if key.tag == .merge {
+                    let sources: [YAML.Node] = switch item {
+                    case .mapping: [item]
+                    case .sequence(let list): list.reversed()
+                    case .scalar: []
+                    }
+                    for source in sources {
+                        guard case .mapping = source, let fields = value(of: source) as? [String: Any] else { continue }
+                        merged.append(contentsOf: fields.map { ($0.key, $0.value) })
+                    }
+                } else {
+                    pairs.append((key.scalar?.string ?? "\(key)", value(of: item)))
+                }
+            }
+            return [String: Any](merged + pairs, uniquingKeysWith: { _, later in later })
+        }
     }
 
     /// The one object of `kind` named `name` in any manifest.

@@ -1,5 +1,3 @@
-import Foundation
-import Yams
 
 /// The keys of device behaviour: fleet.yaml's `status_format:`, `firmware:` and `shadow:`;
 /// device.yaml's (and a template's) `firmware:`, `tags:` and `battery:`.

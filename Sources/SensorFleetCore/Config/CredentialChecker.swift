@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MosquittoKit
 import SwiftASN1
 import X509
@@ -193,11 +197,8 @@ struct CredentialChecker {
     }
 
     private func checkPermissions(_ device: ParsedDevice) {
-        // attributesOfItem does not follow symbolic links; the mode that matters is the target's.
-        let target = URL(fileURLWithPath: device.spec.keyFile).resolvingSymlinksInPath().path
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: target),
-              let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue
-        else { return }
+        // The mode that matters is the target's: stat follows symbolic links.
+        guard let mode = FileInfo.permissions(device.spec.keyFile) else { return }
         if mode & 0o077 != 0 {
             log.error(device.keyDisplay,
                       "the private key can be read or written by group or others (mode \(String(mode & 0o777, radix: 8)))"

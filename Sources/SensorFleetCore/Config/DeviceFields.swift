@@ -1,5 +1,3 @@
-import Foundation
-import Yams
 
 /// The device keys that may also be set fleet-wide under `defaults:`.
 struct DeviceFields {

@@ -1,5 +1,3 @@
-import Foundation
-import Yams
 
 /// One device as read from its `device.yaml`, with what later checks need to point at lines.
 struct ParsedDevice {
@@ -56,7 +54,7 @@ struct DeviceParser {
 
         let fields = DeviceFields.read(map) { location.resolve($0, in: folder) }
         let login = fields.login.merged(over: defaults.login, id: id, file: file, log: log)
-        let topic = (fields.topic ?? defaults.topic).replacingOccurrences(of: "{id}", with: id)
+        let topic = (fields.topic ?? defaults.topic).replacing("{id}", with: id)
 
         let cert = path(map, key: "cert", defaultName: "cert.pem", what: "certificate")
         let key = path(map, key: "key", defaultName: "key.pem", what: "private key")
@@ -80,7 +78,7 @@ struct DeviceParser {
             sessionExpiry: fields.sessionExpiry ?? defaults.sessionExpiry,
             username: login.username, password: login.password)
         spec.faultLabels = defaults.faultLabels
-        spec.faultLabelsTopic = defaults.faultLabelsTopic?.replacingOccurrences(of: "{id}", with: id)
+        spec.faultLabelsTopic = defaults.faultLabelsTopic?.replacing("{id}", with: id)
         spec.telemetryProperties = TelemetryPropertiesFields.checkAlias(
             (fields.mqtt5 ?? TelemetryPropertiesFields()).merged(over: defaults.mqtt5).properties(id: id),
             qos: spec.qos, file: file, log: log)

@@ -1,4 +1,3 @@
-import Foundation
 
 /// fleet.yaml's `labels:` — the file that receives every sensor fault's start and end
 /// (``FaultLabelWriter``), relative to the fleet folder.
@@ -11,14 +10,13 @@ enum FaultLabelsSetting {
             return nil
         }
         let resolved = location.resolve(given, in: nil)
-        let folder = (resolved.absolute as NSString).deletingLastPathComponent
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+        let folder = FleetLocation.deletingLastComponent(resolved.absolute)
+        guard FileInfo.isFolder(folder) == true else {
             root.problem("labels", "the folder of \(resolved.display) does not exist",
                          fix: "create the folder \(DataFile.display(folder)), or \(fix)")
             return nil
         }
-        if FileManager.default.fileExists(atPath: resolved.absolute, isDirectory: &isFolder), isFolder.boolValue {
+        if FileInfo.isFolder(resolved.absolute) == true {
             root.problem("labels", "\(resolved.display) is a folder", fix: fix)
             return nil
         }

@@ -1,4 +1,3 @@
-import Yams
 
 /// Reads a sensor's `faults:` list.
 ///

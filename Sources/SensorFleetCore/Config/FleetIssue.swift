@@ -1,4 +1,3 @@
-import Foundation
 
 /// One problem (or warning) found while loading a fleet folder: where it is, what is wrong, how to fix it.
 ///

@@ -1,5 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
-import Yams
+#endif
 
 /// Loads a fleet folder (`fleet.yaml` plus one `<id>/device.yaml` per device) into a ``FleetSpec``
 /// and checks everything a run needs, collecting every problem instead of stopping at the first.
@@ -78,15 +81,15 @@ public enum FleetLoader {
     static func parse(directory: String, log: IssueLog, onlyDevice: FleetLocation? = nil,
                       forProvisioning: Bool = false) -> ParsedFleet? {
         let location = FleetLocation(argument: directory)
-        var isDirectory: ObjCBool = false
-        let exists = FileManager.default.fileExists(atPath: location.absolute, isDirectory: &isDirectory)
+        let isDirectory = FileInfo.isFolder(location.absolute)
+        let exists = isDirectory != nil
         if forProvisioning && !exists {
             let settings = FleetSettings(location: location)
             let spec = FleetSpec(directory: location.absolute, broker: settings.broker, seed: settings.seed,
                                  connectRate: settings.connectRate, outbox: settings.outbox, devices: [])
             return ParsedFleet(spec: spec, settings: settings, devices: [], templates: [])
         }
-        guard exists, isDirectory.boolValue
+        guard exists, isDirectory == true
         else {
             log.error(location.displayRoot, "the fleet folder does not exist (looked for \(location.absolute))",
                       fix: "pass the folder that holds fleet.yaml and one subfolder per device, e.g. `Devices`")
@@ -161,7 +164,7 @@ public enum FleetLoader {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: location.absolute)
         } catch {
-            log.error(location.displayRoot, "cannot list the fleet folder: \(error.localizedDescription)",
+            log.error(location.displayRoot, "cannot list the fleet folder: \(error)",
                       fix: "make \(location.displayRoot) readable")
             return []
         }

@@ -1,5 +1,3 @@
-import Foundation
-import Yams
 
 /// Device settings from `defaults:` in fleet.yaml, applied to every device that does not set them.
 struct DeviceDefaults {

@@ -1,5 +1,3 @@
-import Foundation
-import Yams
 
 /// Collects the errors and warnings of one load, across all files.
 final class IssueLog {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `username:`, `password_file:` and `password:` of device.yaml, `defaults:` or a template: the
 /// MQTT user name and password a device sends in CONNECT, only when asked for by name.
@@ -62,13 +66,12 @@ struct LoginFields {
         }
         let text = String(decoding: data, as: UTF8.self)
         let firstLine = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).first
-            .map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "\r")) } ?? ""
+            .map { $0.trimming(where: { $0 == "\r" }) } ?? ""
         guard !firstLine.isEmpty else {
             map.problem("password_file", "the password file \(display) is empty (the password is its first line)", fix: fix)
             return nil
         }
-        if let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-           let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 {
+        if let mode = FileInfo.permissions(path, followingLinks: false), mode & 0o077 != 0 {
             map.log.warning(map.file, line: map.line(of: "password_file"), field: map.field("password_file"),
                             "the password file \(display) can be read by other users (mode \(String(mode, radix: 8)))",
                             fix: "chmod 600 \(display)")
@@ -93,6 +96,6 @@ extension LoginFields {
 
     /// `{id}` in the user name replaced by the device id.
     func replacingID(_ id: String) -> LoginFields {
-        LoginFields(username: username?.replacingOccurrences(of: "{id}", with: id), password: password)
+        LoginFields(username: username?.replacing("{id}", with: id), password: password)
     }
 }

@@ -1,5 +1,3 @@
-import Foundation
-import Yams
 
 /// A typed, issue-logging view of one YAML mapping.
 ///
@@ -156,7 +154,7 @@ final class MappingReader {
     /// A non-negative whole number that fits 64 bits.
     func unsigned(_ key: String, expected: String, fix: String) -> UInt64? {
         guard let entry = entry(key) else { return nil }
-        guard entry.value.isPlainScalar, entry.value.tagName == .int,
+        guard entry.value.isPlainScalar, entry.value.tag == .int,
               case .scalar(let scalar) = entry.value, let value = UInt64.construct(from: scalar)
         else {
             invalid(key, expected: expected, fix: quoteFix(entry.value, fix))
@@ -168,7 +166,7 @@ final class MappingReader {
     /// `true` or `false` (YAML's yes/no/on/off too).
     func bool(_ key: String, fix: String) -> Bool? {
         guard let entry = entry(key) else { return nil }
-        guard entry.value.isPlainScalar, entry.value.tagName == .bool, let value = entry.value.bool else {
+        guard entry.value.isPlainScalar, entry.value.tag == .bool, let value = entry.value.bool else {
             invalid(key, expected: "true or false", fix: quoteFix(entry.value, fix))
             return nil
         }
@@ -201,14 +199,14 @@ final class MappingReader {
     /// When a number was written in quotes, the fix says to drop them.
     private func quoteFix(_ node: Node, _ fix: String) -> String {
         guard case .scalar(let scalar) = node, !node.isPlainScalar,
-              Double(scalar.string.trimmingCharacters(in: .whitespaces)) != nil || ["true", "false"].contains(scalar.string)
+              Double(scalar.string.trimmingSpaces()) != nil || ["true", "false"].contains(scalar.string)
         else { return fix }
         return "remove the quotes around \(SettingText.clipped(scalar.string)) (quoted values are text); \(fix)"
     }
 
     static func double(_ node: Node) -> Double? {
         guard node.isPlainScalar, case .scalar(let scalar) = node else { return nil }
-        switch node.tagName {
+        switch node.tag {
         case .int: return Int.construct(from: scalar).map(Double.init) ?? Double.construct(from: scalar)
         case .float: return Double.construct(from: scalar)
         default: return nil
@@ -216,8 +214,8 @@ final class MappingReader {
     }
 
     static func int(_ node: Node) -> Int? {
-        guard node.isPlainScalar, node.tagName == .int, case .scalar(let scalar) = node else { return nil }
-        // Yams refuses a signed zero ("-0"); it is 0.
+        guard node.isPlainScalar, node.tag == .int, case .scalar(let scalar) = node else { return nil }
+        // Int.construct refuses a signed zero ("-0"), as Yams did; it is 0.
         return Int.construct(from: scalar) ?? Int(scalar.string)
     }
 }

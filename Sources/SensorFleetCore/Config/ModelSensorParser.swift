@@ -1,5 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
-import Yams
+#endif
 
 /// The parameters of the physical models (`route`, `thermal`, `diurnal`) and of `replay`.
 enum ModelSensorParser {
@@ -179,6 +182,13 @@ enum ModelSensorParser {
 
     // MARK: diurnal
 
+    /// Whether `identifier` names a time zone the diurnal model can use: exactly the zones
+    /// `ZoneInfo` reads from the system's tz database (FoundationEssentials' `TimeZone` knows no
+    /// IANA names), so what validation accepts is what runs.
+    static func knownTimeZone(_ identifier: String) -> Bool {
+        ZoneInfo(identifier: identifier) != nil
+    }
+
     static func diurnal(_ map: MappingReader) -> DiurnalSpec? {
         let mean = number(map, "mean", "the daily average", in: .reading, required: true)
         let amplitude = number(map, "amplitude", "how far the peak lies above the mean", in: .reading, required: true)
@@ -188,7 +198,7 @@ enum ModelSensorParser {
         var zoneOK = true
         let zoneFix = "set \(map.field("timezone")) to an IANA time zone such as Europe/Berlin or UTC, or remove it (the machine's local time)"
         if let given = map.string("timezone", expected: "an IANA time zone such as Europe/Berlin", fix: zoneFix) {
-            if TimeZone(identifier: given) != nil {
+            if Self.knownTimeZone(given) {
                 zone = given
             } else {
                 map.problem("timezone", "unknown time zone \"\(SettingText.clipped(given))\"", fix: zoneFix)

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// One `-----BEGIN X-----` … `-----END X-----` block of a PEM file.
 struct PEMBlock: Equatable {
@@ -32,7 +36,7 @@ enum PEMReader {
         var result: [PEMBlock] = []
         // "\r\n" is one Character in Swift: split on every kind of line end, not on "\n".
         let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map {
-            $0.trimmingCharacters(in: .whitespaces)
+            $0.trimmingSpaces()
         }
         var i = 0
         while i < lines.count {
@@ -56,8 +60,8 @@ enum PEMReader {
                     break
                 }
                 if inHeaders, let colon = line.firstIndex(of: ":") {
-                    headers[String(line[..<colon]).trimmingCharacters(in: .whitespaces)] =
-                        String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+                    headers[String(line[..<colon]).trimmingSpaces()] =
+                        String(line[line.index(after: colon)...]).trimmingSpaces()
                 } else if !line.isEmpty {
                     inHeaders = false
                     body += line.filter { !$0.isWhitespace }

@@ -1,5 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
-import Yams
+#endif
 
 /// `payload:` of device.yaml, `defaults:` or a template: the format of the telemetry.
 ///

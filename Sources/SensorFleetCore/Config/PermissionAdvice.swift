@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// How to fix the mode of a file that may be a symbolic link: the mode that matters is the
 /// target's, so the advice names the resolved path and says that the given name is a link.

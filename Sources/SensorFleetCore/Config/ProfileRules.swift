@@ -1,4 +1,3 @@
-import Foundation
 
 /// Applies fleet.yaml's `profile:` (``BrokerProfile``): sets what the user left out, and logs an
 /// error for every setting that contradicts the profile, naming the setting and what the service
@@ -114,11 +113,11 @@ enum ProfileRules {
                           fix: "use a topic with fewer levels, e.g. devices/{id}/telemetry")
             }
             if profile == .azureIoTHub {
-                let topic = BrokerProfile.azureTopic.replacingOccurrences(of: "{id}", with: spec.id)
+                let topic = BrokerProfile.azureTopic.replacing("{id}", with: spec.id)
                 // No retained status and no will; commands from cloud-to-device messages, replies
                 // and OTA progress as device-to-cloud events.
                 spec.statusTopic = nil
-                spec.commandsTopic = azureCommandsTopic.replacingOccurrences(of: "{id}", with: spec.id)
+                spec.commandsTopic = azureCommandsTopic.replacing("{id}", with: spec.id)
                 spec.repliesTopic = topic
                 spec.otaTopic = topic
                 if spec.sparkplug != nil {

@@ -1,5 +1,3 @@
-import Foundation
-import Yams
 
 /// Reads one column of a recording for `type: replay`: a CSV file with a header row, or JSONL
 /// (`.jsonl`, `.ndjson`: one JSON object per line). The time column holds seconds (any origin)
@@ -50,21 +48,21 @@ enum ReplayFileReader {
         if isJSONL {
             for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
                 lineNumber += 1
-                let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
+                let line = rawLine.trimmingWhitespace()
                 if line.isEmpty { continue }
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                guard let object = ConfigJSON(parsing: line)?.object else {
                     problem(lineNumber, nil, "not a JSON object", fix: "write one JSON object per line, e.g. {\"time\": 0, \"\(column)\": 21.5}")
                     continue
                 }
-                guard let timeValue = object[timeColumn], !(timeValue is NSNull) else {
+                guard let timeValue = object[timeColumn], !timeValue.isNull else {
                     problem(lineNumber, timeColumn, "no `\(timeColumn)` key", fix: "give every line a `\(timeColumn)` (seconds or ISO 8601), or set time_column")
                     continue
                 }
                 let timeText = "\(timeValue)"
-                let time: Double? = (timeValue as? String).flatMap(parseTime) ?? ((timeValue is String) ? nil : (timeValue as? NSNumber)?.doubleValue)
+                let time: Double? = if let text = timeValue.string { parseTime(text) } else { timeValue.number }
                 var value: Double?
-                if let cell = object[column], !(cell is NSNull) {
-                    guard !(cell is String), let number = (cell as? NSNumber)?.doubleValue, number.isFinite,
+                if let cell = object[column], !cell.isNull {
+                    guard let number = cell.number, number.isFinite,
                           SettingRange.reading.contains(number)
                     else {
                         problem(lineNumber, column, "expected a number (or null), got \(SettingText.clipped("\(cell)"))",
@@ -81,7 +79,7 @@ enum ReplayFileReader {
             for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
                 lineNumber += 1
                 let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
-                if line.trimmingCharacters(in: .whitespaces).isEmpty || line.hasPrefix("#") { continue }
+                if line.trimmingSpaces().isEmpty || line.hasPrefix("#") { continue }
                 let cells = splitCSV(line)
                 guard let names = header else {
                     header = cells
@@ -161,10 +159,10 @@ enum ReplayFileReader {
                     cell.append(c)
                 }
             } else if c == "," {
-                cells.append(wasQuoted ? cell : cell.trimmingCharacters(in: .whitespaces))
+                cells.append(wasQuoted ? cell : cell.trimmingSpaces())
                 cell = ""
                 wasQuoted = false
-            } else if c == "\"" && cell.trimmingCharacters(in: .whitespaces).isEmpty {
+            } else if c == "\"" && cell.trimmingSpaces().isEmpty {
                 cell = ""
                 quoted = true
                 wasQuoted = true
@@ -172,13 +170,13 @@ enum ReplayFileReader {
                 cell.append(c)
             }
         }
-        cells.append(wasQuoted ? cell : cell.trimmingCharacters(in: .whitespaces))
+        cells.append(wasQuoted ? cell : cell.trimmingSpaces())
         return cells
     }
 
     /// Seconds: a plain number, or an ISO 8601 date and time (seconds since 1970).
     static func parseTime(_ text: String) -> Double? {
-        let t = text.trimmingCharacters(in: .whitespaces)
+        let t = text.trimmingSpaces()
         if let seconds = Double(t), seconds.isFinite { return seconds }
         return parseISO8601(t)
     }

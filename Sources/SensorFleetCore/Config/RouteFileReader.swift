@@ -1,5 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
-import Yams
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A data file a sensor reads at load time (a route, a recording): read whole, bounded in size,
 /// and named in messages as the user would write it.
@@ -40,7 +48,7 @@ enum DataFile {
                           fix: "check that the file can be read by this user")
             return nil
         }
-        guard let text = String(data: data, encoding: .utf8)?.replacingOccurrences(of: "\r\n", with: "\n") else {
+        guard let text = String(data: data, encoding: .utf8)?.replacing("\r\n", with: "\n") else {
             map.log.error(map.file, line: line, field: field, "the \(what) \(display) is not UTF-8 text",
                           fix: "save it as UTF-8")
             return nil
@@ -92,17 +100,17 @@ enum RouteFileReader {
 
     private static func geoJSON(_ text: String, display: String, log: IssueLog) -> [GeoPoint]? {
         let fix = "give a GeoJSON LineString: {\"type\": \"LineString\", \"coordinates\": [[13.405, 52.52], [13.3777, 52.5163]]} ([longitude, latitude])"
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+        guard let object = ConfigJSON(parsing: text)?.object else {
             log.error(display, field: nil, "not valid JSON", fix: fix)
             return nil
         }
-        func lineString(_ node: [String: Any]) -> [Any]? {
-            switch node["type"] as? String {
-            case "LineString": return node["coordinates"] as? [Any]
-            case "Feature": return (node["geometry"] as? [String: Any]).flatMap(lineString)
+        func lineString(_ node: [String: ConfigJSON]) -> [ConfigJSON]? {
+            switch node["type"]?.string {
+            case "LineString": return node["coordinates"]?.array
+            case "Feature": return node["geometry"]?.object.flatMap(lineString)
             case "FeatureCollection":
-                for feature in node["features"] as? [Any] ?? [] {
-                    if let f = feature as? [String: Any], let found = lineString(f) { return found }
+                for feature in node["features"]?.array ?? [] {
+                    if let f = feature.object, let found = lineString(f) { return found }
                 }
                 return nil
             default: return nil
@@ -114,8 +122,7 @@ enum RouteFileReader {
         }
         var points: [GeoPoint] = []
         for (i, item) in coordinates.enumerated() {
-            guard let pair = item as? [Any], pair.count >= 2, let lon = (pair[0] as? NSNumber)?.doubleValue,
-                  let lat = (pair[1] as? NSNumber)?.doubleValue
+            guard let pair = item.array, pair.count >= 2, let lon = pair[0].number, let lat = pair[1].number
             else {
                 log.error(display, field: "coordinates[\(i)]", "expected [longitude, latitude], got \(SettingText.clipped("\(item)"))", fix: fix)
                 return nil
@@ -136,7 +143,7 @@ enum RouteFileReader {
             var rest = Substring(text)
             var counted = text.startIndex
             var lineSoFar = 1
-            while let range = rest.range(of: tag) {
+            while let range = rest.firstRange(of: tag) {
                 let after = rest[range.upperBound...]
                 guard let next = after.first, next == " " || next == "\t" || next == "\n" || next == "\r" || next == ">" || next == "/" else {
                     rest = after
@@ -170,7 +177,7 @@ enum RouteFileReader {
     /// The value of `name="…"` (or `'…'`) in a tag's attributes.
     private static func attribute(_ name: String, in attributes: Substring) -> String? {
         var rest = attributes
-        while let range = rest.range(of: name) {
+        while let range = rest.firstRange(of: name) {
             let before = range.lowerBound == attributes.startIndex ? " " : attributes[attributes.index(before: range.lowerBound)]
             var tail = rest[range.upperBound...].drop { $0 == " " }
             rest = rest[range.upperBound...]
@@ -179,7 +186,7 @@ enum RouteFileReader {
             guard let quote = tail.first, quote == "\"" || quote == "'" else { return nil }
             let value = tail.dropFirst()
             guard let close = value.firstIndex(of: quote) else { return nil }
-            return String(value[..<close]).trimmingCharacters(in: .whitespaces)
+            return String(value[..<close]).trimmingSpaces()
         }
         return nil
     }

@@ -1,5 +1,3 @@
-import Foundation
-import Yams
 
 /// Values echoed in messages: a huge value (a 1 MB string or key) is shown by its start, an
 /// ellipsis and its length, never whole.

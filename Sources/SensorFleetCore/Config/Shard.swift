@@ -1,4 +1,3 @@
-import Foundation
 
 /// One process's share of a fleet: shard `index` of `count` (`--shard I/N`).
 ///
@@ -70,13 +69,13 @@ public struct Shard: Sendable, Equatable, Hashable, CustomStringConvertible {
     ///   - environment: the process environment.
     /// - Throws: ``ShardError`` naming the flag or variable, what was expected and how to fix it.
     public static func parse(_ text: String, shards: Int? = nil, environment: [String: String]) throws(ShardError) -> Shard {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmingSpaces()
         if trimmed == "auto" {
             let count: Int
             if let shards {
                 count = shards
             } else if let value = environment[countVariable] {
-                guard let parsed = Int(value.trimmingCharacters(in: .whitespaces)), parsed >= 1 else {
+                guard let parsed = Int(value.trimmingSpaces()), parsed >= 1 else {
                     throw ShardError("\(countVariable)=\"\(value)\": expected the number of shards (a whole number ≥ 1), e.g. the Indexed Job's `completions`")
                 }
                 count = parsed
@@ -86,7 +85,7 @@ public struct Shard: Sendable, Equatable, Hashable, CustomStringConvertible {
             guard let value = environment[indexVariable] else {
                 throw ShardError("--shard auto: \(indexVariable) is not set; it is set by a Kubernetes Indexed Job (completionMode: Indexed). Elsewhere pass --shard I/N")
             }
-            guard let index = Int(value.trimmingCharacters(in: .whitespaces)) else {
+            guard let index = Int(value.trimmingSpaces()) else {
                 throw ShardError("\(indexVariable)=\"\(value)\": expected a whole number 0…\(count - 1)")
             }
             guard (1...maximumCount).contains(count) else {

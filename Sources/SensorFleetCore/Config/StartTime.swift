@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import ServiceLifecycle
 
 /// A shared start time (`--start-at`): shards started at different moments wait for it, then
@@ -11,15 +15,13 @@ public struct StartTime: Sendable, Equatable {
 
     /// - Throws: ``StartTimeError`` saying what was expected.
     public static func parse(_ text: String) throws(StartTimeError) -> StartTime {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmingSpaces()
         if let seconds = Double(trimmed), seconds.isFinite, seconds >= 0 {
             return StartTime(Date(timeIntervalSince1970: seconds))
         }
-        let plain = ISO8601DateFormatter()
-        plain.formatOptions = [.withInternetDateTime]
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = plain.date(from: trimmed) ?? fractional.date(from: trimmed) {
+        let plain = Date.ISO8601FormatStyle()
+        let fractional = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        if let date = (try? plain.parse(trimmed)) ?? (try? fractional.parse(trimmed)) {
             return StartTime(date)
         }
         throw StartTimeError(description: "--start-at \(text): expected Unix seconds (e.g. \(Int(Date().timeIntervalSince1970) + 60)) or an RFC 3339 time with a zone (e.g. 2026-11-26T02:40:00Z)")
@@ -32,11 +34,13 @@ public struct StartTime: Sendable, Equatable {
 
     /// `run-YYYYMMDDTHHMMSSZ` (UTC, to the second).
     public static func runID(for date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        return "run-" + formatter.string(from: date)
+        // Calendar in UTC (FoundationEssentials has no DateFormatter; TimeZone(identifier:) may
+        // have no zone database): whole seconds, as the formatter's `ss` gave them.
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(secondsFromGMT: 0)!
+        let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        return String(cFormat: "run-%04d%02d%02dT%02d%02d%02dZ", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0,
+                      parts.hour ?? 0, parts.minute ?? 0, parts.second ?? 0)
     }
 
     /// Sleeps until the start time; returns at once when it has passed.

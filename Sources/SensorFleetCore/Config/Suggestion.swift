@@ -1,5 +1,3 @@
-import Foundation
-import Yams
 
 /// "Did you mean …?" for misspelt keys and values.
 enum Suggestion {
@@ -10,7 +8,7 @@ enum Suggestion {
 
     static func closest(to word: String, in candidates: [String]) -> String? {
         guard word.utf8.count <= longestWord else { return nil }
-        let lowered = word.lowercased().replacingOccurrences(of: "-", with: "_")
+        let lowered = word.lowercased().replacing("-", with: "_")
         var best: (candidate: String, distance: Int)?
         for candidate in candidates where candidate.utf8.count <= longestWord {
             let distance = editDistance(lowered, candidate.lowercased())

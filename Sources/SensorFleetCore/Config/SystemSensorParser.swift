@@ -1,4 +1,3 @@
-import Yams
 
 /// Reads the parameters of a real sensor (`thermal_zone`, `hwmon`, … `command`) in device.yaml.
 /// Every real sensor also takes optional `min` and `max`: a reading outside them is skipped

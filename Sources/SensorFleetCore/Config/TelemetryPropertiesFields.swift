@@ -1,4 +1,3 @@
-import Foundation
 /// `mqtt5:` of device.yaml, `defaults:` or a template: MQTT 5 properties on every telemetry
 /// message (message expiry, content type, user properties) and the topic alias.
 struct TelemetryPropertiesFields {
@@ -57,7 +56,7 @@ struct TelemetryPropertiesFields {
     func properties(id: String) -> TelemetryProperties {
         TelemetryProperties(
             messageExpiry: messageExpiry, contentType: contentType,
-            userProperties: (userProperties ?? []).map { .init(name: $0.name, value: $0.value.replacingOccurrences(of: "{id}", with: id)) },
+            userProperties: (userProperties ?? []).map { .init(name: $0.name, value: $0.value.replacing("{id}", with: id)) },
             topicAlias: topicAlias ?? false)
     }
 

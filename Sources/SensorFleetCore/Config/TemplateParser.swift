@@ -1,5 +1,3 @@
-import Foundation
-import Yams
 
 /// `templates:` in fleet.yaml: one entry stands for `count` devices of one kind.
 ///
@@ -165,7 +163,7 @@ struct TemplateParser {
             let key = location.resolve("key.pem", in: folder)
             var spec = DeviceSpec(
                 id: id, directory: location.resolve(id, in: nil).absolute, certFile: cert.absolute, keyFile: key.absolute,
-                interval: interval, qos: qos, topic: topicTemplate.replacingOccurrences(of: "{id}", with: id),
+                interval: interval, qos: qos, topic: topicTemplate.replacing("{id}", with: id),
                 cleanSession: cleanSession, sensors: sensors, sessionExpiry: sessionExpiry,
                 username: login.username, password: login.password)
             spec.telemetryProperties = mqtt5.properties(id: id)
@@ -175,7 +173,7 @@ struct TemplateParser {
             spec.firmware = behaviour.firmware ?? spec.firmware
             spec.tags = behaviour.tags ?? []
             spec.battery = behaviour.battery
-            spec.faultLabelsTopic = defaults.faultLabelsTopic?.replacingOccurrences(of: "{id}", with: id)
+            spec.faultLabelsTopic = defaults.faultLabelsTopic?.replacing("{id}", with: id)
             if qos > 0 { spec.telemetryProperties.topicAlias = false }
             if sparkplugChecked, let settings = sparkplug.settings(id: id, explicitQoS: nil, ownTopic: false, file: file, log: IssueLog()) {
                 spec.sparkplug = settings

@@ -1,5 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
-import Yams
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Reads one YAML file into a `Node`, turning every way that can fail into an issue.
 enum YAMLFile {
@@ -8,11 +16,8 @@ enum YAMLFile {
     /// - Parameter allowEmpty: whether a file with no content (or only comments) reads as an empty mapping.
     static func readMapping(path: String, displayPath: String, log: IssueLog, whatItHolds: String,
                             allowEmpty: Bool = false) -> MappingReader? {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            log.error(displayPath, "cannot read the file: \(error.localizedDescription)",
+        guard let data = FileManager.default.contents(atPath: path) else {
+            log.error(displayPath, "cannot read the file: \(unreadableReason(path))",
                       fix: "check that \(displayPath) is a readable file")
             return nil
         }
@@ -22,13 +27,9 @@ enum YAMLFile {
         }
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
-        } catch let error as YamlError {
-            log.errors.append(issue(for: error, displayPath: displayPath, text: text))
-            return nil
+            root = try YAML.compose(yaml: text)
         } catch {
-            log.error(displayPath, "the YAML could not be read: \(error)",
-                      fix: "correct the YAML syntax of \(displayPath)")
+            log.errors.append(issue(for: error, displayPath: displayPath, text: text))
             return nil
         }
         guard let root, !(root.isNull) else {
@@ -48,9 +49,19 @@ enum YAMLFile {
         return MappingReader(mapping, path: "", file: displayPath, log: log)
     }
 
-    /// Translates a Yams error into an issue with the line (and column) where the parser stopped.
-    static func issue(for error: YamlError, displayPath: String, text: String) -> FleetIssue {
-        func syntax(_ context: YamlError.Context?, _ problem: String, _ mark: Mark) -> FleetIssue {
+    /// Why `path` gave no contents: the system's word for it (no such file, permission denied),
+    /// or that it is a folder.
+    private static func unreadableReason(_ path: String) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return String(cString: strerror(errno)) }
+        if (info.st_mode & S_IFMT) == S_IFDIR { return "it is a folder" }
+        guard access(path, R_OK) == 0 else { return String(cString: strerror(errno)) }
+        return "it could not be read"
+    }
+
+    /// Translates a YAML error into an issue with the line (and column) where the parser stopped.
+    static func issue(for error: YAML.Error, displayPath: String, text: String) -> FleetIssue {
+        func syntax(_ context: YAML.Error.Context?, _ problem: String, _ mark: Mark) -> FleetIssue {
             var detail = "YAML syntax error at line \(mark.line), column \(mark.column): \(problem)"
             if let context {
                 detail += " (\(context.text) at line \(context.mark.line), column \(context.mark.column))"
@@ -61,11 +72,11 @@ enum YAMLFile {
                     + "(spaces, not tabs), a missing `:` after a key, or an unclosed quote or bracket")
         }
         switch error {
-        case let .scanner(context, problem, mark, _),
-            let .parser(context, problem, mark, _),
-            let .composer(context, problem, mark, _):
+        case let .scanner(context, problem, mark),
+            let .parser(context, problem, mark),
+            let .composer(context, problem, mark):
             return syntax(context, problem, mark)
-        case let .reader(problem, offset, _, _):
+        case let .reader(problem, offset, _):
             var line: Int?
             if let offset {
                 line = text.prefix(offset).reduce(1) { $1 == "\n" ? $0 + 1 : $0 }
@@ -77,7 +88,7 @@ enum YAMLFile {
             return FleetIssue(file: displayPath, line: context.mark.line, field: duplicates.first,
                               problem: "key \(keys) appears more than once in the same mapping",
                               fix: "keep only one \(keys) line in that mapping")
-        default:
+        case .memory:
             return FleetIssue(file: displayPath, problem: "the YAML could not be read: \(error)",
                               fix: "correct the YAML syntax of \(displayPath)")
         }
@@ -85,12 +96,9 @@ enum YAMLFile {
 }
 
 extension Node {
-    /// The resolved tag (`Tag.name` is internal to Yams).
-    var tagName: Tag.Name { Tag.Name(rawValue: tag.rawValue) }
-
     var isNull: Bool {
         guard case .scalar(let scalar) = self else { return false }
-        return (scalar.style == .plain || scalar.style == .any) && tagName == .null
+        return (scalar.style == .plain || scalar.style == .any) && tag == .null
     }
 
     var isPlainScalar: Bool {
@@ -103,11 +111,10 @@ extension Node {
         switch self {
         case .mapping: return "a mapping (indented `key: value` lines)"
         case .sequence: return "a list"
-        case .alias: return "an alias"
         case .scalar(let scalar):
             let text = SettingText.clipped(scalar.string)
             if isNull { return scalar.string.isEmpty ? "nothing (an empty value)" : "`\(text)` (nothing)" }
-            if isPlainScalar, [.int, .float, .bool].contains(tagName) { return text }
+            if isPlainScalar, [.int, .float, .bool].contains(tag) { return text }
             if isPlainScalar { return "\"\(text)\"" }
             return "the quoted text \"\(text)\""
         }

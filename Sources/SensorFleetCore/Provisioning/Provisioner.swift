@@ -10,7 +10,6 @@ import Glibc
 import Darwin
 #endif
 import X509
-import Yams
 
 /// Creates and maintains a fleet's certificate authority, broker and device identities, and the
 /// files a local mosquitto needs, all in Swift (swift-certificates, swift-crypto, SwiftASN1).
@@ -392,7 +391,7 @@ public enum Provisioner {
             }
         }
         if let text = try? AtomicFile.read("\(dir)/fleet.yaml"),
-            let node = try? Yams.compose(yaml: text),
+            let node = try? YAML.compose(yaml: text),
             let port = node["broker"]?["port"]?.int
         {
             return port

@@ -1,5 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
-import Yams
+#endif
 
 /// The fault action: its kinds and their parameters, the same as a sensor's `faults:` entries
 /// (`Config/FaultParser.swift`); `Device.applyScenarioFault` starts it through `Device.startFault`.
@@ -121,10 +124,10 @@ public enum ScenarioParser {
                     map.problem("select", "expected a number of devices from 1 to 1000000, got \(count)", fix: selectFix); ok = false
                 }
             } else if case .scalar(let scalar) = entry.value {
-                let text = scalar.string.trimmingCharacters(in: .whitespaces)
+                let text = scalar.string.trimmingSpaces()
                 if text == "all" {
                     selection.amount = .all
-                } else if text.hasSuffix("%"), let p = Double(text.dropLast().trimmingCharacters(in: .whitespaces)), p.isFinite, p >= 0, p <= 100 {
+                } else if text.hasSuffix("%"), let p = Double(text.dropLast().trimmingSpaces()), p.isFinite, p >= 0, p <= 100 {
                     selection.amount = .percent(p == 0 ? 0 : p)
                 } else {
                     map.problem("select", "expected a share from 0% to 100%, a number of devices or all, got \"\(SettingText.clipped(text))\"", fix: selectFix); ok = false
