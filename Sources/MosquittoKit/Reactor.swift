@@ -116,8 +116,9 @@ public final class Reactor: @unchecked Sendable {
     }
 
     /// A detached pthread (as Foundation's `Thread` made; `join` waits on `finished`, not on
-    /// the thread) with a `stackSize`-byte stack, named `name` for `top -H` and gdb, running
-    /// `body`. The closure goes to the thread in a retained box, released there.
+    /// the thread) with a `stackSize`-byte stack, running `body`. It is named `name` for
+    /// `top -H` and gdb (Foundation's `Thread.name` never reached the kernel on Linux). The
+    /// closure goes to the thread in a retained box, released there.
     private static func detachThread(name: String, stackSize: Int, _ body: @escaping () -> Void) {
         // Allocated rather than `pthread_attr_t()`: pthread_attr_init is what initialises it.
         let attributes = UnsafeMutablePointer<pthread_attr_t>.allocate(capacity: 1)
@@ -136,7 +137,6 @@ public final class Reactor: @unchecked Sendable {
             preconditionFailure("reactor \(name): cannot start its thread: \(String(cString: strerror(rc)))")
         }
     }
-
 
     /// True on this reactor's own thread.
     @inline(__always)

@@ -106,6 +106,11 @@ struct ZoneInfoTests {
                      "posixrules", "zone.tab", "Europe", "GMT+19", "GMT+18:30", "UTC0", "GMT+", "GMT+1:5", "Z"] {
             #expect(ZoneInfo(identifier: name) == nil, "\(name)")
         }
+        // The devices' shared copies: read once, the same answers (an unknown name stays nil).
+        for _ in 0..<2 {
+            #expect(ZoneInfo.shared("Mars/Olympus") == nil)
+            #expect(ZoneInfo.shared("Europe/Berlin")?.utcOffset(at: Self.july2026) == 7200)
+        }
     }
 
     @Test("Foundation's other names: GMT/UTC with an offset (east is plus), ICU's three-letter names")

@@ -36,7 +36,7 @@ final class DiurnalModel {
 
     init(spec: DiurnalSpec, seed: UInt64) {
         self.spec = spec
-        zone = spec.timeZone.flatMap { ZoneInfo(identifier: $0) }
+        zone = spec.timeZone.flatMap { ZoneInfo.shared($0) }
         rng = Xoshiro256StarStar(seed: seed)
     }
 

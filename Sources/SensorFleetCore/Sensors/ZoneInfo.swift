@@ -8,6 +8,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// An IANA time zone (`Europe/Berlin`) read from the system's tz database, for the UTC offset at
 /// an instant. FoundationEssentials has no tz database (`TimeZone(identifier: "Europe/Berlin")`
@@ -35,7 +36,8 @@ struct ZoneInfo: Sendable {
     private let rule: PosixZoneRule?
 
     /// The zone `identifier`, or nil when there is none by that name (or its file is not a
-    /// TZif file). Validation of `timezone:` calls this, as it called `TimeZone(identifier:)`.
+    /// TZif file). What validates `timezone:` (in place of `TimeZone(identifier:)`, which
+    /// knows no zone without ICU).
     /// - Parameters:
     ///   - identifier: `Europe/Berlin`, `UTC`, `GMT+2`, …
     ///   - directory: the tz database; `$TZDIR` or `/usr/share/zoneinfo` unless given.
@@ -48,6 +50,17 @@ struct ZoneInfo: Sendable {
         guard Self.isZoneName(name), let bytes = Self.readFile(directory + "/" + name) else { return nil }
         self.init(tzif: bytes)
     }
+
+    /// The zone `identifier` from the default tz directory, read once per process: the devices
+    /// of a fleet share one copy of its tables (as Foundation's `TimeZone` cache had it).
+    static func shared(_ identifier: String) -> ZoneInfo? {
+        if let known = cache.withLock({ $0[identifier] }) { return known }
+        let zone = ZoneInfo(identifier: identifier)
+        cache.withLock { $0[identifier] = zone }
+        return zone
+    }
+
+    private static let cache = Mutex<[String: ZoneInfo?]>([:])
 
     /// A zone always `offset` seconds east of UTC.
     init(fixedOffset offset: Int) {
