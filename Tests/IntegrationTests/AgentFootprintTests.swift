@@ -31,6 +31,30 @@ struct AgentFootprintTests {
         print("footprint: \(binary): \(size / 1_048_576) MB, needs \(needed.joined(separator: " "))")
     }
 
+    /// Byte patterns that only Foundation (the module, mangled `10Foundation` — FoundationEssentials
+    /// mangles as `20FoundationEssentials`) and ICU (its data package `icudt…`, its collator
+    /// `ucol_open`) put into a binary. A static link hides them from `readelf -d`; they are
+    /// still in the file, stripped or not (type names, the ICU data itself).
+    static let foundationMarks = ["10Foundation", "icudt", "ucol_open"]
+
+    @Test("the sensorfleet binary contains no Foundation and no ICU, statically either; Foundation's and ICU's own libraries do contain the marks the test looks for")
+    func binaryContainsNoFoundationOrICU() throws {
+        let binary = try sensorfleetBinary()
+        let found = try BinaryMarks.count(Self.foundationMarks, in: binary)
+        #expect(found.values.allSatisfy { $0 == 0 }, "\(binary) contains \(found.filter { $0.value > 0 }): Foundation or ICU is linked in (some file imports Foundation instead of FoundationEssentials, or a dependency does); see docs/raspberry-pi.md § Footprint")
+        // And it can fail: the marks are what Foundation's and ICU's own libraries carry (the
+        // ones this test process has mapped, from /proc/self/maps).
+        let maps = ProcSockets.procFile("/proc/self/maps")
+        func mapped(_ suffix: String) -> String? {
+            maps.split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) }.first { $0.hasSuffix("/" + suffix) }
+        }
+        let foundation = try #require(mapped("libFoundation.so"), "this test process maps no libFoundation.so")
+        let icu = try #require(mapped("lib_FoundationICU.so"), "this test process maps no lib_FoundationICU.so")
+        let inFoundation = try BinaryMarks.count(["10Foundation"], in: foundation)
+        let inICU = try BinaryMarks.count(["icudt", "ucol_open"], in: icu)
+        #expect(inFoundation["10Foundation", default: 0] > 0 && inICU.values.allSatisfy { $0 > 0 }, "the marks are not where they should be: \(foundation) \(inFoundation), \(icu) \(inICU)")
+    }
+
     @Test("Scripts/install-agent refuses a binary that needs libFoundation (here: the test runner's own), naming the libraries and Scripts/build-agent")
     func installRefusesAFatBinary() throws {
         let fleet = try TestFleet(devices: ["pi-1"], startBroker: false)
@@ -125,6 +149,42 @@ struct AgentFootprintTests {
             #expect(await waitFor(30) { (try? scrape().value("sensorfleet_outbox_messages")) == 0 }, "agent: \(log())")
             print("footprint: agent --metrics-listen: RSS \(Int(rss) / 1024) KB; outbox on disk during the outage reached ≥ \(Int(backlog))")
         }
+    }
+}
+
+/// Counts of byte patterns in a file, read in chunks (a debug binary is over 100 MB).
+enum BinaryMarks {
+    static func count(_ marks: [String], in path: String) throws -> [String: Int] {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw TestFailure("cannot open \(path)") }
+        defer { try? handle.close() }
+        let patterns = marks.map { Array($0.utf8) }
+        let overlap = (patterns.map(\.count).max() ?? 1) - 1
+        var counts = [String: Int]()
+        var carry = [UInt8]()
+        while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty {
+            let bytes = carry + [UInt8](chunk)
+            for (mark, pattern) in zip(marks, patterns) {
+                // memchr for the first byte, memcmp for the rest, since a debug build's byte-by-byte
+                // search would be slow; a match must end past the carried-over bytes, so none is
+                // counted twice.
+                bytes.withUnsafeBytes { raw in
+                    pattern.withUnsafeBytes { needle in
+                        let base = raw.baseAddress!
+                        var offset = 0
+                        while offset + needle.count <= raw.count,
+                              let hit = memchr(base + offset, Int32(pattern[0]), raw.count - offset - needle.count + 1) {
+                            let at = base.distance(to: UnsafeRawPointer(hit))
+                            if memcmp(hit, needle.baseAddress!, needle.count) == 0, at + needle.count > carry.count {
+                                counts[mark, default: 0] += 1
+                            }
+                            offset = at + 1
+                        }
+                    }
+                }
+            }
+            carry = Array(bytes.suffix(overlap))
+        }
+        return counts.merging(marks.map { ($0, 0) }) { a, _ in a }
     }
 }
 
