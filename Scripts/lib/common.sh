@@ -1,7 +1,7 @@
 # Shared by Scripts/demo, Scripts/test and Scripts/bench. Source it; do not run it.
 
 # The Debian packages SensorFleet needs to build, test and run its demo.
-SENSORFLEET_PACKAGES=(mosquitto mosquitto-clients libmosquitto-dev libssl-dev openssl pkg-config libsqlite3-dev libyaml-dev systemd)
+SENSORFLEET_PACKAGES=(mosquitto mosquitto-clients libmosquitto-dev libssl-dev openssl pkg-config libsqlite3-dev libyaml-dev tzdata systemd)
 
 # What the tests need besides: headless Chromium renders the bench HTML report (about 35 s to
 # install here); prlimit (util-linux) runs sensorfleet under a small descriptor limit; iproute2

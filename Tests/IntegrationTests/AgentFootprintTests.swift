@@ -111,6 +111,12 @@ struct AgentFootprintTests {
         #expect(advisedKB > 1024, "\(line)")
         #expect(after < before, "RssFile before \(before) KB, after \(after) KB")
         print("footprint: start-up pages: RssFile \(before) KB before, \(after) KB just after (advised \(advisedKB) KB)")
+        // The code, libraries and constants it gave back come back when used: it goes on
+        // publishing, every seq in order, and stops cleanly.
+        let published = subscriber.sequences()["pi-1"]?.count ?? 0
+        #expect(await waitFor(10) { (subscriber.sequences()["pi-1"]?.count ?? 0) >= published + 10 }, "agent: \(log())")
+        let seqs = subscriber.sequences()["pi-1"] ?? []
+        #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $1 == $0 + 1 }, "seqs around the page-out: \(seqs)")
         agent.signal(SIGTERM)
         #expect(agent.wait() == 0, "agent: \(log())")
     }
