@@ -35,16 +35,10 @@ enum AtomicFile {
             close(fd)
             throw e
         }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { systemWrite(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = ioError("cannot write \(temp)")
-                close(fd)
-                throw e
-            }
-            written += n
+        guard PlainFile.writeAll(bytes, to: fd) else {
+            let e = ioError("cannot write \(temp)")
+            close(fd)
+            throw e
         }
         guard fsync(fd) == 0 else {
             let e = ioError("cannot flush \(temp)")
@@ -89,14 +83,6 @@ enum AtomicFile {
 
     static func remove(_ path: String) throws {
         if unlink(path) != 0 && errno != ENOENT { throw ioError("cannot remove \(path)") }
-    }
-
-    private static func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer?, _ n: Int) -> Int {
-        #if canImport(Glibc)
-        return Glibc.write(fd, p, n)
-        #else
-        return Darwin.write(fd, p, n)
-        #endif
     }
 
     private static func ioError(_ what: String) -> ProvisionError {

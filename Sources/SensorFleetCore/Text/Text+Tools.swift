@@ -165,7 +165,7 @@ public enum PlainFile {
     }
 
     /// Every byte, retrying short writes and EINTR; false on an error (errno tells).
-    private static func writeAll(_ bytes: [UInt8], to fd: Int32) -> Bool {
+    static func writeAll(_ bytes: [UInt8], to fd: Int32) -> Bool {
         var written = 0
         while written < bytes.count {
             let n = bytes[written...].withUnsafeBytes { systemWrite(fd, $0.baseAddress, $0.count) }
