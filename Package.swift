@@ -59,8 +59,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Specs, validation, sensors, devices, supervisor, fleet, reports. No C here but libyaml's
-        // parser, read in Config/YAML only.
+        // Specs, validation, sensors, devices, supervisor, fleet, reports. No C here but libyaml
+        // (read in Config/YAML only) and SQLite (State/SQLiteDatabase.swift only).
         .target(
             name: "SensorFleetCore",
             dependencies: [
@@ -88,13 +88,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
-            // The Swift runtime, Foundation and its ICU linked into the binary (only the parts
-            // it uses), in every build, so the tests run what ships: the agent maps no
-            // libswiftCore, libFoundation or lib_FoundationICU (30 MB of ICU data) and needs
-            // no Swift runtime on the Pi. Issue 15: RSS 36-40 MB -> see docs/raspberry-pi.md
-            // § Footprint; AgentFootprintTests checks the shared libraries it needs.
-            // (Compiled with it too: this module's objects then name the static libraries
-            // Foundation needs, CoreFoundation and _FoundationICU, for the linker.)
+            // The Swift runtime and FoundationEssentials linked into the binary (only the parts
+            // it uses), in every build, so the tests run what ships and the Pi needs no Swift
+            // runtime. No Foundation and no ICU at all: no file of ours imports more than
+            // FoundationEssentials (issue 15; AgentFootprintTests checks the binary's bytes and
+            // its shared libraries; docs/raspberry-pi.md § Footprint).
             swiftSettings: [.unsafeFlags(["-static-stdlib"])],
             linkerSettings: [.unsafeFlags(["-static-stdlib"])]
         ),
