@@ -329,9 +329,10 @@ private func reactorThreadMain(_ argument: UnsafeMutableRawPointer?) -> UnsafeMu
     return nil
 }
 
-/// Names the calling thread as `pthread_setname_np` does for itself (Swift's Glibc module does
-/// not export it): the kernel's `comm`, at most 15 bytes. Best effort, like any thread name.
-private func setCurrentThreadName(_ name: String) {
+/// Names the calling thread (what `top -H` and `ps -L` show) as `pthread_setname_np` does for
+/// itself (Swift's Glibc module does not export it): the kernel's `comm`, at most 15 bytes. Best
+/// effort, like any thread name. The reactors' threads and the metrics server's use it.
+public func setCurrentThreadName(_ name: String) {
     let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
     guard fd >= 0 else { return }
     defer { close(fd) }

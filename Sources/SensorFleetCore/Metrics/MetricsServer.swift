@@ -111,7 +111,7 @@ public final class MetricsServer: Sendable {
             var thread = pthread_t()
             let created = pthread_create(&thread, &attributes, { argument in
                 let server = Unmanaged<MetricsServer>.fromOpaque(argument!).takeRetainedValue()
-                MetricsServer.nameThread("metrics")
+                setCurrentThreadName("metrics")
                 server.serve()
                 return nil
             }, server)
@@ -121,15 +121,6 @@ public final class MetricsServer: Sendable {
             }
             state.thread = thread
         }
-    }
-
-    /// Names the calling thread (what `top -H` and `ps -L` show) through /proc, as the kernel
-    /// offers it: `pthread_setname_np` is a GNU extension that Glibc's Swift module leaves out.
-    static func nameThread(_ name: String) {
-        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        _ = name.withCString { write(fd, $0, strlen($0)) }
-        close(fd)
     }
 
     /// Stops the thread and closes every connection; returns once it has ended.
