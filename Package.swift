@@ -48,6 +48,9 @@ let package = Package(
         .target(name: "CSocketpairGuard", linkerSettings: [.linkedLibrary("dl")]),
         // epoll and eventfd behind a few plain C functions, for the reactor.
         .target(name: "CEpoll"),
+        // posix_spawn's close-from action (children inherit no device socket): command sensors
+        // and the tests' child processes.
+        .target(name: "CSpawn"),
         // The only Swift code that imports the C modules: the reactor and the MQTT client.
         .target(
             name: "MosquittoKit",
@@ -60,13 +63,15 @@ let package = Package(
             ]
         ),
         // Specs, validation, sensors, devices, supervisor, fleet, reports. No C here but libyaml
-        // (read in Config/YAML only) and SQLite (State/SQLiteDatabase.swift only).
+        // (read in Config/YAML only), SQLite (State/SQLiteDatabase.swift only) and CSpawn
+        // (Sensors/SpawnActions.swift only).
         .target(
             name: "SensorFleetCore",
             dependencies: [
                 "MosquittoKit",
                 "CSQLite",
                 "CYAML",
+                "CSpawn",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -168,6 +168,9 @@ public final class MQTTClient: ReactorSource {
         }
         let callErrno = CMosquitto_errno()
         inLoop = false
+        // libmosquitto opens the socket without close-on-exec: a process we spawn later must
+        // not inherit it (SpawnActions closes what a spawn of ours would; this covers others).
+        if mosquitto_socket(handle) >= 0 { _ = fcntl(mosquitto_socket(handle), F_SETFD, FD_CLOEXEC) }
         if rc == Int32(MOSQ_ERR_ERRNO.rawValue), let bind = options.bindAddress,
            [EADDRNOTAVAIL, EINVAL, EAFNOSUPPORT].contains(callErrno) {
             // bind() failed before any packet left: the source address, not the broker, is wrong.

@@ -1,4 +1,5 @@
 import Foundation
+import SensorFleetCore
 
 /// A child process started with posix_spawn, its output sent to a file. Foundation's Process
 /// hung in waitUntilExit here (Linux, from a test's deinit), so tests use this instead.
@@ -17,6 +18,10 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of the test process: a broker restarted while devices reconnect would
+        // otherwise hold their sockets (see SpawnActions).
+        let closing = SpawnActions.closeInherited(&actions)
+        guard closing == 0 else { throw TestFailure("cannot start \(path): \(String(cString: strerror(closing)))") }
         // The test runner's threads block signals (dispatch does), and a child inherits that
         // mask: without this, SIGTERM would never reach it. Empty mask, default handlers.
         var attributes = posix_spawnattr_t()

@@ -115,6 +115,13 @@ enum ProcessRunner {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // No device socket (or any other descriptor of ours) in the command.
+        let closing = SpawnActions.closeInherited(&actions)
+        guard closing == 0 else {
+            close(pipeFDs[0])
+            close(pipeFDs[1])
+            return .failure(SensorReadError("cannot start: \(String(cString: strerror(closing)))"))
+        }
         var cArgs: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for arg in cArgs { free(arg) } }
         var pid: pid_t = 0
