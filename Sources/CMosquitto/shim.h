@@ -272,4 +272,66 @@ static inline void CMosquitto_SSL_CTX_refuse_passphrase(SSL_CTX *ctx) {
     SSL_CTX_set_default_passwd_cb(ctx, CMosquitto_no_passphrase);
 }
 
+
+// One shared SSL_CTX per trust store and TLS settings, the device's identity set on each
+// connection (TLSContext.swift, TLSSharedContext.swift).
+
+// Reads a device identity once: the leaf and any intermediates from cert_path (PEM, leaf first:
+// what SSL_CTX_use_certificate_chain_file reads) and the private key from key_path, never asking
+// for a passphrase. Returns 0 (*chain is NULL when the file holds the leaf only), 1 when the
+// certificate file cannot be read, 2 the key file; the OpenSSL error queue says why.
+static inline int CMosquitto_read_identity(const char *cert_path, const char *key_path,
+                                           X509 **leaf, STACK_OF(X509) **chain, EVP_PKEY **key) {
+    *leaf = NULL; *chain = NULL; *key = NULL;
+    BIO *in = BIO_new_file(cert_path, "r");
+    if (in == NULL) return 1;
+    X509 *x = PEM_read_bio_X509_AUX(in, NULL, CMosquitto_no_passphrase, NULL);
+    if (x == NULL) { BIO_free(in); return 1; }
+    STACK_OF(X509) *rest = sk_X509_new_null();
+    if (rest == NULL) { X509_free(x); BIO_free(in); return 1; }
+    for (;;) {
+        X509 *ca = PEM_read_bio_X509(in, NULL, CMosquitto_no_passphrase, NULL);
+        if (ca == NULL) break;
+        if (!sk_X509_push(rest, ca)) { X509_free(ca); break; }
+    }
+    BIO_free(in);
+    // The loop ends at the end of the file (no start line left) or on a damaged certificate.
+    unsigned long err = ERR_peek_last_error();
+    if (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE) {
+        ERR_clear_error();
+    } else {
+        sk_X509_pop_free(rest, X509_free);
+        X509_free(x);
+        return 1;
+    }
+    in = BIO_new_file(key_path, "r");
+    EVP_PKEY *k = in == NULL ? NULL : PEM_read_bio_PrivateKey(in, NULL, CMosquitto_no_passphrase, NULL);
+    if (in != NULL) BIO_free(in);
+    if (k == NULL) { sk_X509_pop_free(rest, X509_free); X509_free(x); return 2; }
+    if (sk_X509_num(rest) == 0) { sk_X509_free(rest); rest = NULL; }
+    *leaf = x; *chain = rest; *key = k;
+    return 0;
+}
+static inline void CMosquitto_free_chain(STACK_OF(X509) *chain) {
+    if (chain != NULL) sk_X509_pop_free(chain, X509_free);
+}
+// Checks once, at load time, what SSL_use_cert_and_key checks on each connection (the key type
+// is usable, the certificates pass the context's security level, key and certificate match), on
+// a throw-away SSL of the shared context. 1 usable, 0 not (the error queue says why).
+static inline int CMosquitto_check_identity(SSL_CTX *ctx, X509 *leaf, EVP_PKEY *key, STACK_OF(X509) *chain) {
+    SSL *ssl = SSL_new(ctx);
+    if (ssl == NULL) return 0;
+    int ok = SSL_use_cert_and_key(ssl, leaf, key, chain, 1);
+    SSL_free(ssl);
+    return ok == 1;
+}
+// Client-side session cache: hand each new session to the new-session callback and keep none in
+// the context (each device keeps its own; a shared store would mix identities).
+static inline void CMosquitto_SSL_CTX_client_sessions(SSL_CTX *ctx) {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+}
+static inline int CMosquitto_SSL_ex_index(CRYPTO_EX_free *release) {
+    return SSL_get_ex_new_index(0, NULL, NULL, NULL, release);
+}
+
 #endif
