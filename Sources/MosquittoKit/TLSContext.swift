@@ -40,8 +40,13 @@ public final class TLSContext: @unchecked Sendable {
     ///   - certFile: the device certificate (PEM, chain allowed).
     ///   - keyFile: its private key (PEM). Never logged.
     ///   - settings: how to check the broker.
-    public init(trust: TrustStore, certFile: String, keyFile: String, settings: TLSSettings) throws(MosquittoError) {
-        let shared = try TLSSharedContext.shared(trust: trust, settings: settings)
+    public convenience init(trust: TrustStore, certFile: String, keyFile: String, settings: TLSSettings) throws(MosquittoError) {
+        try self.init(trust: trust, certFile: certFile, keyFile: keyFile, settings: settings, resume: TLSContext.resumeSessions)
+    }
+
+    /// - Parameter resume: keep and offer sessions (default: on unless SENSORFLEET_TLS_RESUME=0).
+    init(trust: TrustStore, certFile: String, keyFile: String, settings: TLSSettings, resume: Bool) throws(MosquittoError) {
+        let shared = try TLSSharedContext.shared(trust: trust, settings: settings, resume: resume)
         let tlsCode = Int32(MOSQ_ERR_TLS.rawValue)
         var leaf: OpaquePointer?, chain: OpaquePointer?, key: OpaquePointer?
         switch CMosquitto_read_identity(certFile, keyFile, &leaf, &chain, &key) {
@@ -99,7 +104,7 @@ public final class TLSContext: @unchecked Sendable {
 
     /// The session to offer on the next connect, if resumption is on and it is still usable.
     func sessionToOffer() -> OpaquePointer? {
-        guard TLSContext.resumeSessions, let session, SSL_SESSION_is_resumable(session) == 1 else { return nil }
+        guard shared.resume, let session, SSL_SESSION_is_resumable(session) == 1 else { return nil }
         return session
     }
 

@@ -22,6 +22,8 @@ final class TLSSharedContext: @unchecked Sendable {
     let trust: TrustStore
     /// SNI to send when we connect to an address rather than the name (nil: leave libmosquitto's).
     let sni: UnsafeMutablePointer<CChar>?
+    /// Connections keep their sessions for the next connect (client session cache on).
+    let resume: Bool
 
     struct Key: Hashable {
         let trust: ObjectIdentifier
@@ -29,6 +31,7 @@ final class TLSSharedContext: @unchecked Sendable {
         let requireTLS13: Bool
         let alpn: String?
         let verifyHostname: Bool
+        let resume: Bool
     }
 
     private struct WeakEntry { weak var context: TLSSharedContext? }
@@ -36,19 +39,19 @@ final class TLSSharedContext: @unchecked Sendable {
     private static let cache = Mutex<[Key: WeakEntry]>([:])
 
     /// The context for `trust` and `settings`, made on first use.
-    static func shared(trust: TrustStore, settings: TLSSettings) throws(MosquittoError) -> TLSSharedContext {
+    static func shared(trust: TrustStore, settings: TLSSettings, resume: Bool) throws(MosquittoError) -> TLSSharedContext {
         let key = Key(trust: ObjectIdentifier(trust), serverName: settings.serverName, requireTLS13: settings.requireTLS13,
-                      alpn: settings.alpn, verifyHostname: settings.verifyHostname)
+                      alpn: settings.alpn, verifyHostname: settings.verifyHostname, resume: resume)
         return try cache.withLock { (entries: inout [Key: WeakEntry]) throws(MosquittoError) -> TLSSharedContext in
             if let existing = entries[key]?.context { return existing }
-            let made = try TLSSharedContext(trust: trust, settings: settings)
+            let made = try TLSSharedContext(trust: trust, settings: settings, resume: resume)
             entries = entries.filter { $0.value.context != nil }
             entries[key] = WeakEntry(context: made)
             return made
         }
     }
 
-    private init(trust: TrustStore, settings: TLSSettings) throws(MosquittoError) {
+    private init(trust: TrustStore, settings: TLSSettings, resume: Bool) throws(MosquittoError) {
         MosquittoLibrary.initialize()
         let tlsCode = Int32(MOSQ_ERR_TLS.rawValue)
         guard let ctx = SSL_CTX_new(TLS_client_method()) else {
@@ -56,6 +59,7 @@ final class TLSSharedContext: @unchecked Sendable {
         }
         self.ctx = ctx
         self.trust = trust
+        self.resume = resume
         let isIP = IPAddress.isLiteral(settings.serverName)
         sni = isIP ? nil : strdup(settings.serverName)
 
@@ -70,7 +74,7 @@ final class TLSSharedContext: @unchecked Sendable {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tlsVerifyCallback)
         SSL_CTX_set_info_callback(ctx, tlsInfoCallback)
         SSL_CTX_set_cert_cb(ctx, tlsCertCallback, nil)
-        if TLSContext.resumeSessions {
+        if resume {
             CMosquitto_SSL_CTX_client_sessions(ctx)
             SSL_CTX_sess_set_new_cb(ctx, tlsNewSessionCallback)
         }
