@@ -330,6 +330,11 @@ static inline int CMosquitto_check_identity(SSL_CTX *ctx, X509 *leaf, EVP_PKEY *
 static inline void CMosquitto_SSL_CTX_client_sessions(SSL_CTX *ctx) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 }
+// Says in the OpenSSL error queue (libmosquitto logs it with the failed handshake) that a
+// connection had no device identity attached: a bug, refused rather than sent without a certificate.
+static inline void CMosquitto_raise_no_identity(void) {
+    ERR_raise_data(ERR_LIB_USER, ERR_R_INTERNAL_ERROR, "sensorfleet: no device identity attached to this TLS connection");
+}
 static inline int CMosquitto_SSL_ex_index(CRYPTO_EX_free *release) {
     return SSL_get_ex_new_index(0, NULL, NULL, NULL, release);
 }

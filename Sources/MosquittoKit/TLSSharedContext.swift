@@ -172,7 +172,10 @@ private let tlsInfoCallback: @convention(c) (OpaquePointer?, Int32, Int32) -> Vo
 /// Answers the broker's CertificateRequest with this connection's device identity; none
 /// attached: the handshake fails here instead of going on without a certificate.
 private let tlsCertCallback: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?) -> Int32 = { ssl, _ in
-    guard let ssl, let attached = identity(of: ssl) else { return 0 }
+    guard let ssl, let attached = identity(of: ssl) else {
+        CMosquitto_raise_no_identity()
+        return 0
+    }
     return SSL_use_cert_and_key(ssl, attached.leaf, attached.key, attached.chain, 1) == 1 ? 1 : 0
 }
 
@@ -182,7 +185,10 @@ private let tlsVerifyCallback: @convention(c) (Int32, OpaquePointer?) -> Int32 =
     guard let storeCtx,
           let sslRaw = X509_STORE_CTX_get_ex_data(storeCtx, SSL_get_ex_data_X509_STORE_CTX_idx()),
           let attached = identity(of: OpaquePointer(sslRaw))
-    else { return 0 }
+    else {
+        CMosquitto_raise_no_identity()
+        return 0
+    }
     guard preverify == 0 else { return preverify }
     let err = X509_STORE_CTX_get_error(storeCtx)
     let depth = X509_STORE_CTX_get_error_depth(storeCtx)
