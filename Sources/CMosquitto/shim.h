@@ -11,6 +11,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <openssl/pem.h>
+#include <openssl/ec.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <netdb.h>
@@ -276,6 +278,66 @@ static inline void CMosquitto_SSL_CTX_refuse_passphrase(SSL_CTX *ctx) {
 // One shared SSL_CTX per trust store and TLS settings, the device's identity set on each
 // connection (TLSContext.swift, TLSSharedContext.swift).
 
+// OpenSSL 3.0's generic key decoder (PEM_read_bio_PrivateKey: every decoder is tried) costs about
+// 0.5 ms of CPU per P-256 key here, the EC decoder alone about 0.05 ms: 10,000 devices start
+// 4.5 CPU-s sooner. An unencrypted EC key (PKCS#8 "PRIVATE KEY", or "EC PRIVATE KEY", named
+// curve) is read that way; NULL for anything else, or anything it cannot read, which the caller
+// then reads the generic way (same errors as before). The EC_KEY calls are deprecated in 3.0,
+// not removed; a legacy key is exported to the provider once, on first use.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static inline EVP_PKEY *CMosquitto_read_ec_key(const char *key_path) {
+    BIO *in = BIO_new_file(key_path, "r");
+    if (in == NULL) return NULL;
+    char *name = NULL, *header = NULL;
+    unsigned char *data = NULL;
+    long len = 0;
+    int read = PEM_read_bio(in, &name, &header, &data, &len);
+    BIO_free(in);
+    if (read != 1) { ERR_clear_error(); return NULL; }
+    EC_KEY *ec = NULL;
+    if (header != NULL && header[0] == 0 && strcmp(name, "PRIVATE KEY") == 0) {
+        const unsigned char *p = data;
+        PKCS8_PRIV_KEY_INFO *info = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, len);
+        const ASN1_OBJECT *algorithm = NULL;
+        const unsigned char *inner = NULL;
+        int inner_len = 0;
+        const X509_ALGOR *alg = NULL;
+        if (info != NULL && PKCS8_pkey_get0(&algorithm, &inner, &inner_len, &alg, info) == 1
+            && OBJ_obj2nid(algorithm) == NID_X9_62_id_ecPublicKey) {
+            int ptype = 0;
+            const void *pval = NULL;
+            X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+            if (ptype == V_ASN1_OBJECT) {
+                ec = EC_KEY_new_by_curve_name(OBJ_obj2nid((const ASN1_OBJECT *)pval));
+                if (ec != NULL && d2i_ECPrivateKey(&ec, &inner, inner_len) == NULL) { EC_KEY_free(ec); ec = NULL; }
+            }
+        }
+        PKCS8_PRIV_KEY_INFO_free(info);
+    } else if (header != NULL && header[0] == 0 && strcmp(name, "EC PRIVATE KEY") == 0) {
+        const unsigned char *p = data;
+        ec = d2i_ECPrivateKey(NULL, &p, len);
+        // Named curves only (explicit parameters: the generic way decides).
+        if (ec != NULL && (EC_KEY_get0_group(ec) == NULL || EC_GROUP_get_curve_name(EC_KEY_get0_group(ec)) == NID_undef)) {
+            EC_KEY_free(ec);
+            ec = NULL;
+        }
+    }
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(data);
+    EVP_PKEY *key = NULL;
+    if (ec != NULL && EC_KEY_get0_private_key(ec) != NULL && EC_KEY_get0_public_key(ec) != NULL) {
+        key = EVP_PKEY_new();
+        if (key != NULL && EVP_PKEY_assign_EC_KEY(key, ec) != 1) { EVP_PKEY_free(key); key = NULL; }
+        if (key != NULL) ec = NULL;
+    }
+    EC_KEY_free(ec);
+    ERR_clear_error();
+    return key;
+}
+#pragma GCC diagnostic pop
+
 // Reads a device identity once: the leaf and any intermediates from cert_path (PEM, leaf first:
 // what SSL_CTX_use_certificate_chain_file reads) and the private key from key_path, never asking
 // for a passphrase. Returns 0 (*chain is NULL when the file holds the leaf only), 1 when the
@@ -304,9 +366,12 @@ static inline int CMosquitto_read_identity(const char *cert_path, const char *ke
         X509_free(x);
         return 1;
     }
-    in = BIO_new_file(key_path, "r");
-    EVP_PKEY *k = in == NULL ? NULL : PEM_read_bio_PrivateKey(in, NULL, CMosquitto_no_passphrase, NULL);
-    if (in != NULL) BIO_free(in);
+    EVP_PKEY *k = CMosquitto_read_ec_key(key_path);
+    if (k == NULL) {
+        in = BIO_new_file(key_path, "r");
+        k = in == NULL ? NULL : PEM_read_bio_PrivateKey(in, NULL, CMosquitto_no_passphrase, NULL);
+        if (in != NULL) BIO_free(in);
+    }
     if (k == NULL) { sk_X509_pop_free(rest, X509_free); X509_free(x); return 2; }
     if (sk_X509_num(rest) == 0) { sk_X509_free(rest); rest = NULL; }
     *leaf = x; *chain = rest; *key = k;

@@ -226,4 +226,44 @@ struct TLSSharedContextTests {
         #expect(log.contains("as c (p2, c1, k10, u'dev-2')"), "\(log.suffix(1500))")
         await clients.stop()
     }
+
+    /// Runs `openssl` with `arguments` in the fleet's folder; true when it exits 0.
+    func openssl(_ fleet: TestFleet, _ arguments: [String]) throws -> Bool {
+        try ChildProcess("/usr/bin/openssl", arguments, output: "\(fleet.path)/openssl-\(UUID().uuidString.prefix(6)).out").wait(timeout: 30) == 0
+    }
+
+    @Test("a device key in any form connects as that device: PKCS#8 and traditional EC, EC with explicit parameters, RSA")
+    func keyFormsLoad() async throws {
+        let fleet = try TestFleet(devices: ["dev-1"])
+        defer { fleet.tearDown() }
+        let dir = "\(fleet.path)/dev-1"
+        #expect(try openssl(fleet, ["ec", "-in", "\(dir)/key.pem", "-out", "\(dir)/key-traditional.pem"]))
+        #expect(try openssl(fleet, ["ec", "-in", "\(dir)/key.pem", "-param_enc", "explicit", "-out", "\(dir)/key-explicit.pem"]))
+        // An RSA identity for dev-1 from the fleet's CA.
+        #expect(try openssl(fleet, ["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(dir)/rsa.key", "-subj", "/CN=dev-1",
+                                    "-out", "\(dir)/rsa.csr"]))
+        #expect(try openssl(fleet, ["x509", "-req", "-in", "\(dir)/rsa.csr", "-CA", fleet.caFile, "-CAkey", "\(fleet.path)/ca.key",
+                                    "-CAcreateserial", "-days", "1", "-out", "\(dir)/rsa.pem"]))
+        let clients = try await TLSClients(fleet: fleet)
+        let forms = [("pkcs8", "cert.pem", "key.pem"), ("traditional", "cert.pem", "key-traditional.pem"),
+                     ("explicit", "cert.pem", "key-explicit.pem"), ("rsa", "rsa.pem", "rsa.key")]
+        for (name, cert, key) in forms {
+            let tls = try TLSContext(trust: clients.trust, certFile: "\(dir)/\(cert)", keyFile: "\(dir)/\(key)",
+                                     settings: TLSSettings(serverName: "localhost"))
+            try await clients.add(name, tls: tls)
+        }
+        let names = forms.map(\.0)
+        await clients.connect(names)
+        #expect(await clients.waitConnected(names))
+        let log = fleet.broker.log()
+        for name in names { #expect(log.contains("as \(name) (p2, c1, k10, u'dev-1')"), "\(log.suffix(1500))") }
+        // Another device's key with dev-1's certificate is refused at load, as before.
+        let other = try TestFleet(devices: ["dev-2"], startBroker: false)
+        defer { other.tearDown() }
+        #expect(throws: MosquittoError.self) {
+            _ = try TLSContext(trust: clients.trust, certFile: "\(dir)/cert.pem", keyFile: "\(other.path)/dev-2/key.pem",
+                               settings: TLSSettings(serverName: "localhost"))
+        }
+        await clients.stop()
+    }
 }
