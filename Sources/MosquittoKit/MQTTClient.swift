@@ -146,6 +146,8 @@ public final class MQTTClient: ReactorSource {
         mosquitto_log_callback_set(handle, onLog)
         let rc: Int32
         inLoop = true
+        // The SSL libmosquitto makes inside this call takes this device's identity (TLSSharedContext.swift).
+        TLSContext.connecting(options.tls)
         // connect_bind_async = set host, then libmosquitto's reconnect on the same handle, which
         // keeps (and re-sends) the QoS 1 messages it holds.
         if options.useMQTT5, let expiry = options.sessionExpiry, expiry > 0 {
@@ -167,6 +169,7 @@ public final class MQTTClient: ReactorSource {
             rc = mosquitto_connect_bind_async(handle, options.host, Int32(options.port), Int32(options.keepAlive), options.bindAddress)
         }
         let callErrno = CMosquitto_errno()
+        TLSContext.connecting(nil)
         inLoop = false
         // libmosquitto opens the socket without close-on-exec: a process we spawn later must
         // not inherit it (SpawnActions closes what a spawn of ours would; this covers others).

@@ -10,117 +10,111 @@ import Glibc
 import Darwin
 #endif
 
-/// State the OpenSSL callbacks reach through the context's ex-data slot 0.
-final class TLSContextState: @unchecked Sendable {
-    /// SNI to send when we connect to an address rather than the name (nil: leave libmosquitto's).
-    let sni: UnsafeMutablePointer<CChar>?
-    /// The last certificate-verification failure seen by this context (reactor thread only).
-    var lastVerifyError: String?
-
-    init(sni: String?) {
-        self.sni = sni.map { strdup($0) }
-    }
-
-    deinit { free(sni) }
-}
-
-/// One device's TLS identity: an OpenSSL `SSL_CTX` built once with its certificate and key and
-/// the shared trust store, handed to libmosquitto with `MOSQ_OPT_SSL_CTX` so reconnects do not
-/// rebuild it or re-read files. We check the broker's name ourselves: libmosquitto's own check
-/// does not run on a context it did not build (../shared/LIBMOSQUITTO.md).
+/// One device's TLS identity: its certificate (with any intermediates) and private key, read
+/// and checked once, and a reference to the `SSL_CTX` shared by every device with the same trust
+/// store and settings (`TLSSharedContext`), which libmosquitto gets with `MOSQ_OPT_SSL_CTX`.
+/// Each connection takes this identity in the context's certificate callback (see
+/// TLSSharedContext.swift for how a connection finds its device). We check the broker's name
+/// ourselves: libmosquitto's own check does not run on a context it did not build
+/// (../shared/LIBMOSQUITTO.md). It also keeps the device's last TLS session, offered on the next
+/// connect (resumption: no certificate exchange, a fraction of the CPU); never shared with
+/// another identity. Used on its client's reactor thread only.
 public final class TLSContext: @unchecked Sendable {
-    let ctx: OpaquePointer
-    let state: TLSContextState
+    let shared: TLSSharedContext
+    /// The `SSL_CTX` to hand to libmosquitto (shared).
+    var ctx: OpaquePointer { shared.ctx }
+    /// X509 *, EVP_PKEY *, STACK_OF(X509) * (nil: the leaf only).
+    let leaf: OpaquePointer
+    let key: OpaquePointer
+    let chain: OpaquePointer?
+    /// The last certificate-verification failure seen on this identity's connections.
+    var lastVerifyError: String?
+    /// The last session of a verified connection (owned: one reference).
+    private var session: OpaquePointer?
+    /// Handshakes finished on this identity's connections, full and resumed.
+    public private(set) var fullHandshakes = 0
+    public private(set) var resumedHandshakes = 0
 
     /// - Parameters:
     ///   - trust: the CA store shared by the fleet.
     ///   - certFile: the device certificate (PEM, chain allowed).
     ///   - keyFile: its private key (PEM). Never logged.
     ///   - settings: how to check the broker.
-    public init(trust: TrustStore, certFile: String, keyFile: String, settings: TLSSettings) throws(MosquittoError) {
-        MosquittoLibrary.initialize()
-        let tlsCode = Int32(MOSQ_ERR_TLS.rawValue)
-        guard let ctx = SSL_CTX_new(TLS_client_method()) else {
-            throw MosquittoError(code: Int32(MOSQ_ERR_NOMEM.rawValue), detail: OpenSSLErrors.drain())
-        }
-        let isIP = IPAddress.isLiteral(settings.serverName)
-        let state = TLSContextState(sni: isIP ? nil : settings.serverName)
-        self.ctx = ctx
-        self.state = state
-        SSL_CTX_set_ex_data(ctx, 0, Unmanaged.passUnretained(state).toOpaque())
+    public convenience init(trust: TrustStore, certFile: String, keyFile: String, settings: TLSSettings) throws(MosquittoError) {
+        try self.init(trust: trust, certFile: certFile, keyFile: keyFile, settings: settings, resume: TLSContext.resumeSessions)
+    }
 
-        let versionOK = settings.requireTLS13 ? CMosquitto_SSL_CTX_set_min_tls13(ctx) : CMosquitto_SSL_CTX_set_min_tls12(ctx)
-        guard versionOK == 1 else { throw MosquittoError(code: tlsCode, detail: "cannot set the lowest TLS version: \(OpenSSLErrors.drain())") }
-        CMosquitto_SSL_CTX_release_buffers(ctx)
-        // Read whole socket buffers, not one record header and body at a time: fewer read()
-        // calls per PUBACK (MQTTClient drains what OpenSSL holds). SENSORFLEET_TLS_READ_AHEAD=0
-        // turns it off, to compare in a benchmark.
-        if TLSContext.readAhead { CMosquitto_SSL_CTX_set_read_ahead(ctx, 1) }
-        SSL_CTX_set1_cert_store(ctx, trust.store)
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tlsVerifyCallback)
-        SSL_CTX_set_info_callback(ctx, tlsInfoCallback)
-        if settings.verifyHostname {
-            let param = SSL_CTX_get0_param(ctx)
-            let ok = isIP ? X509_VERIFY_PARAM_set1_ip_asc(param, settings.serverName)
-                : X509_VERIFY_PARAM_set1_host(param, settings.serverName, 0)
-            guard ok == 1 else {
-                throw MosquittoError(code: tlsCode, detail: "cannot check the broker name \(settings.serverName): \(OpenSSLErrors.drain())")
-            }
+    /// - Parameter resume: keep and offer sessions (default: SENSORFLEET_TLS_RESUME=1).
+    init(trust: TrustStore, certFile: String, keyFile: String, settings: TLSSettings, resume: Bool) throws(MosquittoError) {
+        let shared = try TLSSharedContext.shared(trust: trust, settings: settings, resume: resume)
+        let tlsCode = Int32(MOSQ_ERR_TLS.rawValue)
+        var leaf: OpaquePointer?, chain: OpaquePointer?, key: OpaquePointer?
+        switch CMosquitto_read_identity(certFile, keyFile, &leaf, &chain, &key) {
+        case 0: break
+        case 1: throw MosquittoError(code: tlsCode, detail: "cannot load certificate \(certFile): \(OpenSSLErrors.drain())")
+        default: throw MosquittoError(code: tlsCode, detail: "cannot load private key \(keyFile): \(OpenSSLErrors.drain())")
         }
-        if let alpn = settings.alpn, !alpn.isEmpty {
-            var wire: [UInt8] = [UInt8(truncatingIfNeeded: alpn.utf8.count)]
-            wire.append(contentsOf: alpn.utf8)
-            guard SSL_CTX_set_alpn_protos(ctx, wire, UInt32(wire.count)) == 0 else {
-                throw MosquittoError(code: tlsCode, detail: "cannot set ALPN \(alpn)")
-            }
-        }
-        // An encrypted key must fail, not prompt on the terminal (or hang a service).
-        CMosquitto_SSL_CTX_refuse_passphrase(ctx)
-        // 1 is SSL_FILETYPE_PEM.
-        guard SSL_CTX_use_certificate_chain_file(ctx, certFile) == 1 else {
-            throw MosquittoError(code: tlsCode, detail: "cannot load certificate \(certFile): \(OpenSSLErrors.drain())")
-        }
-        guard SSL_CTX_use_PrivateKey_file(ctx, keyFile, 1) == 1 else {
-            throw MosquittoError(code: tlsCode, detail: "cannot load private key \(keyFile): \(OpenSSLErrors.drain())")
-        }
-        guard SSL_CTX_check_private_key(ctx) == 1 else {
+        guard let leaf, let key else { throw MosquittoError(code: tlsCode, detail: "cannot load certificate \(certFile)") }
+        self.shared = shared
+        self.leaf = leaf
+        self.key = key
+        self.chain = chain
+        guard X509_check_private_key(leaf, key) == 1 else {
             throw MosquittoError(code: tlsCode, detail: "certificate \(certFile) and key \(keyFile) do not match: \(OpenSSLErrors.drain())")
+        }
+        guard CMosquitto_check_identity(shared.ctx, leaf, key, chain) == 1 else {
+            throw MosquittoError(code: tlsCode, detail: "cannot load certificate \(certFile): \(OpenSSLErrors.drain())")
         }
     }
 
-    deinit { SSL_CTX_free(ctx) }
+    deinit {
+        X509_free(leaf)
+        EVP_PKEY_free(key)
+        CMosquitto_free_chain(chain)
+        if let session { SSL_SESSION_free(session) }
+    }
 
     static let readAhead = ProcessInfo.processInfo.environment["SENSORFLEET_TLS_READ_AHEAD"] != "0"
+    /// Offer the last session on reconnect: on with SENSORFLEET_TLS_RESUME=1 (off by default for
+    /// now: StormTests' 2,000-device broker restart, where every offered session is stale, came
+    /// back later with it on in 3 of 4 runs on a loaded machine; see the issue 12 report).
+    static let resumeSessions = ProcessInfo.processInfo.environment["SENSORFLEET_TLS_RESUME"] == "1"
+
+    /// Names the identity of the connection libmosquitto makes in the connect call that follows
+    /// on this thread (nil after the call). See TLSSharedContext.swift.
+    static func connecting(_ identity: TLSContext?) { TLSConnectScope.set(identity) }
 
     /// Takes the last certificate-verification failure recorded by OpenSSL's callback, if any.
     func takeVerifyError() -> String? {
-        defer { state.lastVerifyError = nil }
-        return state.lastVerifyError
+        defer { lastVerifyError = nil }
+        return lastVerifyError
     }
-}
 
-/// Records why OpenSSL rejected the broker's certificate, so the error can say it.
-private let tlsVerifyCallback: @convention(c) (Int32, OpaquePointer?) -> Int32 = { preverify, storeCtx in
-    guard preverify == 0, let storeCtx else { return preverify }
-    let err = X509_STORE_CTX_get_error(storeCtx)
-    let depth = X509_STORE_CTX_get_error_depth(storeCtx)
-    guard let sslRaw = X509_STORE_CTX_get_ex_data(storeCtx, SSL_get_ex_data_X509_STORE_CTX_idx()),
-          let sslCtx = SSL_get_SSL_CTX(OpaquePointer(sslRaw)),
-          let raw = SSL_CTX_get_ex_data(sslCtx, 0)
-    else { return preverify }
-    let state = Unmanaged<TLSContextState>.fromOpaque(raw).takeUnretainedValue()
-    let reason = String(cString: X509_verify_cert_error_string(Int(err)))
-    state.lastVerifyError = "broker certificate rejected: \(reason) (at depth \(depth) of its chain)"
-    return preverify
-}
+    /// True when the last handshake on this identity resumed a session.
+    public private(set) var lastHandshakeResumed = false
 
-/// Sends the broker's host name as SNI when we connect to its resolved address.
-private let tlsInfoCallback: @convention(c) (OpaquePointer?, Int32, Int32) -> Void = { ssl, location, _ in
-    guard location & SSL_CB_HANDSHAKE_START != 0, let ssl,
-          let sslCtx = SSL_get_SSL_CTX(ssl), let raw = SSL_CTX_get_ex_data(sslCtx, 0)
-    else { return }
-    let state = Unmanaged<TLSContextState>.fromOpaque(raw).takeUnretainedValue()
-    if let sni = state.sni { _ = CMosquitto_SSL_set_sni(ssl, sni) }
+    func noteHandshake(resumed: Bool) {
+        lastHandshakeResumed = resumed
+        if resumed { resumedHandshakes += 1 } else { fullHandshakes += 1 }
+    }
+
+    /// Takes over `session` (a reference the caller gives up), dropping the one kept before.
+    func keep(session new: OpaquePointer) {
+        if let session { SSL_SESSION_free(session) }
+        session = new
+    }
+
+    /// The session to offer on the next connect, if resumption is on and it is still usable.
+    func sessionToOffer() -> OpaquePointer? {
+        guard shared.resume, let session, SSL_SESSION_is_resumable(session) == 1 else { return nil }
+        return session
+    }
+
+    /// Forgets the kept session: the next connect makes a full handshake.
+    public func forgetSession() {
+        if let session { SSL_SESSION_free(session) }
+        session = nil
+    }
 }
 
 enum OpenSSLErrors {
