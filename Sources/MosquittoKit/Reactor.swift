@@ -34,9 +34,9 @@ public protocol ReactorSource: AnyObject {
 public final class ReactorTimer {
     public let deadline: MonotonicInstant
     fileprivate var work: (() -> Void)?
-    fileprivate let sequence: UInt64
+    let sequence: UInt64
 
-    fileprivate init(deadline: MonotonicInstant, sequence: UInt64, work: @escaping () -> Void) {
+    init(deadline: MonotonicInstant, sequence: UInt64, work: @escaping () -> Void) {
         self.deadline = deadline
         self.sequence = sequence
         self.work = work
@@ -59,8 +59,9 @@ private struct TimerEntry: Comparable {
 /// descriptors with epoll. It is also a `SerialExecutor`: an actor whose `unownedExecutor` is a
 /// reactor's runs on that thread (jobs come in through the same queue as `execute`), and code
 /// the reactor calls directly (epoll events, timers) enters such an actor with
-/// `assumeIsolated`, which this executor checks. Timers live in one heap per reactor, so 10,000
-/// periodic devices cost no thread and no sleeping task each.
+/// `assumeIsolated`, which this executor checks. Timers live in one timing wheel per reactor
+/// (TimerWheel), so 10,000 periodic devices cost no thread and no sleeping task each, and a
+/// timer costs O(1) to schedule and to fire.
 public final class Reactor: @unchecked Sendable {
     public let name: String
     private let epfd: Int32
@@ -76,8 +77,14 @@ public final class Reactor: @unchecked Sendable {
 
     // Reactor-thread state.
     private var deferred: [() -> Void] = []
+    private var wheel: TimerWheel
+    /// Timers due in the current `runTimers` (collected from the wheel, or scheduled there with a
+    /// deadline already past), run in deadline order, then schedule order. With the wheel off
+    /// (SENSORFLEET_TIMER_WHEEL=0, to compare) every timer waits here, as before the wheel.
     private var timers = Heap<TimerEntry>()
     private var timerSequence: UInt64 = 0
+    /// The `now` of the last `runTimers`: the wheel holds only deadlines after it.
+    private var collectedUpTo = MonotonicInstant.zero
     private var sources: [ReactorSource?] = []
     private var freeSlots: [Int] = []
     private var nextHousekeeping = MonotonicInstant.zero
@@ -88,6 +95,7 @@ public final class Reactor: @unchecked Sendable {
     public init(name: String) throws(MosquittoError) {
         MosquittoLibrary.initialize()
         self.name = name
+        wheel = TimerWheel(now: .now())
         epfd = CEpoll_create()
         wakeFD = CEpoll_eventfd()
         guard epfd >= 0, wakeFD >= 0 else {
@@ -185,7 +193,11 @@ public final class Reactor: @unchecked Sendable {
     public func schedule(at deadline: MonotonicInstant, _ work: @escaping () -> Void) -> ReactorTimer {
         timerSequence &+= 1
         let timer = ReactorTimer(deadline: deadline, sequence: timerSequence, work: work)
-        timers.insert(TimerEntry(timer: timer))
+        if Reactor.useTimerWheel && deadline > collectedUpTo {
+            wheel.insert(timer)
+        } else {
+            timers.insert(TimerEntry(timer: timer))
+        }
         return timer
     }
 
@@ -287,7 +299,14 @@ public final class Reactor: @unchecked Sendable {
         }
     }
 
+    /// Timers in a wheel (SENSORFLEET_TIMER_WHEEL=0 keeps them all in the heap, to compare).
+    static let useTimerWheel = environmentSwitch("SENSORFLEET_TIMER_WHEEL")
+
     private func runTimers(now: MonotonicInstant) {
+        collectedUpTo = max(collectedUpTo, now)
+        if Reactor.useTimerWheel {
+            wheel.collect(now: now) { timers.insert(TimerEntry(timer: $0)) }
+        }
         while let first = timers.min, first.timer.deadline <= now {
             _ = timers.removeMin()
             if let work = first.timer.work {
@@ -303,10 +322,17 @@ public final class Reactor: @unchecked Sendable {
         var deadline = nextHousekeeping
         while let first = timers.min, first.timer.isCancelled { _ = timers.removeMin() }
         if let first = timers.min, first.timer.deadline < deadline { deadline = first.timer.deadline }
+        if Reactor.useTimerWheel, let first = wheel.earliestDeadline(before: deadline) { deadline = first }
         if deadline <= now { return 0 }
         // Round up so a timer is never woken for early and spun on.
         return Int32(min(1000, (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000))
     }
+}
+
+/// An on/off switch from the environment, on unless set to "0" (to compare a change with it off).
+func environmentSwitch(_ name: String) -> Bool {
+    guard let value = getenv(name) else { return true }
+    return String(cString: value) != "0"
 }
 
 // MARK: The reactor's thread
