@@ -33,11 +33,15 @@ public protocol ReactorSource: AnyObject {
 /// A timer scheduled on a reactor. Cancel it from the reactor's thread only.
 public final class ReactorTimer {
     public let deadline: MonotonicInstant
+    /// The reactor may wake for this timer as late as this (`deadline` plus its leeway), so that
+    /// timers due close together fire in one wake-up. It never fires before `deadline`.
+    let latest: MonotonicInstant
     fileprivate var work: (() -> Void)?
     let sequence: UInt64
 
-    init(deadline: MonotonicInstant, sequence: UInt64, work: @escaping () -> Void) {
+    init(deadline: MonotonicInstant, latest: MonotonicInstant? = nil, sequence: UInt64, work: @escaping () -> Void) {
         self.deadline = deadline
+        self.latest = max(deadline, latest ?? deadline)
         self.sequence = sequence
         self.work = work
     }
@@ -189,10 +193,24 @@ public final class Reactor: @unchecked Sendable {
     public func deferToNextTurn(_ work: @escaping () -> Void) { deferred.append(work) }
 
     /// Schedules `work` at a monotonic deadline. Reactor thread only.
+    ///
+    /// It runs at the deadline or up to a leeway of 1/1000 of the delay (at most 10 ms) later:
+    /// the reactor wakes once for timers whose leeways overlap (10,000 devices with a reading
+    /// every 10 s: ~100 wake-ups a second instead of ~1,000). A periodic reading stays on its
+    /// grid (the next deadline follows from the previous one) and is stamped when it is made.
+    /// SENSORFLEET_TIMER_SLACK=0 wakes for every deadline, to compare.
     @discardableResult
     public func schedule(at deadline: MonotonicInstant, _ work: @escaping () -> Void) -> ReactorTimer {
         timerSequence &+= 1
-        let timer = ReactorTimer(deadline: deadline, sequence: timerSequence, work: work)
+        var latest = deadline
+        if Reactor.useTimerSlack {
+            let now = MonotonicInstant.now()
+            if deadline > now {
+                let leeway = min(Reactor.maxTimerSlackNanoseconds, (deadline.nanoseconds - now.nanoseconds) / 1000)
+                latest = MonotonicInstant(nanoseconds: deadline.nanoseconds.addingReportingOverflow(leeway).overflow ? .max : deadline.nanoseconds + leeway)
+            }
+        }
+        let timer = ReactorTimer(deadline: deadline, latest: latest, sequence: timerSequence, work: work)
         if Reactor.useTimerWheel && deadline > collectedUpTo {
             wheel.insert(timer)
         } else {
@@ -301,6 +319,9 @@ public final class Reactor: @unchecked Sendable {
 
     /// Timers in a wheel (SENSORFLEET_TIMER_WHEEL=0 keeps them all in the heap, to compare).
     static let useTimerWheel = environmentSwitch("SENSORFLEET_TIMER_WHEEL")
+    /// Leeway for timers (see `schedule(at:_:)`); needs the wheel.
+    static let useTimerSlack = useTimerWheel && environmentSwitch("SENSORFLEET_TIMER_SLACK")
+    static let maxTimerSlackNanoseconds: UInt64 = 10_000_000
 
     private func runTimers(now: MonotonicInstant) {
         collectedUpTo = max(collectedUpTo, now)
@@ -322,7 +343,7 @@ public final class Reactor: @unchecked Sendable {
         var deadline = nextHousekeeping
         while let first = timers.min, first.timer.isCancelled { _ = timers.removeMin() }
         if let first = timers.min, first.timer.deadline < deadline { deadline = first.timer.deadline }
-        if Reactor.useTimerWheel, let first = wheel.earliestDeadline(before: deadline) { deadline = first }
+        if Reactor.useTimerWheel, let wake = wheel.earliestWake(before: deadline) { deadline = wake }
         if deadline <= now { return 0 }
         // Round up so a timer is never woken for early and spun on.
         return Int32(min(1000, (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000))

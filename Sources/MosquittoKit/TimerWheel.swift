@@ -132,33 +132,35 @@ struct TimerWheel {
         }
     }
 
-    /// The earliest live deadline due before `limit`, if any. Looks at the fine wheel only, up to
-    /// `limit`'s tick: a caller that wakes at least every few seconds (the reactor wakes every
-    /// second for housekeeping) misses nothing, since the fine wheel spans ≥ 3,841 ticks (≈ 4 s).
-    /// Drops the cancelled timers of the slots it looks at.
-    mutating func earliestDeadline(before limit: MonotonicInstant) -> MonotonicInstant? {
+    /// When to wake next for the timers, if before `limit`: the earliest `latest` (deadline
+    /// plus leeway) of the live timers; at that moment every timer due by then fires together.
+    /// Looks at the fine wheel only, up to `limit`: a caller that wakes at least every few
+    /// seconds (the reactor wakes every second for housekeeping) misses nothing, since the fine
+    /// wheel spans ≥ 3,841 ticks (≈ 4 s). Drops the cancelled timers of the slots it looks at.
+    mutating func earliestWake(before limit: MonotonicInstant) -> MonotonicInstant? {
         if fineCount == 0 { return nil }
-        let last = min(TimerWheel.tick(of: limit), cursor + UInt64(TimerWheel.slotCount) - TimerWheel.bucketTicks)
+        var bound = limit
+        var found = false
+        let last = cursor + UInt64(TimerWheel.slotCount) - TimerWheel.bucketTicks
         var tick = cursor
-        while tick <= last {
+        // A slot's timers are due no earlier than the slot's start (but for past deadlines placed
+        // in the cursor's slot), so the scan ends at the first slot starting after `bound`.
+        while tick <= last, tick == cursor || tick << TimerWheel.tickShift < bound.nanoseconds {
             let index = Int(tick & UInt64(TimerWheel.slotMask))
             if !fine[index].isEmpty {
-                var earliest: MonotonicInstant?
                 var cancelled = 0
                 for timer in fine[index] {
                     if timer.isCancelled { cancelled += 1; continue }
-                    if earliest == nil || timer.deadline < earliest! { earliest = timer.deadline }
+                    if timer.latest < bound { bound = timer.latest; found = true }
                 }
                 if cancelled > 0 {
                     fine[index].removeAll { $0.isCancelled }
                     fineCount -= cancelled
                 }
-                if let earliest, earliest < limit { return earliest }
-                if earliest != nil { return nil }
             }
             tick += 1
         }
-        return nil
+        return found ? bound : nil
     }
 }
 

@@ -59,7 +59,7 @@ import Testing
         #expect(wheel.count == 0)
     }
 
-    @Test func theEarliestDeadlineIsExactAndSkipsCancelledTimers() {
+    @Test func theNextWakeIsTheEarliestDeadlineWithoutLeewayAndSkipsCancelledTimers() {
         let start: UInt64 = 77 * ReactorTests.ms + 123
         var wheel = TimerWheel(now: MonotonicInstant(nanoseconds: start))
         let early = ReactorTests.timer(start + 250 * ReactorTests.ms + 17, 1)
@@ -67,12 +67,37 @@ import Testing
         let far = ReactorTests.timer(start + 600_000 * ReactorTests.ms, 3)
         for timer in [later, early, far] { wheel.insert(timer) }
         let limit = MonotonicInstant(nanoseconds: start + 1_000 * ReactorTests.ms)
-        #expect(wheel.earliestDeadline(before: limit) == early.deadline)
+        #expect(wheel.earliestWake(before: limit) == early.deadline)
         early.cancel()
-        #expect(wheel.earliestDeadline(before: limit) == later.deadline)
-        #expect(wheel.earliestDeadline(before: MonotonicInstant(nanoseconds: start + 100 * ReactorTests.ms)) == nil)
+        #expect(wheel.earliestWake(before: limit) == later.deadline)
+        #expect(wheel.earliestWake(before: MonotonicInstant(nanoseconds: start + 100 * ReactorTests.ms)) == nil)
         later.cancel()
-        #expect(wheel.earliestDeadline(before: limit) == nil)
+        #expect(wheel.earliestWake(before: limit) == nil)
+        #expect(wheel.count == 1)
+    }
+
+    @Test func theNextWakeIsTheEarliestLatestMomentSoTimersDueCloseTogetherShareIt() {
+        let start: UInt64 = 500 * ReactorTests.ms
+        var wheel = TimerWheel(now: MonotonicInstant(nanoseconds: start))
+        func timer(_ deadline: UInt64, leeway: UInt64, _ sequence: UInt64) -> ReactorTimer {
+            ReactorTimer(deadline: MonotonicInstant(nanoseconds: start + deadline),
+                         latest: MonotonicInstant(nanoseconds: start + deadline + leeway), sequence: sequence, work: {})
+        }
+        let limit = MonotonicInstant(nanoseconds: start + 1_000 * ReactorTests.ms)
+        let lenient = timer(100 * ReactorTests.ms, leeway: 10 * ReactorTests.ms, 1)
+        wheel.insert(lenient)
+        #expect(wheel.earliestWake(before: limit) == lenient.latest)
+        // A timer without leeway due inside the first one's leeway sets the wake-up.
+        let strict = timer(104 * ReactorTests.ms, leeway: 0, 2)
+        wheel.insert(strict)
+        #expect(wheel.earliestWake(before: limit) == strict.deadline)
+        // One due later, even with a shorter leeway, does not.
+        wheel.insert(timer(120 * ReactorTests.ms, leeway: 1 * ReactorTests.ms, 3))
+        #expect(wheel.earliestWake(before: limit) == strict.deadline)
+        // At that wake-up both due timers fire, the later one not yet.
+        var fired: [UInt64] = []
+        wheel.collect(now: strict.deadline) { fired.append($0.sequence) }
+        #expect(fired.sorted() == [1, 2])
         #expect(wheel.count == 1)
     }
 
