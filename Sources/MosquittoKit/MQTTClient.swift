@@ -478,7 +478,10 @@ public final class MQTTClient: ReactorSource {
             forceClose(rc: MosquittoError.connectTimeoutCode, detail: "nothing within \(options.connectTimeout) s from \(options.host):\(options.port)")
             return
         }
-        if state == .connected, MQTTClient.lazyKeepAlive, !keepAliveMayBeDue() { return }
+        // A socket libmosquitto closed on its own, or output it holds, is still seen to here
+        // (afterOperation), as every second before.
+        if state == .connected, MQTTClient.lazyKeepAlive, mosquitto_socket(handle) >= 0, !mosquitto_want_write(handle),
+           !keepAliveMayBeDue() { return }
         inLoop = true
         let rc = mosquitto_loop_misc(handle)
         inLoop = false
