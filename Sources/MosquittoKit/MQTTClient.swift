@@ -413,6 +413,17 @@ public final class MQTTClient: ReactorSource {
         afterOperation(rc)
     }
 
+    /// A connection that batches writes (a device at ≥ 10 msg/s) writes and reads TLS records
+    /// all the time: it keeps OpenSSL's record buffers (~17 KB each way) instead of freeing
+    /// and allocating them around every record (SSL_MODE_RELEASE_BUFFERS, set on every context
+    /// for the memory of slow devices). SENSORFLEET_KEEP_TLS_BUFFERS=0 releases them, to compare.
+    private func keepTLSBuffers() {
+        guard MQTTClient.keepBuffersWhenBatching, let ssl = mosquitto_ssl_get(handle) else { return }
+        _ = SSL_ctrl(OpaquePointer(ssl), SSL_CTRL_CLEAR_MODE, Int(SSL_MODE_RELEASE_BUFFERS), nil)
+    }
+
+    static let keepBuffersWhenBatching = ProcessInfo.processInfo.environment["SENSORFLEET_KEEP_TLS_BUFFERS"] != "0"
+
     private func markDirty() {
         if !isDirty {
             isDirty = true
@@ -496,9 +507,11 @@ public final class MQTTClient: ReactorSource {
     private func keepAliveMayBeDue() -> Bool {
         // libmosquitto uses the broker's Server Keep Alive (MQTT 5) instead of ours; 0 turns
         // keep-alive off. The shorter of the two that are on is the safe one to assume.
-        let periods = [options.keepAlive, connack.serverKeepAlive ?? 0].filter { $0 > 0 }
-        // None on: libmosquitto's keepalive is 0 and loop_misc does nothing.
-        guard let keepAlive = periods.min() else { return false }
+        // (No array here: this runs for every client every second.)
+        let ours = options.keepAlive, theirs = connack.serverKeepAlive ?? 0
+        let keepAlive = ours > 0 && theirs > 0 ? min(ours, theirs) : max(ours, theirs)
+        // Neither on: libmosquitto's keepalive is 0 and loop_misc does nothing.
+        if keepAlive <= 0 { return false }
         return MQTTClient.keepAliveSeconds() + 1 >= min(keepAliveInFloor, keepAliveOutFloor) + keepAlive
     }
 
@@ -626,6 +639,7 @@ public final class MQTTClient: ReactorSource {
             if options.batchWrites, MQTTClient.writeBatching, CMosquitto_install_write_buffer(mosquitto_ssl_get(handle)) == 1 {
                 batching = true
                 markDirty()
+                keepTLSBuffers()
             }
             // No read() that can only return EAGAIN at the end of each readable event (see the
             // filter in CMosquitto/shim.h). SENSORFLEET_READ_FILTER=0 turns it off, to compare.
