@@ -37,6 +37,10 @@ struct TimerWheel {
     private var fineCount = 0
     private var coarseCount = 0
     var count: Int { fineCount + coarseCount + far.count }
+    /// No live timer's `latest` is before this (nil: not known): `earliestWake` answers from it
+    /// without scanning. Lowered by `insert`, dropped once reached; a timer cancelled or fired
+    /// since only makes it early, which costs one wake-up that finds nothing, never a late one.
+    private var wakeFloor: MonotonicInstant?
     /// Reused by `collect` so that draining a slot allocates nothing.
     private var scratch: [ReactorTimer] = []
 
@@ -50,7 +54,10 @@ struct TimerWheel {
 
     private var cursorBucket: UInt64 { cursor >> TimerWheel.bucketShift }
 
-    mutating func insert(_ timer: ReactorTimer) { place(timer) }
+    mutating func insert(_ timer: ReactorTimer) {
+        if let floor = wakeFloor, timer.latest < floor { wakeFloor = timer.latest }
+        place(timer)
+    }
 
     /// Puts a timer where its deadline belongs relative to the cursor (a deadline already past
     /// goes in the cursor's slot, collected next time).
@@ -72,6 +79,7 @@ struct TimerWheel {
     /// order), drops cancelled ones it meets, and moves the cursor to `now`'s tick.
     mutating func collect(now: MonotonicInstant, _ due: (ReactorTimer) -> Void) {
         let nowTick = TimerWheel.tick(of: now)
+        if let floor = wakeFloor, floor <= now { wakeFloor = nil }
         while true {
             drainSlot(Int(cursor & UInt64(TimerWheel.slotMask)), now: now, due)
             if cursor >= nowTick { break }
@@ -138,6 +146,7 @@ struct TimerWheel {
     /// seconds (the reactor wakes every second for housekeeping) misses nothing, since the fine
     /// wheel spans ≥ 3,841 ticks (≈ 4 s). Drops the cancelled timers of the slots it looks at.
     mutating func earliestWake(before limit: MonotonicInstant) -> MonotonicInstant? {
+        if let floor = wakeFloor { return floor < limit ? floor : nil }
         if fineCount == 0 { return nil }
         var bound = limit
         var found = false
@@ -160,6 +169,8 @@ struct TimerWheel {
             }
             tick += 1
         }
+        // Nothing before `bound`, up to where the scan went (the fine wheel's end, at the latest).
+        wakeFloor = min(bound, MonotonicInstant(nanoseconds: tick << TimerWheel.tickShift))
         return found ? bound : nil
     }
 }

@@ -59,7 +59,7 @@ import Testing
         #expect(wheel.count == 0)
     }
 
-    @Test func theNextWakeIsTheEarliestDeadlineWithoutLeewayAndSkipsCancelledTimers() {
+    @Test func theNextWakeIsTheEarliestDeadlineAndACancelledTimerCostsAtMostOneEarlyWake() {
         let start: UInt64 = 77 * ReactorTests.ms + 123
         var wheel = TimerWheel(now: MonotonicInstant(nanoseconds: start))
         let early = ReactorTests.timer(start + 250 * ReactorTests.ms + 17, 1)
@@ -68,10 +68,18 @@ import Testing
         for timer in [later, early, far] { wheel.insert(timer) }
         let limit = MonotonicInstant(nanoseconds: start + 1_000 * ReactorTests.ms)
         #expect(wheel.earliestWake(before: limit) == early.deadline)
+        // A cancelled timer may still set one wake-up (early, never late); the collect at that
+        // wake-up finds nothing to run, and the next answer is exact again.
         early.cancel()
+        #expect(wheel.earliestWake(before: limit)! <= later.deadline)
+        var fired = 0
+        wheel.collect(now: early.deadline) { _ in fired += 1 }
+        #expect(fired == 0)
         #expect(wheel.earliestWake(before: limit) == later.deadline)
         #expect(wheel.earliestWake(before: MonotonicInstant(nanoseconds: start + 100 * ReactorTests.ms)) == nil)
         later.cancel()
+        wheel.collect(now: later.deadline) { _ in fired += 1 }
+        #expect(fired == 0)
         #expect(wheel.earliestWake(before: limit) == nil)
         #expect(wheel.count == 1)
     }
