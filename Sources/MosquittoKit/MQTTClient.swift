@@ -416,13 +416,15 @@ public final class MQTTClient: ReactorSource {
     /// A connection that batches writes (a device at ≥ 10 msg/s) writes and reads TLS records
     /// all the time: it keeps OpenSSL's record buffers (~17 KB each way) instead of freeing
     /// and allocating them around every record (SSL_MODE_RELEASE_BUFFERS, set on every context
-    /// for the memory of slow devices). SENSORFLEET_KEEP_TLS_BUFFERS=0 releases them, to compare.
+    /// for the memory of slow devices). Opt-in, SENSORFLEET_KEEP_TLS_BUFFERS=1: in four
+    /// alternating runs of S1/S2 it was no clear gain (S2 0.66 vs 0.88 CPU-s/100k, S1 1.94 vs
+    /// 1.76: medians with and without, on a loaded machine), for ~1 MB more at 100 devices.
     private func keepTLSBuffers() {
         guard MQTTClient.keepBuffersWhenBatching, let ssl = mosquitto_ssl_get(handle) else { return }
         _ = SSL_ctrl(OpaquePointer(ssl), SSL_CTRL_CLEAR_MODE, Int(SSL_MODE_RELEASE_BUFFERS), nil)
     }
 
-    static let keepBuffersWhenBatching = ProcessInfo.processInfo.environment["SENSORFLEET_KEEP_TLS_BUFFERS"] != "0"
+    static let keepBuffersWhenBatching = ProcessInfo.processInfo.environment["SENSORFLEET_KEEP_TLS_BUFFERS"] == "1"
 
     private func markDirty() {
         if !isDirty {
