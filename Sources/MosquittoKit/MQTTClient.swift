@@ -39,6 +39,14 @@ public final class MQTTClient: ReactorSource {
     /// The read filter (CMosquitto_install_read_filter) is in front of the socket on this connection.
     private var readFilter = false
     private var isDirty = false
+    /// Keep-alive bookkeeping (see `reactorHousekeeping`), in whole seconds of libmosquitto's
+    /// clock: lower bounds of its `last_msg_in` and of its `next_msg_out − keepalive`, the last
+    /// publish (message id, second of the call) and how many callbacks have come.
+    private var keepAliveInFloor = 0
+    private var keepAliveOutFloor = 0
+    private var lastPublishMid: Int32 = 0
+    private var lastPublishSecond = 0
+    private var callbacksSeen: UInt32 = 0
     private var earlyCompletions: [(Int32, Int32)] = []
     private var destroyed = false
     /// For the diagnosis of a close (MosquittoError.Context): the TLS handshake of this attempt
@@ -129,6 +137,8 @@ public final class MQTTClient: ReactorSource {
         precondition(state == .idle && !destroyed, "connect() while \(state)")
         state = .connecting
         connectStartedAt = MonotonicInstant.now()
+        keepAliveInFloor = MQTTClient.keepAliveSeconds()
+        keepAliveOutFloor = keepAliveInFloor
         closeRC = nil
         refusal = nil
         lastLog = nil
@@ -186,9 +196,11 @@ public final class MQTTClient: ReactorSource {
     public func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool = false) -> Result<Int32, MosquittoError> {
         notePublish(topic)
         var mid: Int32 = 0
+        let second = MQTTClient.keepAliveSeconds()
         inPublish = true
         let rc = mosquitto_publish(handle, &mid, topic, Int32(payload.count), payload.baseAddress, Int32(qos), retain)
         inPublish = false
+        notePublishCall(mid: mid, second: second, rc: rc)
         deliverEarlyCompletions()
         if batching { markDirty() }
         if !inLoop { updateInterest() }
@@ -227,8 +239,10 @@ public final class MQTTClient: ReactorSource {
         var mid: Int32 = 0
         inPublish = true
         let sendTopic: String? = useAlias && aliasedTopic == topic ? nil : topic
+        let second = MQTTClient.keepAliveSeconds()
         let rc = mosquitto_publish_v5(handle, &mid, sendTopic, Int32(payload.count), payload.baseAddress, Int32(qos), retain, list)
         inPublish = false
+        notePublishCall(mid: mid, second: second, rc: rc)
         if rc == Int32(MOSQ_ERR_SUCCESS.rawValue), useAlias { aliasedTopic = topic }
         deliverEarlyCompletions()
         if batching { markDirty() }
@@ -263,6 +277,8 @@ public final class MQTTClient: ReactorSource {
     /// knows its id: hand the completions over after the call returns.
     private func deliverEarlyCompletions() {
         guard !earlyCompletions.isEmpty else { return }
+        // Written during the publish call: libmosquitto's next_msg_out moved past its start.
+        keepAliveOutFloor = max(keepAliveOutFloor, lastPublishSecond)
         let completions = earlyCompletions
         earlyCompletions.removeAll()
         reactor.deferToNextTurn { [weak self] in
@@ -403,6 +419,19 @@ public final class MQTTClient: ReactorSource {
         afterOperation(rc)
     }
 
+    /// A connection that batches writes (a device at ≥ 10 msg/s) writes and reads TLS records
+    /// all the time: it keeps OpenSSL's record buffers (~17 KB each way) instead of freeing
+    /// and allocating them around every record (SSL_MODE_RELEASE_BUFFERS, set on every context
+    /// for the memory of slow devices). Opt-in, SENSORFLEET_KEEP_TLS_BUFFERS=1: in four
+    /// alternating runs of S1/S2 it was no clear gain (S2 0.66 vs 0.88 CPU-s/100k, S1 1.94 vs
+    /// 1.76: medians with and without, on a loaded machine), for ~1 MB more at 100 devices.
+    private func keepTLSBuffers() {
+        guard MQTTClient.keepBuffersWhenBatching, let ssl = mosquitto_ssl_get(handle) else { return }
+        _ = SSL_ctrl(OpaquePointer(ssl), SSL_CTRL_CLEAR_MODE, Int(SSL_MODE_RELEASE_BUFFERS), nil)
+    }
+
+    static let keepBuffersWhenBatching = ProcessInfo.processInfo.environment["SENSORFLEET_KEEP_TLS_BUFFERS"] == "1"
+
     private func markDirty() {
         if !isDirty {
             isDirty = true
@@ -432,6 +461,13 @@ public final class MQTTClient: ReactorSource {
     /// while `SSL_pending` is non-zero, which does not count records not yet decrypted, and
     /// epoll will not report bytes already taken off the socket: so we ask `SSL_has_pending`.
     private func readAll() -> Int32 {
+        let second = MQTTClient.keepAliveSeconds()
+        let callbacksBefore = callbacksSeen
+        defer {
+            // A callback inside loop_read means a whole packet was read, after which libmosquitto
+            // sets last_msg_in to its clock (≥ the second the read started).
+            if callbacksSeen != callbacksBefore { keepAliveInFloor = max(keepAliveInFloor, second) }
+        }
         var rc = mosquitto_loop_read(handle, 1)
         var rounds = 0
         while rc == Int32(MOSQ_ERR_SUCCESS.rawValue), rounds < 10_000, mosquitto_socket(handle) >= 0,
@@ -442,6 +478,18 @@ public final class MQTTClient: ReactorSource {
         return rc
     }
 
+    /// About once a second: the connect time-out, and libmosquitto's keep-alive (`loop_misc`).
+    ///
+    /// `loop_misc` only acts (sends PINGREQ, or drops a connection whose PINGRESP is overdue)
+    /// once `now ≥ next_msg_out` or `now − last_msg_in ≥ keepalive`, whole seconds of its clock
+    /// (CLOCK_BOOTTIME), and both timestamps only grow. A connected client knows lower bounds of
+    /// both — the connect call sets them; a callback during loop_read proves a packet read; the
+    /// completion of its last publish proves that packet written after its call — and skips
+    /// `loop_misc` while neither can be due by the next housekeeping: a device that publishes
+    /// at QoS 1 more often than its keep-alive never needs it (10,000 of them made 10,000
+    /// calls a second). A PINGRESP has no callback, so an otherwise silent client is called
+    /// every second once its keep-alive could be due, as before. SENSORFLEET_LAZY_KEEPALIVE=0
+    /// calls it for every client every second, to compare.
     public func reactorHousekeeping(now: MonotonicInstant) {
         guard registered, !destroyed else { return }
         if state == .connecting, now.duration(since: connectStartedAt) > Duration.saturating(seconds: options.connectTimeout) {
@@ -449,11 +497,48 @@ public final class MQTTClient: ReactorSource {
             forceClose(rc: MosquittoError.connectTimeoutCode, detail: "nothing within \(options.connectTimeout) s from \(options.host):\(options.port)")
             return
         }
+        // A socket libmosquitto closed on its own, or output it holds, is still seen to here
+        // (afterOperation), as every second before.
+        if state == .connected, MQTTClient.lazyKeepAlive, mosquitto_socket(handle) >= 0, !mosquitto_want_write(handle),
+           !keepAliveMayBeDue() { return }
         inLoop = true
         let rc = mosquitto_loop_misc(handle)
         inLoop = false
         if batching { markDirty() }
         afterOperation(rc)
+    }
+
+    static let lazyKeepAlive = ProcessInfo.processInfo.environment["SENSORFLEET_LAZY_KEEPALIVE"] != "0"
+
+    /// Whether `loop_misc` could act before the housekeeping after this one (one second of
+    /// margin: our second may end before libmosquitto reads its clock).
+    private func keepAliveMayBeDue() -> Bool {
+        // libmosquitto uses the broker's Server Keep Alive (MQTT 5) instead of ours; 0 turns
+        // keep-alive off. The shorter of the two that are on is the safe one to assume.
+        // (No array here: this runs for every client every second.)
+        let ours = options.keepAlive, theirs = connack.serverKeepAlive ?? 0
+        let keepAlive = ours > 0 && theirs > 0 ? min(ours, theirs) : max(ours, theirs)
+        // Neither on: libmosquitto's keepalive is 0 and loop_misc does nothing.
+        if keepAlive <= 0 { return false }
+        return MQTTClient.keepAliveSeconds() + 1 >= min(keepAliveInFloor, keepAliveOutFloor) + keepAlive
+    }
+
+    /// A publish call started at `second` returned `mid`: its completion proves it written after.
+    private func notePublishCall(mid: Int32, second: Int, rc: Int32) {
+        guard rc == Int32(MOSQ_ERR_SUCCESS.rawValue) else { return }
+        lastPublishMid = mid
+        lastPublishSecond = second
+    }
+
+    /// Whole seconds of CLOCK_BOOTTIME, the clock of libmosquitto's keep-alive (mosquitto_time).
+    static func keepAliveSeconds() -> Int {
+        var ts = timespec()
+        #if os(Linux)
+        clock_gettime(CLOCK_BOOTTIME, &ts)
+        #else
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        #endif
+        return Int(ts.tv_sec)
     }
 
     private func forceClose(rc: Int32, detail: String? = nil) {
@@ -555,12 +640,14 @@ public final class MQTTClient: ReactorSource {
     // MARK: Callbacks from libmosquitto (on this reactor's thread, inside a loop call)
 
     fileprivate func didConnect(rc: Int32, flags: Int32, properties: OpaquePointer?) {
+        callbacksSeen &+= 1
         if rc == 0 {
             if let properties { readConnack(properties) }
             state = .connected
             if options.batchWrites, MQTTClient.writeBatching, CMosquitto_install_write_buffer(mosquitto_ssl_get(handle)) == 1 {
                 batching = true
                 markDirty()
+                keepTLSBuffers()
             }
             // No read() that can only return EAGAIN at the end of each readable event (see the
             // filter in CMosquitto/shim.h). SENSORFLEET_READ_FILTER=0 turns it off, to compare.
@@ -605,6 +692,8 @@ public final class MQTTClient: ReactorSource {
     }
 
     fileprivate func didPublish(mid: Int32, reason: Int32) {
+        callbacksSeen &+= 1
+        if mid == lastPublishMid { keepAliveOutFloor = max(keepAliveOutFloor, lastPublishSecond) }
         if inPublish {
             earlyCompletions.append((mid, reason))
             return
@@ -613,6 +702,7 @@ public final class MQTTClient: ReactorSource {
     }
 
     fileprivate func didReceive(_ message: UnsafePointer<mosquitto_message>, properties: OpaquePointer?) {
+        callbacksSeen &+= 1
         let topic = String(cString: message.pointee.topic)
         let raw = UnsafeRawBufferPointer(start: message.pointee.payload, count: Int(message.pointee.payloadlen))
         var responseTopic: String?
@@ -634,6 +724,7 @@ public final class MQTTClient: ReactorSource {
     }
 
     fileprivate func didSubscribe(mid: Int32, count: Int32, granted: UnsafePointer<Int32>?) {
+        callbacksSeen &+= 1
         let codes = granted.map { pointer in (0..<Int(max(0, count))).map { Int(pointer[$0]) } } ?? []
         delegate?.client(self, didSubscribe: mid, grantedQoS: codes)
     }
