@@ -39,13 +39,8 @@ public final class MQTTClient: ReactorSource {
     /// The read filter (CMosquitto_install_read_filter) is in front of the socket on this connection.
     private var readFilter = false
     private var isDirty = false
-    /// Keep-alive bookkeeping (see `reactorHousekeeping`), in whole seconds of libmosquitto's
-    /// clock: lower bounds of its `last_msg_in` and of its `next_msg_out − keepalive`, the last
-    /// publish (message id, second of the call) and how many callbacks have come.
-    private var keepAliveInFloor = 0
-    private var keepAliveOutFloor = 0
-    private var lastPublishMid: Int32 = 0
-    private var lastPublishSecond = 0
+    /// Keep-alive bookkeeping (see `reactorHousekeeping`), and how many callbacks have come.
+    private var keepAliveFloors = KeepAliveFloors()
     private var callbacksSeen: UInt32 = 0
     private var earlyCompletions: [(Int32, Int32)] = []
     private var destroyed = false
@@ -137,8 +132,7 @@ public final class MQTTClient: ReactorSource {
         precondition(state == .idle && !destroyed, "connect() while \(state)")
         state = .connecting
         connectStartedAt = MonotonicInstant.now()
-        keepAliveInFloor = MQTTClient.keepAliveSeconds()
-        keepAliveOutFloor = keepAliveInFloor
+        keepAliveFloors.connecting()
         closeRC = nil
         refusal = nil
         lastLog = nil
@@ -196,11 +190,11 @@ public final class MQTTClient: ReactorSource {
     public func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool = false) -> Result<Int32, MosquittoError> {
         notePublish(topic)
         var mid: Int32 = 0
-        let second = MQTTClient.keepAliveSeconds()
+        let second = KeepAliveFloors.seconds()
         inPublish = true
         let rc = mosquitto_publish(handle, &mid, topic, Int32(payload.count), payload.baseAddress, Int32(qos), retain)
         inPublish = false
-        notePublishCall(mid: mid, second: second, rc: rc)
+        keepAliveFloors.published(mid: mid, second: second, succeeded: rc == Int32(MOSQ_ERR_SUCCESS.rawValue))
         deliverEarlyCompletions()
         if batching { markDirty() }
         if !inLoop { updateInterest() }
@@ -239,10 +233,10 @@ public final class MQTTClient: ReactorSource {
         var mid: Int32 = 0
         inPublish = true
         let sendTopic: String? = useAlias && aliasedTopic == topic ? nil : topic
-        let second = MQTTClient.keepAliveSeconds()
+        let second = KeepAliveFloors.seconds()
         let rc = mosquitto_publish_v5(handle, &mid, sendTopic, Int32(payload.count), payload.baseAddress, Int32(qos), retain, list)
         inPublish = false
-        notePublishCall(mid: mid, second: second, rc: rc)
+        keepAliveFloors.published(mid: mid, second: second, succeeded: rc == Int32(MOSQ_ERR_SUCCESS.rawValue))
         if rc == Int32(MOSQ_ERR_SUCCESS.rawValue), useAlias { aliasedTopic = topic }
         deliverEarlyCompletions()
         if batching { markDirty() }
@@ -278,7 +272,7 @@ public final class MQTTClient: ReactorSource {
     private func deliverEarlyCompletions() {
         guard !earlyCompletions.isEmpty else { return }
         // Written during the publish call: libmosquitto's next_msg_out moved past its start.
-        keepAliveOutFloor = max(keepAliveOutFloor, lastPublishSecond)
+        keepAliveFloors.lastPublishWritten()
         let completions = earlyCompletions
         earlyCompletions.removeAll()
         reactor.deferToNextTurn { [weak self] in
@@ -461,12 +455,12 @@ public final class MQTTClient: ReactorSource {
     /// while `SSL_pending` is non-zero, which does not count records not yet decrypted, and
     /// epoll will not report bytes already taken off the socket: so we ask `SSL_has_pending`.
     private func readAll() -> Int32 {
-        let second = MQTTClient.keepAliveSeconds()
+        let second = KeepAliveFloors.seconds()
         let callbacksBefore = callbacksSeen
         defer {
             // A callback inside loop_read means a whole packet was read, after which libmosquitto
             // sets last_msg_in to its clock (≥ the second the read started).
-            if callbacksSeen != callbacksBefore { keepAliveInFloor = max(keepAliveInFloor, second) }
+            if callbacksSeen != callbacksBefore { keepAliveFloors.packetRead(since: second) }
         }
         var rc = mosquitto_loop_read(handle, 1)
         var rounds = 0
@@ -510,35 +504,12 @@ public final class MQTTClient: ReactorSource {
 
     static let lazyKeepAlive = ProcessInfo.processInfo.environment["SENSORFLEET_LAZY_KEEPALIVE"] != "0"
 
-    /// Whether `loop_misc` could act before the housekeeping after this one (one second of
-    /// margin: our second may end before libmosquitto reads its clock).
+    /// Whether `loop_misc` could act before the housekeeping after this one.
     private func keepAliveMayBeDue() -> Bool {
         // libmosquitto uses the broker's Server Keep Alive (MQTT 5) instead of ours; 0 turns
         // keep-alive off. The shorter of the two that are on is the safe one to assume.
-        // (No array here: this runs for every client every second.)
         let ours = options.keepAlive, theirs = connack.serverKeepAlive ?? 0
-        let keepAlive = ours > 0 && theirs > 0 ? min(ours, theirs) : max(ours, theirs)
-        // Neither on: libmosquitto's keepalive is 0 and loop_misc does nothing.
-        if keepAlive <= 0 { return false }
-        return MQTTClient.keepAliveSeconds() + 1 >= min(keepAliveInFloor, keepAliveOutFloor) + keepAlive
-    }
-
-    /// A publish call started at `second` returned `mid`: its completion proves it written after.
-    private func notePublishCall(mid: Int32, second: Int, rc: Int32) {
-        guard rc == Int32(MOSQ_ERR_SUCCESS.rawValue) else { return }
-        lastPublishMid = mid
-        lastPublishSecond = second
-    }
-
-    /// Whole seconds of CLOCK_BOOTTIME, the clock of libmosquitto's keep-alive (mosquitto_time).
-    static func keepAliveSeconds() -> Int {
-        var ts = timespec()
-        #if os(Linux)
-        clock_gettime(CLOCK_BOOTTIME, &ts)
-        #else
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        #endif
-        return Int(ts.tv_sec)
+        return keepAliveFloors.mayBeDue(keepAlive: ours > 0 && theirs > 0 ? min(ours, theirs) : max(ours, theirs))
     }
 
     private func forceClose(rc: Int32, detail: String? = nil) {
@@ -693,7 +664,7 @@ public final class MQTTClient: ReactorSource {
 
     fileprivate func didPublish(mid: Int32, reason: Int32) {
         callbacksSeen &+= 1
-        if mid == lastPublishMid { keepAliveOutFloor = max(keepAliveOutFloor, lastPublishSecond) }
+        keepAliveFloors.completed(mid: mid)
         if inPublish {
             earlyCompletions.append((mid, reason))
             return
